@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * BPF ring buffer reader. The ring's pages are mmap'd and walked in TypeScript (the way
+ * cilium/ebpf does it): no native callback per event. It drains on a short timer and on
+ * epoll readiness, at most `maxPerDrain` records at a time so the event loop stays
+ * responsive, and hands out decoded batches through an async iterator.
+ *
+ * Layout (kernel/bpf/ringbuf.c): page 0 holds consumer_pos (we write it), page 1 holds
+ * producer_pos, then the data area is mapped twice back to back so a record that wraps is
+ * still contiguous. Each record: u32 len (bit 31 busy, bit 30 discarded), u32 page offset,
+ * then the sample, padded to 8 bytes.
+ */
+import { TlscopeError } from '../errors.js';
+import { c, errno, viewMemory, pageSize, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, EPOLLIN, EPOLL_CTL_ADD, EPOLL_CLOEXEC, type Ptr } from './native.js';
+import { BPF_MAP_TYPE_RINGBUF, kernelError, type BpfMap } from './object.js';
+
+const BUSY = 0x80000000;
+const DISCARD = 0x40000000;
+const HDR = 8;
+
+/**
+ * Turns one record into a value. `view` is only valid during the call: copy any bytes you
+ * keep (`Uint8Array.prototype.slice`), never keep a subarray of it.
+ */
+export type Decoder<T> = (view: DataView, offset: number, length: number) => T;
+
+export interface RingReaderOptions<T> {
+  decode: Decoder<T>;
+  /** Drain period in ms (default 5). */
+  intervalMs?: number;
+  /** Records per drain at most (default 65536). */
+  maxPerDrain?: number;
+  /** Batches held for a slow consumer before draining pauses and the kernel starts dropping (default 256). */
+  maxQueuedBatches?: number;
+  /** The per-CPU u64 counter the programs bump when bpf_ringbuf_reserve fails (tlscope_lost). */
+  lostCounter?: BpfMap;
+  signal?: AbortSignal;
+}
+
+export interface RingStats {
+  records: number;
+  bytes: number;
+  drains: number;
+  decodeErrors: number;
+}
+
+/** Pure ring walk over mapped memory; separated so unit tests can run it on a synthetic ring. */
+export class RingWalker<T> {
+  private readonly hdr: Int32Array;
+  private readonly view: DataView;
+  private readonly mask: number;
+  private readonly dataBase: number;
+  private readonly producer: BigInt64Array;
+  private readonly consumer: BigInt64Array;
+  private consPos: number;
+  readonly stats: RingStats = { records: 0, bytes: 0, drains: 0, decodeErrors: 0 };
+  lastDecodeError: unknown;
+
+  /**
+   * @param consumerPage the consumer page (consumer_pos at offset 0)
+   * @param producerAndData the producer page followed by the data area mapped twice
+   */
+  constructor(consumerPage: ArrayBuffer, producerAndData: ArrayBuffer, page: number, size: number, private readonly decode: Decoder<T>) {
+    if ((size & (size - 1)) !== 0 || size < page || size > 2 ** 30) throw new TlscopeError('ERR_RINGBUF', `ring size ${size} is not a power of two between a page and 1 GiB`);
+    this.hdr = new Int32Array(producerAndData);
+    this.view = new DataView(producerAndData);
+    this.producer = new BigInt64Array(producerAndData, 0, 1);
+    this.consumer = new BigInt64Array(consumerPage, 0, 1);
+    this.mask = size - 1;
+    this.dataBase = page;
+    this.consPos = Number(Atomics.load(this.consumer, 0));
+  }
+
+  /** Bytes written by the kernel and not yet consumed. */
+  pending(): number {
+    return Number(Atomics.load(this.producer, 0)) - this.consPos;
+  }
+
+  /** Walks up to `max` committed records into `out`; returns how many records it consumed. */
+  drain(out: T[], max: number): number {
+    const prod = Number(Atomics.load(this.producer, 0));
+    let cons = this.consPos;
+    let off = cons % (this.mask + 1);
+    let n = 0;
+    let bytes = 0;
+    while (cons < prod && n < max) {
+      const at = this.dataBase + off;
+      const word = Atomics.load(this.hdr, at >>> 2) >>> 0;
+      if ((word & BUSY) !== 0) break; // reserved but not yet committed: stop here, keep order
+      const len = word & ~(BUSY | DISCARD);
+      const total = (len + HDR + 7) & ~7;
+      if ((word & DISCARD) === 0) {
+        try {
+          out.push(this.decode(this.view, at + HDR, len));
+          n++;
+          bytes += len;
+        } catch (e) {
+          this.stats.decodeErrors++;
+          this.lastDecodeError = e;
+        }
+      }
+      cons += total;
+      off = (off + total) & this.mask;
+    }
+    if (cons !== this.consPos) {
+      this.consPos = cons;
+      Atomics.store(this.consumer, 0, BigInt(cons));
+    }
+    this.stats.records += n;
+    this.stats.bytes += bytes;
+    this.stats.drains++;
+    return n;
+  }
+}
+
+interface Waiter<T> {
+  resolve: (r: IteratorResult<T[]>) => void;
+}
+
+export class RingBufReader<T> implements AsyncIterable<T[]> {
+  readonly map: BpfMap;
+  private readonly walker: RingWalker<T>;
+  private readonly consumerPtr: Ptr;
+  private readonly dataPtr: Ptr;
+  private readonly consumerLen: number;
+  private readonly dataLen: number;
+  private readonly maxPerDrain: number;
+  private readonly maxQueued: number;
+  private readonly lostCounter: BpfMap | undefined;
+  private readonly queue: T[][] = [];
+  private waiter: Waiter<T> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private epfd = -1;
+  private epollPending = false;
+  private epollDone: Promise<void> = Promise.resolve();
+  private readonly epollBuf = Buffer.alloc(12);
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private readonly onAbort = (): void => void this.close();
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(map: BpfMap, opts: RingReaderOptions<T>) {
+    if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new TlscopeError('ERR_RINGBUF', `${map.name} is not a ring buffer map`);
+    this.map = map;
+    this.maxPerDrain = opts.maxPerDrain ?? 65536;
+    this.maxQueued = opts.maxQueuedBatches ?? 256;
+    this.lostCounter = opts.lostCounter;
+    const page = pageSize();
+    const size = map.maxEntries;
+    this.consumerLen = page;
+    this.dataLen = page + 2 * size;
+    const cons = c.mmap(null, page, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0) as Ptr;
+    if (cons === MAP_FAILED) throw kernelError(`mmap consumer page of ${map.name}`, errno());
+    const data = c.mmap(null, this.dataLen, PROT_READ, MAP_SHARED, map.fd, page) as Ptr;
+    if (data === MAP_FAILED) {
+      const e = errno();
+      c.munmap(cons, page);
+      throw kernelError(`mmap data pages of ${map.name}`, e);
+    }
+    this.consumerPtr = cons;
+    this.dataPtr = data;
+    this.walker = new RingWalker(viewMemory(cons, page), viewMemory(data, this.dataLen), page, size, opts.decode);
+
+    this.epfd = c.epoll_create1(EPOLL_CLOEXEC) as number;
+    if (this.epfd >= 0) {
+      const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64: u32 events, u64 data
+      ev.writeUInt32LE(EPOLLIN, 0);
+      if ((c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, map.fd, ev) as number) < 0) {
+        c.close(this.epfd);
+        this.epfd = -1;
+      }
+    }
+    this.timer = setInterval(() => this.pump(), opts.intervalMs ?? 5);
+    this.armEpoll();
+    this.signal = opts.signal;
+    if (opts.signal !== undefined) {
+      if (opts.signal.aborted) queueMicrotask(this.onAbort);
+      else opts.signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+  }
+
+  get stats(): Readonly<RingStats> {
+    return this.walker.stats;
+  }
+
+  get lastDecodeError(): unknown {
+    return this.walker.lastDecodeError;
+  }
+
+  /** Events the kernel could not reserve room for (ring full), summed over CPUs. */
+  lost(): bigint {
+    return this.lostCounter?.sumU64(0) ?? 0n;
+  }
+
+  /** Drains now, synchronously, ignoring the queue limit; returns the records read. */
+  drainNow(max = this.maxPerDrain): T[] {
+    const out: T[] = [];
+    if (this.state !== 'closed') this.walker.drain(out, max);
+    return out;
+  }
+
+  private pump(): void {
+    if (this.state === 'closed') return;
+    if (this.queue.length >= this.maxQueued) return; // slow consumer: let the kernel count drops
+    const out: T[] = [];
+    this.walker.drain(out, this.maxPerDrain);
+    if (out.length > 0) this.deliver(out);
+    this.armEpoll();
+  }
+
+  private deliver(batch: T[]): void {
+    const w = this.waiter;
+    if (w !== undefined) {
+      this.waiter = undefined;
+      w.resolve({ value: batch, done: false });
+    } else {
+      this.queue.push(batch);
+    }
+  }
+
+  private armEpoll(): void {
+    if (this.epfd < 0 || this.epollPending || this.state !== 'open' || this.queue.length >= this.maxQueued) return;
+    if (this.walker.pending() > 0) return; // data waiting: the timer takes it; polling now would spin
+    this.epollPending = true;
+    this.epollDone = new Promise((resolve) => {
+      c.epoll_wait.async(this.epfd, this.epollBuf, 1, 50, (_err: unknown, n: number) => {
+        this.epollPending = false;
+        resolve();
+        if (this.state === 'open') {
+          if (n > 0) this.pump();
+          else this.armEpoll();
+        }
+      });
+    });
+  }
+
+  async next(): Promise<IteratorResult<T[]>> {
+    const q = this.queue.shift();
+    if (q !== undefined) return { value: q, done: false };
+    if (this.state !== 'open') return { value: undefined, done: true };
+    const now = this.drainNow();
+    if (now.length > 0) return { value: now, done: false };
+    return new Promise((resolve) => {
+      this.waiter = { resolve };
+    });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T[]> {
+    return {
+      next: () => this.next(),
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /** Every event, one at a time (flattens the batches). */
+  async *events(): AsyncGenerator<T> {
+    for await (const batch of this) yield* batch;
+  }
+
+  /**
+   * Stops reading. With `drain` (default), what the kernel already committed is read and
+   * queued first, so iteration ends after the last event instead of losing it.
+   */
+  async close(opts: { drain?: boolean } = {}): Promise<void> {
+    if (this.state !== 'open') return this.epollDone;
+    this.state = 'closing';
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.signal?.removeEventListener('abort', this.onAbort);
+    if (opts.drain !== false) {
+      for (;;) {
+        const out: T[] = [];
+        if (this.walker.drain(out, this.maxPerDrain) === 0 && this.walker.pending() === 0) break;
+        if (out.length > 0) this.deliver(out);
+        else break;
+      }
+    }
+    await this.epollDone;
+    this.state = 'closed';
+    if (this.epfd >= 0) c.close(this.epfd);
+    this.epfd = -1;
+    c.munmap(this.dataPtr, this.dataLen);
+    c.munmap(this.consumerPtr, this.consumerLen);
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve({ value: undefined, done: true });
+  }
+}
