@@ -75,6 +75,7 @@ export const c = {
   strerror: libc.func('const char *strerror(int errnum)'),
   vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
   syscall3: libc.func('long syscall(long nr, ...)'),
+  mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, void *data)'),
 };
 
 export const PROT_READ = 1;
@@ -103,7 +104,7 @@ export const bpf = {
   major: bpfFn('uint32_t libbpf_major_version()'),
   minor: bpfFn('uint32_t libbpf_minor_version()'),
   num_possible_cpus: bpfFn('int libbpf_num_possible_cpus()'),
-  strerror: bpfFn('int libbpf_strerror(int err, _Out_ uint8_t *buf, size_t size)'),
+  probe_map_type: bpfFn('int libbpf_probe_bpf_map_type(int type, void *opts)'),
 
   object_open_file: bpfFn('void *bpf_object__open_file(const char *path, void *opts)'),
   object_load: bpfFn('int bpf_object__load(void *obj)'),

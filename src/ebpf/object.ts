@@ -57,16 +57,29 @@ function lastLogLine(log: string): string {
   return lines.at(-1)?.replace(/^libbpf: /, '') ?? '';
 }
 
-/** Picks the line of a verifier log that says why: the last instruction error before the totals. */
+/**
+ * The verifier's reason: the lines after the last instruction it printed (before the
+ * "processed N insns" totals), plus the source line it stopped at when the object has BTF
+ * line info, e.g. "invalid access to map value, value_size=8 off=32 size=8; R0 min value is
+ * outside of the allowed memory range (at selftest.bpf.c:74: return *(v + 4);)".
+ */
 export function summarizeVerifierLog(log: string): string {
   const lines = log.split('\n').map((l) => l.replace(/^libbpf: (prog '[^']*': )?/, '').trim()).filter(Boolean);
   const begin = lines.findIndex((l) => l.includes('BEGIN PROG LOAD LOG'));
   const end = lines.findIndex((l) => l.includes('END PROG LOAD LOG'));
   const body = begin >= 0 && end > begin ? lines.slice(begin + 1, end) : lines;
-  const interesting = body.filter(
-    (l) => !/^(processed \d+ insns|verification time|stack depth|\d+: |;|from \d+ to|mark_precise|last_idx|regs=|parent |func#|propagating|Live regs)/.test(l) && !/^\d+: \(/.test(l),
-  );
-  return interesting.at(-1) ?? body.at(-1) ?? 'the kernel refused the program';
+  const isInsn = (l: string): boolean => /^\d+: \(/.test(l) || /^\d+: R\d/.test(l);
+  let lastInsn = -1;
+  body.forEach((l, i) => {
+    if (isInsn(l)) lastInsn = i;
+  });
+  const totals = body.findIndex((l) => /^processed \d+ insns/.test(l));
+  const reason = body.slice(lastInsn + 1, totals > lastInsn ? totals : undefined).filter((l) => !l.startsWith(';') && !/^(verification time|stack depth)/.test(l));
+  const src = body.slice(0, lastInsn + 1).reverse().find((l) => l.startsWith('; '));
+  const where = src === undefined ? '' : (/^; (.*?) @ (\S+:\d+)$/.exec(src) ?? undefined);
+  const at = where ? ` (at ${where[2]}: ${where[1]})` : '';
+  const text = reason.join('; ') || body.filter((l) => !/^(processed|verification time|stack depth)/.test(l)).at(-1) || 'the kernel refused the program';
+  return `${text}${at}`;
 }
 
 /** Where compiled objects live: dist/bpf/<name>.bpf.o next to the compiled sources. */

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Runs the compiled test suites with node's test runner: unit tests (no privileges) in
+// parallel, then integration tests (root, real kernel and runtimes) one file at a time so
+// they do not compete for the two cores and the shared daemons.
+// usage: node scripts/run-tests.mjs [unit|integration] [name-filter]
+import { readdirSync, statSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const root = new URL('..', import.meta.url).pathname;
+const [which = 'all', filter] = process.argv.slice(2);
+
+function find(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? find(p) : n.endsWith('.test.js') ? [p] : [];
+  }).filter((p) => filter === undefined || p.includes(filter)).sort();
+}
+
+let failed = false;
+const totals = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
+const tapDir = mkdtempSync(join(tmpdir(), 'tlscope-tap-'));
+for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
+  if (which !== 'all' && which !== suite) continue;
+  const files = find(join(root, 'dist', 'test', suite));
+  if (files.length === 0) continue;
+  console.log(`\n# ${suite}: ${files.length} files`);
+  const tap = join(tapDir, `${suite}.tap`);
+  const r = spawnSync(process.execPath, [
+    '--test', `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    ...files,
+  ], { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) failed = true;
+  const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  for (const k of Object.keys(totals)) {
+    const m = new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text);
+    if (m) totals[k] += Number(m[1]);
+  }
+}
+rmSync(tapDir, { recursive: true, force: true });
+// One closing line for the whole run (unit + integration).
+console.log(`\n${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped} skipped`);
+process.exit(failed || totals.pass === 0 ? 1 : 0);

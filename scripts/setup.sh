@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything tlscope needs on Debian/Ubuntu and builds it. Run as root.
+#   scripts/setup.sh          what `tlscope` needs to build and run
+#   scripts/setup.sh --test   plus the real TLS clients/servers, container runtimes and peer
+#                             tools (tcpdump, tshark, bpftrace) the tests and benchmarks use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (it installs packages)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(clang llvm make gcc libc6-dev libbpf1 libbpf-dev libpcap0.8 bpftool ca-certificates)
+if [ "$want_tests" = 1 ]; then
+  pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
+         tcpdump tshark bpftrace libpcap-dev
+         docker.io containerd runc podman containernetworking-plugins busybox-static)
+fi
+# bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
+if ! apt-cache show bpftool >/dev/null 2>&1; then
+  apt-get update -q
+fi
+if ! apt-cache show bpftool >/dev/null 2>&1; then
+  pkgs=("${pkgs[@]/bpftool/linux-tools-common}")
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Node.js ≥ 20: the distribution's package when it is new enough, otherwise the official
+# build published on the npm registry.
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt 20 ]; then
+  command -v npm >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends nodejs npm
+  if [ "$(node_major)" -lt 20 ]; then
+    npm install -g --no-audit --no-fund node@20
+    hash -r
+  fi
+fi
+echo "setup: node $(node --version), $(clang --version | head -n1)"
+
+npm ci --no-audit --no-fund
+npm run build
+echo "setup: done; try: ./tlscope doctor"

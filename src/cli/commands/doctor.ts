@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+/** `tlscope doctor`: what works on this host, probed for real, and what each gadget can do. */
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { probeAll, hasCaps, type FeatureResult } from '../../ebpf/features.js';
+import { bpf, c, libbpfUnavailable } from '../../ebpf/native.js';
+import { gadgetCatalog } from '../../gadgets/catalog.js';
+import { TlscopeError } from '../../errors.js';
+import { helpText, parse, str, type OptionSpecs } from '../args.js';
+import type { CommandContext } from '../context.js';
+
+const options: OptionSpecs = {
+  output: { type: 'string', short: 'o', arg: 'FORMAT', description: 'columns (default), json or jsonpretty' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+export const help = helpText(
+  'tlscope doctor [-o json]',
+  'Probe this host: privileges, libbpf, and each kernel feature tlscope may use (each one loaded\nand attached for real), then say which gadgets can run here and why not.',
+  options,
+  'Exit status: 0 when at least one gadget can run, 1 when none can (not root, no BPF).',
+);
+
+interface GadgetStatus {
+  gadget: string;
+  status: 'ready' | 'unavailable' | 'not built yet';
+  detail: string;
+}
+
+interface Report {
+  host: { kernel: string; libbpf: string; privileges: string; privileged: boolean };
+  features: FeatureResult[];
+  gadgets: GadgetStatus[];
+}
+
+function kernelName(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  } catch {
+    return release();
+  }
+}
+
+export function buildReport(): Report {
+  const libbpfMissing = libbpfUnavailable();
+  const libbpf = libbpfMissing ?? `libbpf.so.1 ${bpf.major() as number}.${bpf.minor() as number}`;
+  const root = c.geteuid() === 0;
+  const privileged = root || hasCaps();
+  const features = privileged && libbpfMissing === undefined ? probeAll() : [];
+  const byName = new Map(features.map((f) => [f.feature, f]));
+  const gadgets: GadgetStatus[] = gadgetCatalog.map((g) => {
+    const missing = g.requires.filter((group) => !group.some((f) => byName.get(f)?.supported));
+    if (!privileged || libbpfMissing !== undefined) return { gadget: g.gadget, status: 'unavailable', detail: privileged ? libbpf : 'needs root' };
+    if (missing.length > 0) {
+      const why = missing.map((group) => group.map((f) => { const r = byName.get(f); return `${r?.title ?? f}: ${r?.reason ?? 'not probed'}`; }).join('; and ')).join('; ');
+      return { gadget: g.gadget, status: 'unavailable', detail: why };
+    }
+    return { gadget: g.gadget, status: g.implemented ? 'ready' : 'not built yet', detail: g.what };
+  });
+  return {
+    host: { kernel: kernelName(), libbpf, privileges: root ? 'root' : privileged ? 'capabilities' : 'unprivileged', privileged },
+    features,
+    gadgets,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+}
+
+export async function run(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values } = parse(argv, options, false);
+  if (values.help) {
+    ctx.out.write(help);
+    return 0;
+  }
+  const fmt = str(values, 'output') ?? 'columns';
+  if (!['columns', 'json', 'jsonpretty'].includes(fmt)) throw new TlscopeError('ERR_USAGE', `unknown output format "${fmt}"`, { exitCode: 2, hint: 'use columns, json or jsonpretty' });
+  const r = buildReport();
+  const usable = r.gadgets.some((g) => g.status === 'ready' || g.status === 'not built yet');
+  if (fmt !== 'columns') {
+    ctx.out.write(`${JSON.stringify(r, null, fmt === 'jsonpretty' ? 2 : undefined)}\n`);
+  } else {
+    const rows = [['CHECK', 'STATUS', 'DETAIL']];
+    rows.push(['kernel', 'ok', r.host.kernel]);
+    rows.push(['libbpf', r.host.libbpf.startsWith('libbpf.so.1') ? 'ok' : 'missing', r.host.libbpf]);
+    rows.push(['privileges', r.host.privileged ? 'ok' : 'missing', r.host.privileged ? r.host.privileges : 'run as root (or with CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN)']);
+    for (const f of r.features) rows.push([`feature: ${f.title}`, f.supported ? 'ok' : 'unavailable', f.supported ? `since Linux ${f.since}` : (f.reason ?? '')]);
+    for (const g of r.gadgets) rows.push([`gadget: ${g.gadget}`, g.status, g.detail]);
+    ctx.out.write(`${table(rows)}\n`);
+  }
+  if (!usable) {
+    ctx.err.write(`tlscope: nothing can run on this host: ${r.host.privileged ? r.host.libbpf : 'not root'}\n`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * One declaration per field drives columns (header, width, alignment), JSON (the dotted name
+ * becomes nesting: `proc.comm` → {"proc":{"comm":…}}) and `--filter`.
+ */
+import { UsageError } from '../errors.js';
+
+export type FieldValue = string | number | bigint | boolean | undefined;
+
+export interface Field<E> {
+  /** JSON name, dotted for nesting; Inspektor Gadget's name where the concept is shared. */
+  name: string;
+  /** Column header. */
+  column: string;
+  /** Column width in characters; longer values are cut with an ellipsis (except the last column). */
+  width: number;
+  align?: 'left' | 'right';
+  description: string;
+  /** Shown without --fields. */
+  visible: boolean;
+  get(e: E): FieldValue;
+}
+
+/** Looks a field up by JSON name, column header or the last part of its name (case-insensitive). */
+export function findField<E>(fields: readonly Field<E>[], key: string): Field<E> | undefined {
+  const k = key.toLowerCase();
+  return (
+    fields.find((f) => f.name.toLowerCase() === k) ??
+    fields.find((f) => f.column.toLowerCase() === k) ??
+    fields.find((f) => f.name.split('.').at(-1)?.toLowerCase() === k)
+  );
+}
+
+/** Resolves `--fields a,b,c` (or the default visible set) to field declarations. */
+export function selectFields<E>(fields: readonly Field<E>[], spec: string | undefined, defaults?: (f: Field<E>) => boolean): Field<E>[] {
+  if (spec === undefined || spec === '') return fields.filter(defaults ?? ((f) => f.visible));
+  const names = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  return names.map((n) => {
+    const f = findField(fields, n);
+    if (f === undefined) throw new UsageError(`unknown field "${n}"`, `known fields: ${fields.map((x) => x.name).join(', ')}`);
+    return f;
+  });
+}
+
+export function formatValue(v: FieldValue): string {
+  if (v === undefined) return '';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  return String(v);
+}

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+/** What each gadget needs from the kernel, for `tlscope doctor` and for clear refusals. */
+import type { FeatureName } from '../ebpf/features.js';
+
+export interface GadgetRequirement {
+  gadget: string;
+  what: string;
+  /** Every group must have at least one supported feature. */
+  requires: FeatureName[][];
+  /** false while the gadget is not part of this build yet. */
+  implemented: boolean;
+}
+
+export const gadgetCatalog: GadgetRequirement[] = [
+  { gadget: 'trace sni', what: 'TLS server names asked for, by process, container and pod', requires: [['ringbuf'], ['socket_filter'], ['tracepoint']], implemented: false },
+  { gadget: 'trace tls: OpenSSL, GnuTLS, node', what: 'TLS plaintext through library uprobes', requires: [['ringbuf'], ['uprobe']], implemented: false },
+  { gadget: 'trace tls: Go crypto/tls', what: 'TLS plaintext of Go programs (uprobes on each RET)', requires: [['ringbuf'], ['uprobe']], implemented: false },
+  { gadget: 'trace tls: kTLS', what: 'kernel TLS plaintext (tls_sw_sendmsg/tls_sw_recvmsg)', requires: [['ringbuf'], ['ktls'], ['fentry', 'kprobe']], implemented: false },
+  { gadget: 'capture', what: 'tcpdump-style capture inside a container network namespace', requires: [['socket_filter']], implemented: false },
+];
