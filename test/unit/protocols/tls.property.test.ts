@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { isGrease, parseClientHello } from '../../../src/protocols/tls.js';
+import { helloSpecArb } from './arbitraries.js';
 import {
   buildClientHello,
   buildCorruptedClientHello,
@@ -19,40 +20,6 @@ import {
 
 /** FC_RUNS=20000 for a deep run; the default keeps the suite fast. */
 const RUNS = Number(process.env.FC_RUNS ?? 300);
-
-const printableChar = fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c));
-export const hostNameArb = fc.string({ unit: printableChar, minLength: 1, maxLength: 255 });
-const alpnArb = fc.array(fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 30 }), { maxLength: 6 });
-const versionsArb = fc.subarray([0x0304, 0x0303, 0x0302, 0x0301], { minLength: 0 });
-const recordsArb = fc.oneof(
-  fc.constant(undefined),
-  fc.integer({ min: 1, max: 40 }),
-  fc.array(fc.integer({ min: 1, max: 600 }), { minLength: 1, maxLength: 8 }),
-);
-
-export const helloSpecArb: fc.Arbitrary<ClientHelloSpec> = fc
-  .record({
-    seed: fc.integer({ min: 1, max: 0x7fffffff }),
-    serverName: fc.option(hostNameArb, { nil: undefined }),
-    alpn: alpnArb,
-    supportedVersions: versionsArb,
-    grease: fc.boolean(),
-    postQuantum: fc.boolean(),
-    extensionOrder: fc.constantFrom('as-built' as const, 'shuffle' as const),
-    echPayloadLength: fc.option(fc.integer({ min: 1, max: 300 }), { nil: undefined }),
-    padding: fc.option(fc.integer({ min: 0, max: 2000 }), { nil: undefined }),
-    records: recordsArb,
-    sessionIdLength: fc.integer({ min: 0, max: 32 }),
-  })
-  .map(({ serverName, echPayloadLength, padding, records, ...always }) => {
-    const spec: ClientHelloSpec = { ...always };
-    if (serverName !== undefined) spec.serverName = serverName;
-    if (echPayloadLength !== undefined) spec.echPayloadLength = echPayloadLength;
-    if (records !== undefined) spec.records = records;
-    // Pad relative to the unpadded size, so any amount of padding is possible.
-    if (padding !== undefined) spec.paddedLength = buildClientHello(spec).handshake.length + 4 + padding;
-    return spec;
-  });
 
 function expectedHighest(spec: ClientHelloSpec): number {
   const versions = spec.supportedVersions ?? [0x0304, 0x0303];
