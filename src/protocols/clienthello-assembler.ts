@@ -30,7 +30,8 @@
  * A flow that produced its hello, or was dropped, stays as a small tombstone (until evicted,
  * expired or `forget`) so late duplicates are recognised instead of reported again.
  */
-import { isTlsHandshakeStart, parseClientHello, type ClientHello } from './tls.js';
+import { Buffer } from 'node:buffer';
+import { isTlsHandshakeStart, parseClientHello, type ClientHello, type ClientHelloParseResult } from './tls.js';
 
 export interface ClientHelloAssemblerOptions {
   /** Milliseconds, any monotonic origin; read once per call. */
@@ -130,6 +131,8 @@ const EMPTY = new Uint8Array(0);
 
 export class ClientHelloAssembler<K = string> {
   private readonly flows = new Map<K, Flow>();
+  /** Prefix buffers of finished flows, reused: most flows need one 2 KiB buffer for a moment. */
+  private readonly pool = new BufferPool();
   private readonly limits: Required<Omit<ClientHelloAssemblerOptions, 'now'>>;
   private readonly now: () => number;
   readonly stats: AssemblerStats = {
@@ -181,31 +184,35 @@ export class ClientHelloAssembler<K = string> {
     if (payload.length === 0) return PENDING;
     const segmentSeq = seq >>> 0;
     return this.guarded(state, () => {
-      if (!state.startGiven && this.isEarlierStartCandidate(state, segmentSeq, payload)) this.anchor(state, segmentSeq);
+      const startParse = state.startGiven ? undefined : this.earlierStartCandidate(state, segmentSeq, payload);
+      if (startParse !== undefined) this.anchor(state, segmentSeq);
       if (state.start === undefined) {
         this.hold(state, segmentSeq, payload, 'no-handshake-start');
         return PENDING;
       }
-      return this.settle(state, this.place(state, segmentSeq, payload));
+      const grew = this.place(state, segmentSeq, payload);
+      // When the prefix is exactly this segment, it was parsed already as a start candidate.
+      const known = startParse !== undefined && state.held.length === 0 && state.prefixLength === payload.length ? startParse : undefined;
+      return this.settle(state, grew, known);
     });
   }
 
   /**
-   * A segment that begins a ClientHello, before the current inferred start (if any). One that
-   * begins like a record but does not parse as the start of a hello is not an anchor (it may lie
-   * inside the hello); it is counted, and held like any other segment.
+   * A segment that begins a ClientHello, before the current inferred start (if any): returns
+   * its parse. One that begins like a record but does not parse as the start of a hello is not
+   * an anchor (it may lie inside the hello); it is counted, and held like any other segment.
    */
-  private isEarlierStartCandidate(state: Flow, seq: number, payload: Uint8Array): boolean {
+  private earlierStartCandidate(state: Flow, seq: number, payload: Uint8Array): ClientHelloParseResult | undefined {
     if (state.start !== undefined) {
       const distance = (seq - state.start) | 0;
-      if (distance >= 0 || distance <= -this.limits.maxFlowBytes) return false;
+      if (distance >= 0 || distance <= -this.limits.maxFlowBytes) return undefined;
     }
-    if (!isTlsHandshakeStart(payload)) return false;
-    const prefix = parseClientHello(payload);
-    if (prefix.status !== 'invalid') return true;
+    if (!isTlsHandshakeStart(payload)) return undefined;
+    const parsed = parseClientHello(payload);
+    if (parsed.status !== 'invalid') return parsed;
     this.stats.rejectedStartCandidates++;
-    state.rejectedStart = prefix.reason;
-    return false;
+    state.rejectedStart = parsed.reason;
+    return undefined;
   }
 
   /** (Re)anchors the stream at `seq`; bytes already assembled go back to the held segments. */
@@ -299,11 +306,7 @@ export class ClientHelloAssembler<K = string> {
   private extendPrefix(state: Flow, bytes: Uint8Array, from: number): boolean {
     const to = from + bytes.length;
     const overlapEnd = Math.min(to, state.prefixLength);
-    for (let i = from; i < overlapEnd; i++) {
-      if (state.prefix[i] !== bytes[i - from]) {
-        throw new FlowDrop('inconsistent-retransmission', `stream byte ${i} arrived as 0x${hex(state.prefix[i]!)} and as 0x${hex(bytes[i - from]!)}`);
-      }
-    }
+    if (overlapEnd > from) checkSameBytes(state.prefix.subarray(from, overlapEnd), bytes.subarray(0, overlapEnd - from), from);
     if (to <= state.prefixLength) {
       this.stats.duplicateSegments++;
       return false;
@@ -318,8 +321,9 @@ export class ClientHelloAssembler<K = string> {
     if (length <= state.prefix.length) return;
     let capacity = Math.max(INITIAL_BUFFER, state.prefix.length);
     while (capacity < length) capacity *= 2;
-    const grown = new Uint8Array(Math.min(capacity, this.limits.maxFlowBytes));
+    const grown = this.pool.take(Math.min(capacity, this.limits.maxFlowBytes));
     grown.set(state.prefix.subarray(0, state.prefixLength));
+    this.pool.give(state.prefix);
     state.prefix = grown;
   }
 
@@ -327,7 +331,7 @@ export class ClientHelloAssembler<K = string> {
   private hold(state: Flow, seq: number, bytes: Uint8Array, overflow: AssemblerDropReason): void {
     for (const held of state.held) {
       if (held.seq === seq && held.bytes.length === bytes.length) {
-        if (!sameBytes(held.bytes, bytes)) {
+        if (Buffer.compare(held.bytes, bytes) !== 0) {
           throw new FlowDrop('inconsistent-retransmission', `two different segments at sequence number ${seq}`);
         }
         this.stats.duplicateSegments++;
@@ -344,9 +348,10 @@ export class ClientHelloAssembler<K = string> {
   }
 
   /** Moves held segments that now touch the prefix into it, then parses if anything grew. */
-  private settle(state: Flow, grew: boolean): AssemblerResult {
+  private settle(state: Flow, grew: boolean, knownParse?: ClientHelloParseResult): AssemblerResult {
     const absorbed = this.absorbHeld(state);
-    return grew || absorbed ? this.parsePrefix(state) : PENDING;
+    if (!grew && !absorbed) return PENDING;
+    return this.judge(state, knownParse ?? parseClientHello(state.prefix.subarray(0, state.prefixLength)));
   }
 
   private absorbHeld(state: Flow): boolean {
@@ -369,8 +374,8 @@ export class ClientHelloAssembler<K = string> {
     return grew;
   }
 
-  private parsePrefix(state: Flow): AssemblerResult {
-    const result = parseClientHello(state.prefix.subarray(0, state.prefixLength));
+  /** Turns the parse of the prefix into the flow's outcome. */
+  private judge(state: Flow, result: ClientHelloParseResult): AssemblerResult {
     switch (result.status) {
       case 'ok':
         this.finish(state);
@@ -389,6 +394,7 @@ export class ClientHelloAssembler<K = string> {
   /** Keeps only the tombstone: the buffers go now, not at eviction. */
   private finish(state: Flow): void {
     state.finished = true;
+    this.pool.give(state.prefix);
     state.prefix = EMPTY;
     state.prefixLength = 0;
     state.held = [];
@@ -396,10 +402,29 @@ export class ClientHelloAssembler<K = string> {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** Overlapping copies must agree; `Buffer.compare` is a memcmp, the loop only runs to report. */
+function checkSameBytes(known: Uint8Array, arrived: Uint8Array, streamOffset: number): void {
+  if (Buffer.compare(known, arrived) === 0) return;
+  let i = 0;
+  while (known[i] === arrived[i]) i++;
+  throw new FlowDrop('inconsistent-retransmission', `stream byte ${streamOffset + i} arrived as 0x${hex(known[i]!)} and as 0x${hex(arrived[i]!)}`);
+}
+
+/** A few spare buffers per size; a buffer given back must not be referenced any more. */
+class BufferPool {
+  private static readonly PER_SIZE = 16;
+  private readonly spares = new Map<number, Uint8Array[]>();
+
+  take(size: number): Uint8Array {
+    return this.spares.get(size)?.pop() ?? new Uint8Array(size);
+  }
+
+  give(buffer: Uint8Array): void {
+    if (buffer.length === 0) return;
+    let list = this.spares.get(buffer.length);
+    if (list === undefined) this.spares.set(buffer.length, (list = []));
+    if (list.length < BufferPool.PER_SIZE) list.push(buffer);
+  }
 }
 
 function hex(value: number): string {

@@ -234,8 +234,6 @@ export function parseClientHello(bytes: Uint8Array): ClientHelloParseResult {
     if (stop instanceof Malformed) return invalidResult(stop.reason);
     // A bug, not an input problem; still never let it escape to the caller's event loop.
     return invalidResult(`internal parser error: ${stop instanceof Error ? stop.message : String(stop)}`);
-  } finally {
-    extensionTypesSeen.clear();
   }
 }
 
@@ -261,19 +259,8 @@ function parseFromRecords(bytes: Uint8Array): ClientHelloParseResult {
     // Parse what we have: on a prefix this rejects garbage early, on a whole message it is the parse.
     const reader = new Reader(message, HANDSHAKE_HEADER_LENGTH, message.length);
     try {
-      const body = parseClientHelloBody(reader, declaredLength);
-      if (complete) {
-        return {
-          status: 'ok',
-          hello: {
-            recordVersion: gathered.recordVersion,
-            ...body,
-            recordCount: gathered.recordCount,
-            handshakeLength: declaredLength,
-            streamLength: gathered.streamEnd,
-          },
-        };
-      }
+      const hello = parseClientHelloBody(reader, declaredLength, gathered);
+      if (complete) return { status: 'ok', hello };
     } catch (stop) {
       if (stop !== OUT_OF_DATA) throw stop;
       if (complete) throw new Malformed('internal: complete message ran out of data');
@@ -380,45 +367,52 @@ function readHandshakeHeader(message: Uint8Array): number | undefined {
 
 /**
  * Joins record fragments into one contiguous message. Stays a view of the input while only one
- * fragment was added; copies (once, then amortized) from the second on.
+ * fragment was added; from the second on, copies into a module-wide scratch buffer. Sharing is
+ * safe because parsing is synchronous and nothing in a result points into the message (the
+ * random is copied, names are strings).
  */
 class FragmentJoiner {
+  private static scratch = new Uint8Array(4096);
   private source: Uint8Array | undefined;
   private start = 0;
-  private buffer: Uint8Array | undefined;
+  private joined = false;
   length = 0;
 
   append(bytes: Uint8Array, start: number, end: number): void {
-    if (this.source === undefined && this.buffer === undefined) {
+    if (this.source === undefined && !this.joined) {
       this.source = bytes;
       this.start = start;
       this.length = end - start;
       return;
     }
-    if (this.buffer === undefined) {
-      this.buffer = new Uint8Array(Math.max(256, 2 * (this.length + end - start)));
-      this.buffer.set(this.source!.subarray(this.start, this.start + this.length));
+    if (!this.joined) {
+      FragmentJoiner.reserve(this.length + end - start, 0);
+      FragmentJoiner.scratch.set(this.source!.subarray(this.start, this.start + this.length));
       this.source = undefined;
-    } else if (this.length + end - start > this.buffer.length) {
-      const grown = new Uint8Array(2 * (this.length + end - start));
-      grown.set(this.buffer.subarray(0, this.length));
-      this.buffer = grown;
+      this.joined = true;
     }
-    this.buffer.set(bytes.subarray(start, end), this.length);
+    FragmentJoiner.reserve(this.length + end - start, this.length);
+    FragmentJoiner.scratch.set(bytes.subarray(start, end), this.length);
     this.length += end - start;
   }
 
   view(): Uint8Array {
-    if (this.buffer !== undefined) return this.buffer.subarray(0, this.length);
+    if (this.joined) return FragmentJoiner.scratch.subarray(0, this.length);
     if (this.source !== undefined) return this.source.subarray(this.start, this.start + this.length);
     return new Uint8Array(0);
   }
+
+  /** Grows the scratch (keeping its first `keep` bytes); bounded by the stream being parsed. */
+  private static reserve(length: number, keep: number): void {
+    if (length <= FragmentJoiner.scratch.length) return;
+    const grown = new Uint8Array(Math.max(length, 2 * FragmentJoiner.scratch.length));
+    grown.set(FragmentJoiner.scratch.subarray(0, keep));
+    FragmentJoiner.scratch = grown;
+  }
 }
 
-type ClientHelloBody = Omit<ClientHello, 'recordVersion' | 'recordCount' | 'handshakeLength' | 'streamLength'>;
-
 /** Parses the ClientHello body from reader.pos to `bodyEnd` (offsets within the message). */
-function parseClientHelloBody(r: Reader, bodyEnd: number): ClientHelloBody {
+function parseClientHelloBody(r: Reader, bodyEnd: number, records: GatheredHandshake): ClientHello {
   const legacyVersion = r.u16(bodyEnd, 'client version');
   if (legacyVersion >> 8 !== 3 || (legacyVersion & 0xff) > 4) {
     throw new Malformed(`client version ${hex16(legacyVersion)} is not SSL 3.0 to TLS 1.3`);
@@ -431,7 +425,8 @@ function parseClientHelloBody(r: Reader, bodyEnd: number): ClientHelloBody {
   r.skip(sessionIdLength, bodyEnd, 'session id');
   const cipherSuites = readCipherSuites(r, bodyEnd);
   const compressionMethods = readCompressionMethods(r, bodyEnd);
-  const hello: ClientHelloBody = {
+  const hello: ClientHello = {
+    recordVersion: records.recordVersion,
     legacyVersion,
     random,
     sessionIdLength,
@@ -446,6 +441,9 @@ function parseClientHelloBody(r: Reader, bodyEnd: number): ClientHelloBody {
     keyShareGroups: [],
     ech: false,
     grease: cipherSuites.some(isGrease),
+    recordCount: records.recordCount,
+    handshakeLength: bodyEnd,
+    streamLength: records.streamEnd,
   };
   // SSL 3.0 and early TLS clients may end the hello here, without an extensions block.
   if (r.pos === bodyEnd) return hello;
@@ -481,24 +479,30 @@ function readCompressionMethods(r: Reader, bodyEnd: number): number[] {
   return methods;
 }
 
-function readExtensions(r: Reader, bodyEnd: number, hello: ClientHelloBody): void {
+function readExtensions(r: Reader, bodyEnd: number, hello: ClientHello): void {
   const blockLength = r.u16(bodyEnd, 'extensions block length');
   if (blockLength !== bodyEnd - r.pos) {
     throw new Malformed(`extensions block length ${blockLength} but ${byteCount(bodyEnd - r.pos)} remain in the ClientHello`);
   }
   const extensions: TlsExtension[] = [];
   hello.extensions = extensions;
+  extensionTypesSeen.reset();
   while (r.pos < bodyEnd) {
     const start = r.pos;
     if (bodyEnd - start < 4) {
       throw new Malformed(`extensions block ends with ${byteCount(bodyEnd - start)} too few for an extension header at handshake offset ${start}`);
     }
     const type = r.u16(bodyEnd, 'extension type');
-    const dataEnd = r.lengthPrefixed(2, bodyEnd, `extension ${extensionLabel(type)}`, 'the extensions block');
-    if (extensionTypesSeen.has(type)) {
+    const length = r.u16(bodyEnd, 'extension length');
+    const dataEnd = r.pos + length;
+    if (dataEnd > bodyEnd) {
+      throw new Malformed(
+        `extension ${extensionLabel(type)} length ${length} at handshake offset ${r.pos - 2} runs past the extensions block (${byteCount(bodyEnd - r.pos)} left)`,
+      );
+    }
+    if (!extensionTypesSeen.add(type)) {
       throw new Malformed(`extension ${extensionLabel(type)} appears twice (second at handshake offset ${start})`);
     }
-    extensionTypesSeen.add(type);
     extensions.push({ type, length: dataEnd - r.pos });
     if (isGrease(type)) hello.grease = true;
     readExtensionData(r, type, dataEnd, hello);
@@ -506,7 +510,7 @@ function readExtensions(r: Reader, bodyEnd: number, hello: ClientHelloBody): voi
 }
 
 /** Parses the extensions whose content we report; skips the rest. Leaves r.pos at dataEnd. */
-function readExtensionData(r: Reader, type: number, dataEnd: number, hello: ClientHelloBody): void {
+function readExtensionData(r: Reader, type: number, dataEnd: number, hello: ClientHello): void {
   switch (type) {
     case ExtensionType.serverName:
       hello.serverName = readServerName(r, dataEnd);
@@ -515,7 +519,7 @@ function readExtensionData(r: Reader, type: number, dataEnd: number, hello: Clie
       hello.alpn = readAlpn(r, dataEnd);
       return;
     case ExtensionType.supportedVersions: {
-      const versions = readU16List(r, 1, dataEnd, 'supported_versions');
+      const versions = readU16List(r, 1, dataEnd, SUPPORTED_VERSIONS_NAMES);
       hello.supportedVersions = versions;
       const highest = highestNonGrease(versions);
       if (highest !== undefined) hello.highestVersion = highest;
@@ -523,7 +527,7 @@ function readExtensionData(r: Reader, type: number, dataEnd: number, hello: Clie
       return;
     }
     case ExtensionType.supportedGroups: {
-      const groups = readU16List(r, 2, dataEnd, 'supported_groups');
+      const groups = readU16List(r, 2, dataEnd, SUPPORTED_GROUPS_NAMES);
       hello.supportedGroups = groups;
       if (groups.some(isGrease)) hello.grease = true;
       return;
@@ -539,7 +543,7 @@ function readExtensionData(r: Reader, type: number, dataEnd: number, hello: Clie
       r.skip(dataEnd - r.pos, dataEnd, 'encrypted_client_hello');
       return;
     default:
-      r.skip(dataEnd - r.pos, dataEnd, `extension ${extensionLabel(type)}`);
+      r.skip(dataEnd - r.pos, dataEnd, 'extension data');
   }
 }
 
@@ -597,15 +601,32 @@ function readAlpn(r: Reader, dataEnd: number): string[] {
   return protocols;
 }
 
+/** Names for reasons, built once rather than per parse. */
+interface ListNames {
+  extension: string;
+  list: string;
+  item: string;
+}
+const SUPPORTED_VERSIONS_NAMES: ListNames = {
+  extension: 'the supported_versions extension',
+  list: 'supported_versions list',
+  item: 'supported version',
+};
+const SUPPORTED_GROUPS_NAMES: ListNames = {
+  extension: 'the supported_groups extension',
+  list: 'supported_groups list',
+  item: 'supported group',
+};
+
 /** A list of u16 values behind a `prefixWidth`-byte length that must fill the extension. */
-function readU16List(r: Reader, prefixWidth: 1 | 2, dataEnd: number, what: string): number[] {
-  const listEnd = r.lengthPrefixed(prefixWidth, dataEnd, `${what} list`, `the ${what} extension`);
-  if (listEnd !== dataEnd) throw new Malformed(`${what} list ends ${byteCount(dataEnd - listEnd)} before its extension`);
+function readU16List(r: Reader, prefixWidth: 1 | 2, dataEnd: number, names: ListNames): number[] {
+  const listEnd = r.lengthPrefixed(prefixWidth, dataEnd, names.list, names.extension);
+  if (listEnd !== dataEnd) throw new Malformed(`${names.list} ends ${byteCount(dataEnd - listEnd)} before its extension`);
   const length = listEnd - r.pos;
-  if (length === 0) throw new Malformed(`${what} list is empty`);
-  if (length % 2 !== 0) throw new Malformed(`${what} list length ${length} is odd`);
+  if (length === 0) throw new Malformed(`${names.list} is empty`);
+  if (length % 2 !== 0) throw new Malformed(`${names.list} length ${length} is odd`);
   const values: number[] = [];
-  while (r.pos < listEnd) values.push(r.u16(listEnd, what));
+  while (r.pos < listEnd) values.push(r.u16(listEnd, names.item));
   return values;
 }
 
@@ -681,7 +702,12 @@ class Reader {
    * within `limit` — this is where nested lengths are made to agree.
    */
   lengthPrefixed(width: 1 | 2, limit: number, what: string, container: string): number {
-    const length = width === 1 ? this.u8(limit, `${what} length`) : this.u16(limit, `${what} length`);
+    if (this.pos + width > limit) {
+      throw new Malformed(`${what} length at handshake offset ${this.pos} needs ${byteCount(width)}, only ${byteCount(limit - this.pos)} left in ${container}`);
+    }
+    if (this.pos + width > this.available) throw OUT_OF_DATA;
+    const length = width === 1 ? this.bytes[this.pos]! : (this.bytes[this.pos]! << 8) | this.bytes[this.pos + 1]!;
+    this.pos += width;
     const end = this.pos + length;
     if (end > limit) {
       throw new Malformed(`${what} length ${length} at handshake offset ${this.pos - width} runs past ${container} (${byteCount(limit - this.pos)} left)`);
@@ -692,10 +718,32 @@ class Reader {
 
 /**
  * Extension types seen in the hello being parsed, to reject duplicates (RFC 8446 §4.2: a second
- * server_name could otherwise smuggle a different name past one reader and not another). Shared
- * because parsing is synchronous; cleared after every parse.
+ * server_name could otherwise smuggle a different name past one reader and not another). A
+ * type is seen when its stamp equals the current parse's generation, so nothing needs clearing
+ * between parses; shared because parsing is synchronous.
  */
-const extensionTypesSeen = new Set<number>();
+class ExtensionTypeSet {
+  private readonly stamps = new Uint16Array(0x10000);
+  private generation = 0;
+
+  /** Starts a new, empty set. */
+  reset(): void {
+    this.generation++;
+    if (this.generation === 0x10000) {
+      this.stamps.fill(0);
+      this.generation = 1;
+    }
+  }
+
+  /** Adds `type`; returns false when it was already there. */
+  add(type: number): boolean {
+    if (this.stamps[type] === this.generation) return false;
+    this.stamps[type] = this.generation;
+    return true;
+  }
+}
+
+const extensionTypesSeen = new ExtensionTypeSet();
 
 function invalidResult(reason: string): Invalid {
   return { status: 'invalid', reason };
