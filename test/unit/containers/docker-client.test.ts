@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Engine API client against a small Engine-API-shaped server on a unix socket (no root).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type ServerResponse } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DockerEngineClient } from '../../../src/containers/docker.js';
+import { RuntimeError } from '../../../src/containers/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tlscope-engine-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const ID = 'a4297a833e6c2ba3cd0cb4171ebecd52448048bb414d37a09cdcbe8feda5d2eb';
+
+async function fakeEngine(apiVersion: string) {
+  const socketPath = join(dir, `engine-${apiVersion}.sock`);
+  const paths: string[] = [];
+  const streams = new Set<ServerResponse>();
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const url = req.url ?? '';
+    paths.push(url);
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (url === '/version') return json(200, { ApiVersion: apiVersion, MinAPIVersion: '1.12' });
+    const m = /^\/v[\d.]+(\/.*)$/.exec(url);
+    const path = m?.[1] ?? '';
+    if (path === '/containers/json') return json(200, [{ Id: ID, Names: ['/web'] }, { Id: 'gone' }]);
+    if (path === `/containers/${ID}/json`) return json(200, { Id: ID, Name: '/web', State: { Running: true, Pid: 4242 }, Config: { Image: 'nginx', Labels: { app: 'web' } } });
+    if (path.startsWith('/containers/')) return json(404, { message: 'No such container' });
+    if (path.startsWith('/events')) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.flushHeaders();
+      streams.add(res);
+      res.on('close', () => streams.delete(res));
+      return;
+    }
+    return json(404, { message: 'page not found' });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(socketPath, r));
+  const push = (action: string, id = ID) => {
+    // Events arrive one JSON object per line, possibly split across chunks.
+    const line = `${JSON.stringify({ Type: 'container', Action: action, Actor: { ID: id, Attributes: {} } })}\n`;
+    for (const s of streams) {
+      s.write(line.slice(0, 10));
+      s.write(line.slice(10));
+    }
+  };
+  const close = () => new Promise<void>((r) => server.close(() => r()));
+  return { socketPath, paths, streams, sockets, push, close };
+}
+
+async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('list inspects running containers; inspect of an unknown id is undefined', async () => {
+  const engine = await fakeEngine('1.41');
+  const client = new DockerEngineClient({ runtime: 'podman', socketPath: engine.socketPath });
+  try {
+    assert.equal(client.isPresent(), true);
+    assert.deepEqual(await client.list(), [{ runtime: 'podman', id: ID, name: 'web', image: 'nginx', labels: { app: 'web' }, pid: 4242 }]);
+    assert.equal(await client.inspect('nope'), undefined);
+    assert.ok(engine.paths.includes('/v1.41/containers/json'));
+  } finally {
+    client.close();
+    await engine.close();
+  }
+});
+
+test('an older daemon is spoken to in its own API version', async () => {
+  const engine = await fakeEngine('1.39');
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: engine.socketPath });
+  try {
+    await client.list();
+    assert.ok(engine.paths.includes('/v1.39/containers/json'), engine.paths.join(' '));
+  } finally {
+    client.close();
+    await engine.close();
+  }
+});
+
+test('watch streams start/stop; aborting ends it and closes the connection', async () => {
+  const engine = await fakeEngine('1.41');
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: engine.socketPath });
+  const ac = new AbortController();
+  const seen: string[] = [];
+  const done = (async () => {
+    for await (const e of client.watch(ac.signal)) seen.push(`${e.type}:${e.id.slice(0, 4)}`);
+  })();
+  try {
+    await until('event stream', () => engine.streams.size === 1);
+    engine.push('create');
+    engine.push('start');
+    engine.push('exec_start: sh');
+    engine.push('die');
+    await until('two events', () => seen.length === 2);
+    assert.deepEqual(seen, ['start:a429', 'stop:a429']);
+    ac.abort();
+    await done;
+    await until('connections closed', () => engine.sockets.size === 0);
+  } finally {
+    client.close();
+    await engine.close();
+  }
+});
+
+test('close() ends an open event stream too', async () => {
+  const engine = await fakeEngine('1.41');
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: engine.socketPath });
+  const iterator = client.watch(new AbortController().signal)[Symbol.asyncIterator]();
+  const next = iterator.next();
+  await until('event stream', () => engine.streams.size === 1);
+  client.close();
+  await assert.rejects(next);
+  await until('connections closed', () => engine.sockets.size === 0);
+  await engine.close();
+});
+
+test('no socket: not present, and asking anyway is a RuntimeError naming the runtime and socket', async () => {
+  writeFileSync(join(dir, 'not-a-socket'), '');
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: join(dir, 'not-a-socket') });
+  assert.equal(client.isPresent(), false, 'a regular file is not a socket');
+  const missing = new DockerEngineClient({ runtime: 'docker', socketPath: join(dir, 'missing.sock') });
+  assert.equal(missing.isPresent(), false);
+  await assert.rejects(missing.list(), (e: unknown) => e instanceof RuntimeError && e.runtime === 'docker' && e.message.includes('missing.sock') && typeof e.hint === 'string');
+  const events = missing.watch(new AbortController().signal)[Symbol.asyncIterator]();
+  await assert.rejects(events.next(), RuntimeError);
+  client.close();
+  missing.close();
+});
