@@ -460,8 +460,17 @@ export class ContainerIndex {
       if (!this.seenPids.has(pid)) this.examine(pid, now);
     }
     for (const [pid, since] of [...this.suspects]) {
-      if (!current.has(pid) || now - since > SUSPECT_WINDOW_MS) this.suspects.delete(pid);
-      else this.examine(pid, since);
+      if (!current.has(pid)) {
+        this.suspects.delete(pid);
+      } else if (now - since > SUSPECT_WINDOW_MS) {
+        // Still no container cgroup after the window: a private mount namespace (a systemd
+        // service's, say), not a container. Remember the namespace, not only the pid.
+        this.suspects.delete(pid);
+        const mntns = readableMntns(pid, this.procRoot);
+        if (mntns !== undefined && mntns !== this.hostNs?.mnt && !this.byMntnsMap.has(mntns)) this.ignoreMntns(mntns);
+      } else {
+        this.examine(pid, since);
+      }
     }
     this.seenPids = current;
   }

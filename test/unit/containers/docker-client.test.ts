@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { DockerEngineClient } from '../../../src/containers/docker.js';
+import { ContainerIndex, type ContainerIndexWarning } from '../../../src/containers/index.js';
 import { RuntimeError } from '../../../src/containers/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tlscope-engine-'));
@@ -141,4 +143,31 @@ test('no socket: not present, and asking anyway is a RuntimeError naming the run
   await assert.rejects(events.next(), RuntimeError);
   client.close();
   missing.close();
+});
+
+test('a crashed daemon’s socket (file there, nobody listening): the index warns once, not per retry', async () => {
+  // A process that dies by SIGKILL while listening leaves its socket file behind.
+  const socketPath = join(dir, 'crashed.sock');
+  spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath });
+  assert.equal(client.isPresent(), true);
+  const warnings: ContainerIndexWarning[] = [];
+  const index = new ContainerIndex({
+    clients: [client], rescanIntervalMs: 0, onWarning: (w) => warnings.push(w),
+    sessionTiming: { minBackoffMs: 5, maxBackoffMs: 10, absentRecheckMs: 10 },
+  });
+  const keepAlive = setInterval(() => {}, 1000);
+  try {
+    await index.start();
+    await new Promise((r) => setTimeout(r, 300)); // dozens of reconnect attempts
+    assert.equal(warnings.length, 1);
+    const w = warnings[0];
+    assert.ok(w?.kind === 'runtime');
+    assert.equal(w.runtime, 'docker');
+    assert.match(w.error.message, /ECONNREFUSED/);
+    assert.match(w.error.hint ?? '', /check that docker is running/);
+  } finally {
+    clearInterval(keepAlive);
+    await index.close();
+  }
 });
