@@ -186,9 +186,12 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     return this.walker.lastDecodeError;
   }
 
-  /** Events the kernel could not reserve room for (ring full), summed over CPUs. */
+  private finalLost: bigint | undefined;
+
+  /** Events the kernel could not reserve room for (ring full), summed over CPUs; after
+   * close(), the count as it was at close. */
   lost(): bigint {
-    return this.lostCounter?.sumU64(0) ?? 0n;
+    return this.finalLost ?? this.lostCounter?.sumU64(0) ?? 0n;
   }
 
   /** Drains now, synchronously, ignoring the queue limit; returns the records read. */
@@ -277,6 +280,7 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
       }
     }
     await this.epollDone;
+    this.finalLost = this.lost();
     this.state = 'closed';
     if (this.epfd >= 0) c.close(this.epfd);
     this.epfd = -1;

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* trace sni: forwards the TCP segments that carry a TLS ClientHello to user space, which
+ * reassembles and parses them (src/gadgets/sni). Two programs:
+ *  - sni_sendmsg (tp_btf/tcp_sendmsg_locked) runs in the thread that sends on a TCP socket and
+ *    records who it is, keyed by the connection's 4-tuple;
+ *  - sni_socket, a socket filter on one AF_PACKET socket per network namespace in scope,
+ *    finds segments that start a handshake record (and the continuation segments of that
+ *    ClientHello, by TCP sequence window) and forwards them with the owner attached.
+ * The socket filter returns 0: the packet socket queues nothing. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "tlscope.h"
+#include "sni.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define AF_INET 2
+#define AF_INET6 10
+#define PACKET_OUTGOING 4
+#define LOOPBACK_IFINDEX 1
+#define NEXTHDR_HOP 0
+#define NEXTHDR_TCP 6
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+#define IPV6_MAX_EXT_HEADERS 8
+
+/* Record the sending thread while a connection has sent fewer bytes than this: covers the
+ * ClientHello of a TLS client, and of STARTTLS protocols after a short plaintext preamble. */
+const volatile __u32 owner_max_bytes_sent = 16384;
+/* Loopback shows each packet twice (outgoing, then incoming): keep only the incoming copy. */
+const volatile __u8 skip_loopback_outgoing = 1;
+
+TLSCOPE_RINGBUF(events, 1 << 22);
+TLSCOPE_BTF_TYPE(sni_event);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sni_tuple);
+	__type(value, struct sni_owner);
+} sni_owners SEC(".maps");
+
+struct flow_window {
+	__u32 start; /* sequence number of the ClientHello's first byte */
+	__u32 end;   /* one past the last byte we expect to need */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sni_tuple);
+	__type(value, struct flow_window);
+} sni_flows SEC(".maps");
+
+struct scratch {
+	struct sni_event hdr;
+	__u8 payload[SNI_MAX_PAYLOAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} sni_scratch SEC(".maps");
+
+/* Counters for `tlscope trace sni -v` and tests: what the filter saw and did. */
+enum {
+	STAT_SEGMENTS_FORWARDED,
+	STAT_HELLO_STARTS,
+	STAT_LOAD_ERRORS,
+	STAT_OWNERS_RECORDED,
+	STAT_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sni_stats SEC(".maps");
+
+static __always_inline void stat_inc(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&sni_stats, &which);
+	if (n)
+		*n += 1;
+}
+
+/* ---- owner of a connection, in process context -------------------------------------- */
+
+static __always_inline int tuple_from_sock(const struct sock *sk, struct sni_tuple *t)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		t->family = 4;
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(t->saddr, &s, 4);
+		__builtin_memcpy(t->daddr, &d, 4);
+		return 1;
+	}
+	if (family != AF_INET6)
+		return 0;
+	struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+	/* A v4-mapped peer (::ffff:a.b.c.d) sends IPv4 packets: key it as IPv4. */
+	if (d6.in6_u.u6_addr32[0] == 0 && d6.in6_u.u6_addr32[1] == 0 && d6.in6_u.u6_addr32[2] == bpf_htonl(0xffff)) {
+		t->family = 4;
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(t->saddr, &s, 4);
+		__builtin_memcpy(t->daddr, &d, 4);
+		return 1;
+	}
+	struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+	t->family = 6;
+	__builtin_memcpy(t->saddr, &s6, 16);
+	__builtin_memcpy(t->daddr, &d6, 16);
+	return 1;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(sni_sendmsg, const struct sock *sk, const struct msghdr *msg, const struct sk_buff *skb, int size_goal)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	if (BPF_CORE_READ(tp, bytes_sent) >= owner_max_bytes_sent)
+		return 0;
+	struct sni_tuple key;
+	__builtin_memset(&key, 0, sizeof(key));
+	if (!tuple_from_sock(sk, &key))
+		return 0;
+
+	struct sni_owner o;
+	__builtin_memset(&o, 0, sizeof(o));
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	struct task_struct *task = bpf_get_current_task_btf();
+	o.ts_ns = bpf_ktime_get_ns();
+	o.pid = pid_tgid >> 32;
+	o.tid = (__u32)pid_tgid;
+	o.uid = (__u32)uid_gid;
+	o.gid = uid_gid >> 32;
+	o.mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	o.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	bpf_map_update_elem(&sni_owners, &key, &o, BPF_ANY);
+	stat_inc(STAT_OWNERS_RECORDED);
+	return 0;
+}
+
+/* ---- the packet side ----------------------------------------------------------------- */
+
+/* Headers are read relative to the network header (whatever the link layer is); they sit in
+ * the skb's linear part. Payload may sit in page fragments, which only bpf_skb_load_bytes
+ * follows, and that one counts from the packet start (the link header on a SOCK_RAW packet
+ * socket): payload loads use the link-header length found by link_header_len(). */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+{
+	if (bpf_skb_load_bytes_relative(skb, off, to, len, BPF_HDR_START_NET) < 0) {
+		stat_inc(STAT_LOAD_ERRORS);
+		return -1;
+	}
+	return 0;
+}
+
+/* Finds the TCP header; fills the addresses and returns the end of the IP datagram, or 0. */
+static __always_inline __u32 parse_ip(struct __sk_buff *skb, struct sni_tuple *t, __u32 *l4off, __u64 *ip_head)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+		if (load(skb, 0, &ip, sizeof(ip)))
+			return 0;
+		if (ip.protocol != IPPROTO_TCP || (ip.frag_off & bpf_htons(0x1fff)) != 0)
+			return 0; /* not TCP, or not the first fragment */
+		__u32 ihl = ip.ihl * 4;
+		if (ihl < sizeof(ip))
+			return 0;
+		__builtin_memcpy(ip_head, &ip, 8);
+		t->family = 4;
+		__builtin_memcpy(t->saddr, &ip.saddr, 4);
+		__builtin_memcpy(t->daddr, &ip.daddr, 4);
+		*l4off = ihl;
+		return bpf_ntohs(ip.tot_len);
+	}
+	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+		return 0;
+	struct ipv6hdr ip6;
+	if (load(skb, 0, &ip6, sizeof(ip6)))
+		return 0;
+	__builtin_memcpy(ip_head, &ip6, 8);
+	__u8 next = ip6.nexthdr;
+	__u32 off = sizeof(ip6);
+	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+		if (next == NEXTHDR_TCP)
+			break;
+		__u8 ext[4];
+		if (load(skb, off, ext, sizeof(ext)))
+			return 0;
+		switch (next) {
+		case NEXTHDR_HOP:
+		case NEXTHDR_ROUTING:
+		case NEXTHDR_DEST:
+			off += ((__u32)ext[1] + 1) * 8;
+			break;
+		case NEXTHDR_FRAGMENT:
+			if (((ext[2] << 8 | ext[3]) & 0xfff8) != 0)
+				return 0; /* not the first fragment */
+			off += 8;
+			break;
+		case NEXTHDR_AUTH:
+			off += ((__u32)ext[1] + 2) * 4;
+			break;
+		default:
+			return 0;
+		}
+		next = ext[0];
+	}
+	if (next != NEXTHDR_TCP)
+		return 0;
+	t->family = 6;
+	__builtin_memcpy(t->saddr, &ip6.saddr, 16);
+	__builtin_memcpy(t->daddr, &ip6.daddr, 16);
+	*l4off = off;
+	return sizeof(ip6) + bpf_ntohs(ip6.payload_len);
+}
+
+/* Length of the link-layer header: what precedes an IP datagram that ends the packet
+ * (Ethernet, loopback and veth: 14; raw IP tunnels: 0; cooked or VLAN: other). Checked by
+ * finding the IP header's first bytes there; returns -1 when they are not. */
+static __always_inline int link_header_len(struct __sk_buff *skb, __u32 ip_end, __u64 ip_head)
+{
+	if (skb->len < ip_end)
+		return -1;
+	__u32 l2 = skb->len - ip_end;
+	if (l2 > 64)
+		return -1; /* trailing bytes after the datagram: not a layout we know */
+	__u64 there = 0;
+	if (bpf_skb_load_bytes(skb, l2, &there, sizeof(there)) < 0 || there != ip_head)
+		return -1;
+	return l2;
+}
+
+SEC("socket")
+int sni_socket(struct __sk_buff *skb)
+{
+	if (skip_loopback_outgoing && skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
+		return 0;
+
+	struct sni_tuple t;
+	__builtin_memset(&t, 0, sizeof(t));
+	__u32 l4off = 0;
+	__u64 ip_head = 0;
+	__u32 ip_end = parse_ip(skb, &t, &l4off, &ip_head);
+	if (ip_end == 0)
+		return 0;
+	struct tcphdr tcp;
+	if (load(skb, l4off, &tcp, sizeof(tcp)))
+		return 0;
+	__u32 payload_off = l4off + tcp.doff * 4;
+	if (tcp.doff < 5 || ip_end <= payload_off)
+		return 0; /* no payload */
+	__u32 plen = ip_end - payload_off;
+	int l2 = link_header_len(skb, ip_end, ip_head);
+	if (l2 < 0) {
+		stat_inc(STAT_LOAD_ERRORS);
+		return 0;
+	}
+	__u32 pkt_payload_off = (__u32)l2 + payload_off;
+	t.sport = bpf_ntohs(tcp.source);
+	t.dport = bpf_ntohs(tcp.dest);
+	__u32 seq = bpf_ntohl(tcp.seq);
+
+	/* Does this segment start a handshake record carrying a ClientHello?
+	 * 0x16 0x03 0x0{0..4} len:2 | 0x01 hs_len:3 */
+	__u8 head[9];
+	__builtin_memset(head, 0, sizeof(head));
+	int first = 0;
+	if (plen >= 9) {
+		if (bpf_skb_load_bytes(skb, pkt_payload_off, head, 9) < 0)
+			return 0;
+	} else if (plen >= 3) {
+		if (bpf_skb_load_bytes(skb, pkt_payload_off, head, 3) < 0)
+			return 0;
+	}
+	if (plen >= 3 && head[0] == 0x16 && head[1] == 0x03 && head[2] <= 0x04 && (plen < 9 || head[5] == 0x01))
+		first = 1;
+
+	if (first) {
+		__u32 need = SNI_MAX_HELLO;
+		if (plen >= 9) {
+			__u32 rec_len = (__u32)head[3] << 8 | head[4];
+			__u32 hs_len = (__u32)head[6] << 16 | (__u32)head[7] << 8 | head[8];
+			need = 5 + 4 + hs_len;
+			if (rec_len < hs_len + 4)
+				need += 5 * 16; /* the hello spans several records: room for their headers */
+			if (need > SNI_MAX_HELLO)
+				need = SNI_MAX_HELLO;
+		}
+		if (plen < need) {
+			struct flow_window w = { .start = seq, .end = seq + need };
+			bpf_map_update_elem(&sni_flows, &t, &w, BPF_ANY);
+		}
+		stat_inc(STAT_HELLO_STARTS);
+	} else {
+		struct flow_window *w = bpf_map_lookup_elem(&sni_flows, &t);
+		if (!w)
+			return 0;
+		__u32 span = w->end - w->start;
+		if (seq - w->start >= span)
+			return 0; /* outside the ClientHello (sequence arithmetic wraps) */
+		if (seq + plen - w->start >= span)
+			bpf_map_delete_elem(&sni_flows, &t); /* this one completes the window */
+	}
+
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&sni_scratch, &zero);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.ts_ns = bpf_ktime_get_ns();
+	s->hdr.tuple = t;
+	s->hdr.seq = seq;
+	s->hdr.payload_len = plen;
+	s->hdr.ifindex = skb->ifindex;
+	s->hdr.pkt_type = skb->pkt_type;
+	s->hdr.first = first;
+	struct sni_owner *o = bpf_map_lookup_elem(&sni_owners, &t);
+	if (o) {
+		s->hdr.owner = *o;
+		s->hdr.owner_known = 1;
+	}
+
+	__u64 len = plen;
+	if (len > SNI_MAX_PAYLOAD)
+		len = SNI_MAX_PAYLOAD;
+	barrier_var(len);
+	if (len == 0 || len > SNI_MAX_PAYLOAD)
+		return 0;
+	if (bpf_skb_load_bytes(skb, pkt_payload_off, s->payload, len) < 0) {
+		stat_inc(STAT_LOAD_ERRORS);
+		return 0;
+	}
+	s->hdr.captured_len = len;
+	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + len, BPF_RB_NO_WAKEUP) < 0)
+		tlscope_count_lost();
+	else
+		stat_inc(STAT_SEGMENTS_FORWARDED);
+	return 0;
+}
