@@ -12,17 +12,19 @@
  *   namespace is unknown and whose cgroup path names a container is resolved through its
  *   runtime, or — when that runtime cannot be asked — indexed from the cgroup path alone.
  */
-import { PermissionError, TlscopeError } from '../errors.js';
+import { TlscopeError } from '../errors.js';
 import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath } from '../proc/cgroup.js';
-import { namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
-import { listPids } from '../proc/process.js';
-import { containerFromCgroupPath, DEFAULT_CONTAINERD_NAMESPACES, type CgroupContainerRef } from './cgroup-path.js';
+import { processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
+import { DEFAULT_CONTAINERD_NAMESPACES, type CgroupContainerRef } from './cgroup-path.js';
 import { createRuntimeClients } from './clients.js';
 import { ClosedError } from './errors.js';
 import { k8sIdentityFromLabels } from './k8s.js';
+import { containerKey, ContainerLookup, keyOfContainer } from './lookup.js';
 import { PidMountNamespaceCache } from './pid-cache.js';
+import { hostNamespaces, ProcScanner } from './proc-scan.js';
 import { AsyncQueue } from './queue.js';
 import { DEFAULT_SESSION_TIMING, RuntimeSession, type RuntimeWarning, type SessionSink, type SessionTiming } from './session.js';
+import type { ContainerInfo, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
 
 /** Something the index could not do; each is reported once, never per event. */
 export type ContainerIndexWarning =
@@ -30,8 +32,6 @@ export type ContainerIndexWarning =
   | ({ readonly kind: 'runtime' } & RuntimeWarning)
   /** /proc could not be read (not root?): the rescan fallback is off until restart. */
   | { readonly kind: 'proc'; readonly error: TlscopeError };
-import type { ContainerInfo, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
-
 export type ContainerIndexEvent =
   | { readonly type: 'added'; readonly container: ContainerInfo }
   | { readonly type: 'removed'; readonly container: ContainerInfo }
@@ -53,53 +53,10 @@ export interface ContainerIndexOptions {
   readonly sessionTiming?: SessionTiming;
 }
 
-/** How long a process in an unknown, non-host mount namespace keeps being looked at (runtimes join the cgroup a moment after creating the namespaces). */
-const SUSPECT_WINDOW_MS = 3000;
-/** Mount namespaces found not to be containers are remembered up to this many. */
-const MAX_IGNORED_MNTNS = 4096;
-const NO_CONTAINERS: readonly ContainerInfo[] = Object.freeze([]);
-
-/**
- * The host's namespaces: those of pid 1 when we may read them (tlscope on the host, or in a pod
- * with hostPID), else our own (pid 1 can be a supervisor that refuses even root).
- */
-function hostNamespaces(procRoot: string | undefined): ProcessNamespaces | undefined {
-  try {
-    const init = processNamespaces(1, procRoot);
-    if (init !== undefined) return init;
-  } catch (e) {
-    if (!(e instanceof PermissionError)) throw e;
-  }
-  return processNamespaces(process.pid, procRoot);
-}
-
-/** A namespace inode, or undefined when the process is gone or refuses to be looked at. */
-function readableMntns(pid: number, procRoot: string | undefined): number | undefined {
-  try {
-    return namespaceInode(pid, 'mnt', procRoot);
-  } catch (e) {
-    if (e instanceof PermissionError) return undefined;
-    throw e;
-  }
-}
-
-function keyOf(runtime: RuntimeName, runtimeNamespace: string | undefined, id: string): string {
-  return `${runtime}/${runtimeNamespace ?? ''}/${id}`;
-}
-
-function keyOfInfo(c: ContainerInfo): string {
-  return keyOf(c.runtime, c.runtimeNamespace, c.id);
-}
-
 export class ContainerIndex {
-  private readonly byKeyMap = new Map<string, ContainerInfo>();
+  private readonly lookup = new ContainerLookup(() => this.hostNs?.net);
+  /** Which session reported each entry (undefined: found by cgroup), for re-list clean-up. */
   private readonly owner = new Map<string, RuntimeSession | undefined>();
-  private readonly byMntnsMap = new Map<number, ContainerInfo>();
-  private readonly byNetnsMap = new Map<number, ContainerInfo[]>();
-  private readonly byInitPidMap = new Map<number, ContainerInfo>();
-  private readonly byCgroupIdMap = new Map<bigint, ContainerInfo>();
-  private readonly byCgroupPathMap = new Map<string, ContainerInfo>();
-  private readonly byIdMap = new Map<string, ContainerInfo>();
   private readonly listeners = new Set<ContainerIndexListener>();
   private readonly sessions: RuntimeSession[];
   private readonly clients: readonly RuntimeClient[];
@@ -109,11 +66,7 @@ export class ContainerIndex {
   private readonly rescanIntervalMs: number;
   private readonly onWarning: (w: ContainerIndexWarning) => void;
   private readonly containerdNamespaces = new Set(DEFAULT_CONTAINERD_NAMESPACES);
-  /** pids looked at by the last rescan, so the next one only examines new processes. */
-  private seenPids = new Set<number>();
-  /** Processes in an unknown non-host mount namespace without a container cgroup yet: pid → first seen. */
-  private readonly suspects = new Map<number, number>();
-  private readonly ignoredMntns = new Set<number>();
+  private readonly scanner: ProcScanner;
   /** Container references being resolved through their runtime, so each is asked once. */
   private readonly resolving = new Set<string>();
   private rescanTimer: NodeJS.Timeout | undefined;
@@ -132,6 +85,14 @@ export class ContainerIndex {
       apply: (session, event) => this.applyEvent(session, event),
       warn: (w) => this.onWarning({ kind: 'runtime', ...w }),
     };
+    this.scanner = new ProcScanner({
+      entries: () => this.lookup.values(),
+      isIndexedMntns: (mntns) => this.lookup.byMntns(mntns) !== undefined,
+      hostMntns: () => this.hostNs?.mnt,
+      containerdNamespaces: this.containerdNamespaces,
+      gone: (c) => this.remove(c),
+      found: (ref, pid, mntns) => this.resolve(ref, pid, mntns),
+    }, options.procRoot);
     const timing = options.sessionTiming ?? DEFAULT_SESSION_TIMING;
     this.sessions = this.clients.map((c) => new RuntimeSession(c, sink, this.controller.signal, timing));
   }
@@ -174,15 +135,15 @@ export class ContainerIndex {
   // ---- lookups (O(1); used per event) ----
 
   get size(): number {
-    return this.byKeyMap.size;
+    return this.lookup.size;
   }
 
   all(): ContainerInfo[] {
-    return [...this.byKeyMap.values()];
+    return [...this.lookup.values()];
   }
 
   byMntns(inode: number): ContainerInfo | undefined {
-    return this.byMntnsMap.get(inode);
+    return this.lookup.byMntns(inode);
   }
 
   /**
@@ -191,19 +152,20 @@ export class ContainerIndex {
    * the host's and cannot be attributed by namespace.
    */
   byNetns(inode: number): readonly ContainerInfo[] {
-    return this.byNetnsMap.get(inode) ?? NO_CONTAINERS;
+    return this.lookup.byNetns(inode);
   }
 
   byCgroupId(id: bigint): ContainerInfo | undefined {
-    return this.byCgroupIdMap.get(id);
+    return this.lookup.byCgroupId(id);
   }
 
   byCgroupPath(path: string): ContainerInfo | undefined {
-    return this.byCgroupPathMap.get(path);
+    return this.lookup.byCgroupPath(path);
   }
 
+  /** By full container id (for containerd: unique within its namespace only; the first wins). */
   byId(id: string): ContainerInfo | undefined {
-    return this.byIdMap.get(id);
+    return this.lookup.byId(id);
   }
 
   /**
@@ -211,15 +173,13 @@ export class ContainerIndex {
    * read once from /proc and cached briefly. Undefined for host processes and vanished pids.
    */
   byPid(pid: number): ContainerInfo | undefined {
-    const init = this.byInitPidMap.get(pid);
+    const init = this.lookup.byInitPid(pid);
     if (init !== undefined) return init;
     const mntns = this.pidCache.get(pid);
     if (mntns === undefined) return undefined;
-    const found = this.byMntnsMap.get(mntns);
-    if (found === undefined && mntns !== this.hostNs?.mnt && !this.ignoredMntns.has(mntns) && !this.suspects.has(pid)) {
-      // Possibly a container younger than its runtime event: let the next rescan look at it.
-      this.suspects.set(pid, Date.now());
-    }
+    const found = this.lookup.byMntns(mntns);
+    // Possibly a container younger than its runtime event: let the next rescan look at it.
+    if (found === undefined) this.scanner.suspect(pid, mntns);
     return found;
   }
 
@@ -324,78 +284,46 @@ export class ContainerIndex {
     return { ...info, k8s, source: 'cgroup' };
   }
 
-  private index(c: ContainerInfo): void {
-    this.byKeyMap.set(keyOfInfo(c), c);
-    this.byMntnsMap.set(c.mntns, c);
-    if (c.netns !== this.hostNs?.net) {
-      const list = this.byNetnsMap.get(c.netns);
-      this.byNetnsMap.set(c.netns, list === undefined ? [c] : [...list, c]);
-    }
-    this.byInitPidMap.set(c.pid, c);
-    if (c.cgroupId !== undefined) this.byCgroupIdMap.set(c.cgroupId, c);
-    if (c.cgroupPath !== '') this.byCgroupPathMap.set(c.cgroupPath, c);
-    if (!this.byIdMap.has(c.id)) this.byIdMap.set(c.id, c);
-    if (c.runtimeNamespace !== undefined && c.runtime === 'containerd') this.containerdNamespaces.add(c.runtimeNamespace);
-  }
-
-  private unindex(c: ContainerInfo): void {
-    const key = keyOfInfo(c);
-    this.byKeyMap.delete(key);
-    this.owner.delete(key);
-    if (this.byMntnsMap.get(c.mntns) === c) this.byMntnsMap.delete(c.mntns);
-    const list = this.byNetnsMap.get(c.netns);
-    if (list !== undefined) {
-      const rest = list.filter((x) => x !== c);
-      if (rest.length > 0) this.byNetnsMap.set(c.netns, rest);
-      else this.byNetnsMap.delete(c.netns);
-    }
-    if (this.byInitPidMap.get(c.pid) === c) this.byInitPidMap.delete(c.pid);
-    if (c.cgroupId !== undefined && this.byCgroupIdMap.get(c.cgroupId) === c) this.byCgroupIdMap.delete(c.cgroupId);
-    if (this.byCgroupPathMap.get(c.cgroupPath) === c) this.byCgroupPathMap.delete(c.cgroupPath);
-    if (this.byIdMap.get(c.id) === c) {
-      this.byIdMap.delete(c.id);
-      for (const other of this.byKeyMap.values()) {
-        if (other.id === c.id) {
-          this.byIdMap.set(c.id, other);
-          break;
-        }
-      }
-    }
-  }
-
   /** Adds or refreshes an entry, keeping one entry per container (and per mount namespace). */
   private upsert(c: ContainerInfo, owner: RuntimeSession | undefined): void {
     if (this.closed) return;
-    const key = keyOfInfo(c);
-    const existing = this.byKeyMap.get(key);
+    const key = keyOfContainer(c);
+    const existing = this.lookup.byKey(key);
     if (existing !== undefined) {
       if (existing.pid === c.pid && existing.source === c.source && existing.name === c.name) {
         this.owner.set(key, owner);
         return;
       }
-      this.unindex(existing);
-      this.index(c);
+      this.lookup.delete(existing);
+      this.lookup.add(c);
+      this.noteNamespace(c);
       this.owner.set(key, owner);
       this.emit({ type: 'updated', container: c, previous: existing });
       return;
     }
-    const sameMntns = this.byMntnsMap.get(c.mntns);
+    const sameMntns = this.lookup.byMntns(c.mntns);
     if (sameMntns !== undefined) {
       // Another client already reports this container (e.g. both containerd and its CRI plugin
       // were configured): keep the first, unless it came from a cgroup path only.
       if (sameMntns.source === 'runtime' || c.source === 'cgroup') return;
       this.remove(sameMntns);
     }
-    this.index(c);
+    this.lookup.add(c);
+    this.noteNamespace(c);
     this.owner.set(key, owner);
-    this.ignoredMntns.delete(c.mntns);
+    this.scanner.forgetIgnored(c.mntns);
     this.emit({ type: 'added', container: c });
   }
 
   private remove(c: ContainerInfo): void {
-    if (this.byKeyMap.get(keyOfInfo(c)) !== c) return;
-    this.unindex(c);
+    if (!this.lookup.delete(c)) return;
+    this.owner.delete(keyOfContainer(c));
     this.emit({ type: 'removed', container: c });
+  }
+
+  /** containerd namespaces seen so far make `/<namespace>/<id>` cgroup paths recognisable. */
+  private noteNamespace(c: ContainerInfo): void {
+    if (c.runtime === 'containerd' && c.runtimeNamespace !== undefined) this.containerdNamespaces.add(c.runtimeNamespace);
   }
 
   // ---- runtime sessions ----
@@ -405,18 +333,19 @@ export class ContainerIndex {
     for (const rc of containers) {
       const info = this.describe(rc);
       if (info === undefined) continue;
-      listed.add(keyOfInfo(info));
+      listed.add(keyOfContainer(info));
       this.upsert(info, session);
     }
-    for (const [key, c] of [...this.byKeyMap]) {
+    for (const c of [...this.lookup.values()]) {
+      const key = keyOfContainer(c);
       if (this.owner.get(key) === session && !listed.has(key)) this.remove(c);
     }
   }
 
   private async applyEvent(session: RuntimeSession, event: RuntimeEvent): Promise<void> {
-    const key = keyOf(session.client.name, event.runtimeNamespace, event.id);
+    const key = containerKey(session.client.name, event.runtimeNamespace, event.id);
     if (event.type === 'stop') {
-      const c = this.byKeyMap.get(key);
+      const c = this.lookup.byKey(key);
       if (c !== undefined) this.remove(c);
       return;
     }
@@ -432,76 +361,13 @@ export class ContainerIndex {
   rescan(): void {
     if (this.closed) return;
     try {
-      this.rescanOnce();
+      this.scanner.scan();
     } catch (e) {
       clearInterval(this.rescanTimer);
       this.rescanTimer = undefined;
       const error = e instanceof TlscopeError ? e : new TlscopeError('ERR_PROC', `rescan /proc: ${e instanceof Error ? e.message : String(e)}`, { cause: e, hint: 'run tlscope as root' });
       this.onWarning({ kind: 'proc', error });
     }
-  }
-
-  private rescanOnce(): void {    // 1. Entries whose first process is gone (or whose pid now belongs to something else).
-    for (const c of [...this.byKeyMap.values()]) {
-      let mntns: number | undefined;
-      try {
-        mntns = namespaceInode(c.pid, 'mnt', this.procRoot);
-      } catch (e) {
-        if (e instanceof PermissionError) continue;
-        throw e;
-      }
-      if (mntns !== c.mntns) this.remove(c);
-    }
-    // 2. Processes that appeared since the last pass, and earlier suspects still undecided.
-    const pids = listPids(this.procRoot);
-    const now = Date.now();
-    const current = new Set(pids);
-    for (const pid of pids) {
-      if (!this.seenPids.has(pid)) this.examine(pid, now);
-    }
-    for (const [pid, since] of [...this.suspects]) {
-      if (!current.has(pid)) {
-        this.suspects.delete(pid);
-      } else if (now - since > SUSPECT_WINDOW_MS) {
-        // Still no container cgroup after the window: a private mount namespace (a systemd
-        // service's, say), not a container. Remember the namespace, not only the pid.
-        this.suspects.delete(pid);
-        const mntns = readableMntns(pid, this.procRoot);
-        if (mntns !== undefined && mntns !== this.hostNs?.mnt && !this.byMntnsMap.has(mntns)) this.ignoreMntns(mntns);
-      } else {
-        this.examine(pid, since);
-      }
-    }
-    this.seenPids = current;
-  }
-
-  private examine(pid: number, since: number): void {
-    const mntns = readableMntns(pid, this.procRoot);
-    if (mntns === undefined || mntns === this.hostNs?.mnt || this.byMntnsMap.has(mntns) || this.ignoredMntns.has(mntns)) {
-      this.suspects.delete(pid);
-      return;
-    }
-    let cgroups: ReturnType<typeof cgroupMemberships>;
-    try {
-      cgroups = cgroupMemberships(pid, this.procRoot);
-    } catch (e) {
-      if (e instanceof PermissionError) return;
-      throw e;
-    }
-    const path = cgroups === undefined ? undefined : primaryCgroupPath(cgroups);
-    const ref = path === undefined ? undefined : containerFromCgroupPath(path, { containerdNamespaces: this.containerdNamespaces });
-    if (ref === undefined) {
-      // Not (yet) in a container's cgroup: look again for a few seconds, then give up on this pid.
-      if (!this.suspects.has(pid)) this.suspects.set(pid, since);
-      return;
-    }
-    this.suspects.delete(pid);
-    this.resolve(ref, pid, mntns);
-  }
-
-  private ignoreMntns(mntns: number): void {
-    if (this.ignoredMntns.size >= MAX_IGNORED_MNTNS) this.ignoredMntns.clear();
-    this.ignoredMntns.add(mntns);
   }
 
   /** Asks the container's runtime about a container found by its cgroup; falls back to the cgroup alone. */
@@ -526,7 +392,7 @@ export class ContainerIndex {
           return;
         }
         // Every runtime that could own it says it is not a workload (a pod sandbox, say).
-        this.ignoreMntns(mntns);
+        this.scanner.ignore(mntns);
       } catch {
         if (this.closed) return;
         // The runtime failed right now; its session reports breakage. Index what the cgroup says.
