@@ -13,6 +13,7 @@ interface CommandEntry {
 }
 
 const commands: CommandEntry[] = [
+  { words: ['trace', 'sni'], summary: 'TLS server names asked for, by process, container and pod', load: () => import('./commands/trace-sni.js') },
   { words: ['doctor'], summary: 'what works on this host and which gadgets can run', load: () => import('./commands/doctor.js') },
 ];
 

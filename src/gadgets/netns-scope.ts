@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Keeps a network gadget's packet sockets in step with what is in scope: the host's network
+ * namespace when the host is in scope, and each in-scope container's, added and removed as
+ * containers come and go. Containers sharing a namespace (pods, --network host) share one
+ * socket, released when the last of them stops.
+ */
+import { existsSync } from 'node:fs';
+import { matches, includesHost, type ContainerSelector } from '../containers/selector.js';
+import type { ContainerIndex, ContainerIndexEvent } from '../containers/index.js';
+import type { ContainerInfo } from '../containers/types.js';
+import { errorMessage } from '../errors.js';
+
+export interface NetnsWatcher {
+  watchNetns(nsPath?: string): number;
+  unwatchNetns(inode: number): void;
+}
+
+export class NetnsScope {
+  /** netns inode → ids of in-scope containers (and "host"/"pid:N") using it */
+  private readonly users = new Map<number, Set<string>>();
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(
+    private readonly gadget: NetnsWatcher,
+    private readonly selector: ContainerSelector,
+    private readonly index: ContainerIndex | undefined,
+    private readonly warn: (msg: string) => void,
+  ) {}
+
+  /** Watches what is in scope now and follows the index from here on. */
+  start(): void {
+    if (includesHost(this.selector) && !this.selector.pids?.length) {
+      // pid 1's namespace is the host's even when tlscope itself runs in a (host-pid) container
+      this.add('host', existsSync('/proc/1/ns/net') ? '/proc/1/ns/net' : undefined);
+    }
+    for (const pid of this.selector.pids ?? []) this.add(`pid:${pid}`, `/proc/${pid}/ns/net`);
+    if (this.index === undefined) return;
+    for (const c of this.index.all()) this.onContainer({ type: 'added', container: c });
+    this.unsubscribe = this.index.subscribe((e) => this.onContainer(e));
+  }
+
+  private inScope(c: ContainerInfo): boolean {
+    // -p narrows to processes: their namespaces are watched already
+    return !this.selector.pids?.length && matches(this.selector, c);
+  }
+
+  private onContainer(e: ContainerIndexEvent): void {
+    const c = e.container;
+    if (e.type === 'removed' || !this.inScope(c)) {
+      this.remove(c.id, c.netns);
+      return;
+    }
+    if (e.type === 'updated' && e.previous.netns !== c.netns) this.remove(c.id, e.previous.netns);
+    this.add(c.id, `/proc/${c.pid}/ns/net`, c.netns);
+  }
+
+  private add(user: string, nsPath: string | undefined, knownInode?: number): void {
+    if (knownInode !== undefined && this.users.get(knownInode)?.has(user)) return;
+    try {
+      const inode = this.gadget.watchNetns(nsPath);
+      let set = this.users.get(inode);
+      if (set === undefined) this.users.set(inode, (set = new Set()));
+      set.add(user);
+    } catch (e) {
+      // The container may have exited between the event and now: not an error for the trace.
+      if (existsSync(nsPath ?? '/proc/self/ns/net')) this.warn(`cannot watch the network of ${user}: ${errorMessage(e)}`);
+    }
+  }
+
+  private remove(user: string, inode: number): void {
+    const set = this.users.get(inode);
+    if (set === undefined || !set.delete(user)) return;
+    if (set.size === 0) {
+      this.users.delete(inode);
+      this.gadget.unwatchNetns(inode);
+    }
+  }
+
+  /** Network namespaces watched now. */
+  watched(): number[] {
+    return [...this.users.keys()];
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+  }
+}
