@@ -115,6 +115,11 @@ interface Flow {
   lastSeen: number;
   /** Why the last segment that began like a ClientHello record was not one (for the drop detail). */
   rejectedStart: string | undefined;
+  /**
+   * The prefix length the last parse asked for: parsing a shorter prefix again could only say
+   * need-more, so it waits (keeps many small segments from costing a parse each).
+   */
+  needed: number;
 }
 
 /** Thrown inside `push` to end a flow; turned into a `dropped` result there. */
@@ -224,6 +229,7 @@ export class ClientHelloAssembler<K = string> {
       state.prefixLength = 0;
     }
     state.start = seq;
+    state.needed = 0;
   }
 
   /** Runs a step that may end the flow, turning a FlowDrop into the `dropped` result. */
@@ -264,7 +270,7 @@ export class ClientHelloAssembler<K = string> {
       this.flows.delete(flow);
     } else {
       this.evictIfFull();
-      state = { start: undefined, startGiven: false, prefix: EMPTY, prefixLength: 0, held: [], heldBytes: 0, finished: false, lastSeen: now, rejectedStart: undefined };
+      state = { start: undefined, startGiven: false, prefix: EMPTY, prefixLength: 0, held: [], heldBytes: 0, finished: false, lastSeen: now, rejectedStart: undefined, needed: 0 };
     }
     state.lastSeen = now;
     this.flows.set(flow, state);
@@ -351,6 +357,7 @@ export class ClientHelloAssembler<K = string> {
   private settle(state: Flow, grew: boolean, knownParse?: ClientHelloParseResult): AssemblerResult {
     const absorbed = this.absorbHeld(state);
     if (!grew && !absorbed) return PENDING;
+    if (knownParse === undefined && state.prefixLength < state.needed) return PENDING;
     return this.judge(state, knownParse ?? parseClientHello(state.prefix.subarray(0, state.prefixLength)));
   }
 
@@ -384,6 +391,7 @@ export class ClientHelloAssembler<K = string> {
       case 'invalid':
         throw new FlowDrop('invalid', result.reason);
       case 'need-more':
+        state.needed = result.needed;
         if (result.needed > this.limits.maxFlowBytes) {
           throw new FlowDrop('oversized', `the ClientHello needs at least ${result.needed} bytes, the limit is ${this.limits.maxFlowBytes}`);
         }

@@ -332,23 +332,24 @@ function checkHandshakeRecordHeader(bytes: Uint8Array, offset: number, recordInd
 
 /** Checks as much of a record header as has arrived, so a bad first byte fails at once. */
 function checkRecordHeaderPrefix(bytes: Uint8Array, offset: number, recordIndex: number): void {
-  const where = `record ${recordIndex + 1} (byte ${offset})`;
+  const where = (): string => `record ${recordIndex + 1} (byte ${offset})`;
   const arrived = bytes.length - offset;
   if (arrived >= 1 && bytes[offset] !== ContentType.handshake) {
     const what = recordIndex === 0 ? 'is not a TLS handshake' : 'interrupts the handshake';
-    throw new Malformed(`${where}: content type ${bytes[offset]!} ${what} (expected 22)`);
+    throw new Malformed(`${where()}: content type ${bytes[offset]!} ${what} (expected 22)`);
   }
   if (arrived >= 2 && bytes[offset + 1] !== 3) {
-    throw new Malformed(`${where}: version major ${bytes[offset + 1]!}, expected 3`);
+    throw new Malformed(`${where()}: version major ${bytes[offset + 1]!}, expected 3`);
   }
   if (arrived >= 3 && bytes[offset + 2]! > 4) {
-    throw new Malformed(`${where}: version 0x03${hex8(bytes[offset + 2]!)} is not SSL 3.0 to TLS 1.3`);
+    throw new Malformed(`${where()}: version 0x03${hex8(bytes[offset + 2]!)} is not SSL 3.0 to TLS 1.3`);
   }
   if (arrived >= 4 && bytes[offset + 3]! << 8 > MAX_PLAINTEXT_FRAGMENT) {
-    throw new Malformed(`${where}: length exceeds ${MAX_PLAINTEXT_FRAGMENT}, the largest plaintext fragment`);
+    throw new Malformed(`${where()}: length exceeds ${MAX_PLAINTEXT_FRAGMENT}, the largest plaintext fragment`);
   }
   if (arrived >= 5 && ((bytes[offset + 3]! << 8) | bytes[offset + 4]!) > MAX_PLAINTEXT_FRAGMENT) {
-    throw new Malformed(`${where}: length ${(bytes[offset + 3]! << 8) | bytes[offset + 4]!} exceeds ${MAX_PLAINTEXT_FRAGMENT}, the largest plaintext fragment`);
+    const length = (bytes[offset + 3]! << 8) | bytes[offset + 4]!;
+    throw new Malformed(`${where()}: length ${length} exceeds ${MAX_PLAINTEXT_FRAGMENT}, the largest plaintext fragment`);
   }
 }
 
@@ -402,7 +403,7 @@ class FragmentJoiner {
     return new Uint8Array(0);
   }
 
-  /** Grows the scratch (keeping its first `keep` bytes); bounded by the stream being parsed. */
+  /** Grows the scratch (keeping its first `keep` bytes); never past twice the largest possible ClientHello. */
   private static reserve(length: number, keep: number): void {
     if (length <= FragmentJoiner.scratch.length) return;
     const grown = new Uint8Array(Math.max(length, 2 * FragmentJoiner.scratch.length));
