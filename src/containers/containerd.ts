@@ -11,7 +11,7 @@
 import { statSync } from 'node:fs';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { RuntimeError } from './errors.js';
-import { GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
+import { errorText, GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
 import { isCriSandbox, K8S_LABEL, podLabelsFromSandbox } from './k8s.js';
 import { asArray, asObject, num, str, stringMap, type Json } from './narrow.js';
 import { decodeWireFields, wireString } from './protowire.js';
@@ -242,12 +242,4 @@ export class ContainerdClient implements RuntimeClient {
     this.conn?.close();
     this.conn = undefined;
   }
-}
-
-/** gRPC errors carry `details` (the server's words) and a message prefixed with the code. */
-export function errorText(e: unknown): string {
-  const o = asObject(e);
-  const details = o['details'];
-  if (typeof details === 'string' && details !== '') return details;
-  return e instanceof Error ? e.message : String(e);
 }

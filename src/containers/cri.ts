@@ -11,9 +11,8 @@
  */
 import { statSync } from 'node:fs';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import { errorText } from './containerd.js';
 import { RuntimeError } from './errors.js';
-import { GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
+import { errorText, GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
 import { podLabelsFromSandbox } from './k8s.js';
 import { asArray, asObject, mapLimit, num, str, stringMap, type Json } from './narrow.js';
 import { AsyncQueue } from './queue.js';

@@ -59,6 +59,13 @@ export function grpcCode(e: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** gRPC errors carry `details` (the server's own words) besides a message prefixed with the code. */
+export function errorText(e: unknown): string {
+  const details = asObject(e)['details'];
+  if (typeof details === 'string' && details !== '') return details;
+  return e instanceof Error ? e.message : String(e);
+}
+
 export interface CallOptions {
   /** Request metadata, e.g. `containerd-namespace`. */
   readonly metadata?: Readonly<Record<string, string>>;

@@ -392,7 +392,7 @@ export class ContainerIndex {
           return;
         }
         // Every runtime that could own it says it is not a workload (a pod sandbox, say).
-        this.scanner.ignore(mntns);
+        this.scanner.ignore(mntns, pid);
       } catch {
         if (this.closed) return;
         // The runtime failed right now; its session reports breakage. Index what the cgroup says.

@@ -54,7 +54,11 @@ export class ProcScanner {
   private seenPids = new Set<number>();
   /** Undecided processes: pid → when first seen. */
   private readonly suspects = new Map<number, number>();
-  private readonly ignored = new Set<number>();
+  /**
+   * Mount namespaces that are not containers → a pid that was in it. Namespace inode numbers are
+   * recycled once a namespace is freed, so an entry only holds while that pid is still there.
+   */
+  private readonly ignored = new Map<number, number>();
 
   constructor(
     private readonly target: ScanTarget,
@@ -67,10 +71,19 @@ export class ProcScanner {
     if (mntns !== this.target.hostMntns() && !this.ignored.has(mntns) && !this.suspects.has(pid)) this.suspects.set(pid, this.now());
   }
 
-  /** Remember a mount namespace as not a container (a pod sandbox, a service's private namespace). */
-  ignore(mntns: number): void {
+  /** Remember a mount namespace (with a process in it) as not a container: a pod sandbox, a service's private namespace. */
+  ignore(mntns: number, pid: number): void {
     if (this.ignored.size >= MAX_IGNORED_MNTNS) this.ignored.clear();
-    this.ignored.add(mntns);
+    this.ignored.set(mntns, pid);
+  }
+
+  /** Whether `mntns` is known not to be a container, checking that the namespace has not been recycled. */
+  private isIgnored(mntns: number, pid: number): boolean {
+    const holder = this.ignored.get(mntns);
+    if (holder === undefined) return false;
+    if (holder === pid || permitted(() => namespaceInode(holder, 'mnt', this.procRoot)) === mntns) return true;
+    this.ignored.delete(mntns);
+    return false;
   }
 
   forgetIgnored(mntns: number): void {
@@ -100,7 +113,7 @@ export class ProcScanner {
       } else if (t - since > SUSPECT_WINDOW_MS) {
         this.suspects.delete(pid);
         const mntns = permitted(() => namespaceInode(pid, 'mnt', this.procRoot));
-        if (mntns !== undefined && mntns !== this.target.hostMntns() && !this.target.isIndexedMntns(mntns)) this.ignore(mntns);
+        if (mntns !== undefined && mntns !== this.target.hostMntns() && !this.target.isIndexedMntns(mntns)) this.ignore(mntns, pid);
       } else {
         this.examine(pid, since);
       }
@@ -110,7 +123,7 @@ export class ProcScanner {
 
   private examine(pid: number, since: number): void {
     const mntns = permitted(() => namespaceInode(pid, 'mnt', this.procRoot));
-    if (mntns === undefined || mntns === this.target.hostMntns() || this.target.isIndexedMntns(mntns) || this.ignored.has(mntns)) {
+    if (mntns === undefined || mntns === this.target.hostMntns() || this.target.isIndexedMntns(mntns) || this.isIgnored(mntns, pid)) {
       this.suspects.delete(pid);
       return;
     }
