@@ -14,7 +14,7 @@
  */
 import { TlscopeError } from '../errors.js';
 import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath } from '../proc/cgroup.js';
-import { processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
+import { namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
 import { DEFAULT_CONTAINERD_NAMESPACES, type CgroupContainerRef } from './cgroup-path.js';
 import { createRuntimeClients } from './clients.js';
 import { ClosedError } from './errors.js';
@@ -303,9 +303,12 @@ export class ContainerIndex {
     }
     const sameMntns = this.lookup.byMntns(c.mntns);
     if (sameMntns !== undefined) {
-      // Another client already reports this container (e.g. both containerd and its CRI plugin
-      // were configured): keep the first, unless it came from a cgroup path only.
-      if (sameMntns.source === 'runtime' || c.source === 'cgroup') return;
+      if (this.stillRunning(sameMntns)) {
+        // Another client already reports this container (e.g. both containerd and its CRI
+        // plugin were configured): keep the first, unless it came from a cgroup path only.
+        if (sameMntns.source === 'runtime' || c.source === 'cgroup') return;
+      }
+      // Otherwise it is gone and its namespace inode number was recycled for this one.
       this.remove(sameMntns);
     }
     this.lookup.add(c);
@@ -319,6 +322,15 @@ export class ContainerIndex {
     if (!this.lookup.delete(c)) return;
     this.owner.delete(keyOfContainer(c));
     this.emit({ type: 'removed', container: c });
+  }
+
+  /** Whether an entry's first process is still in the entry's mount namespace. */
+  private stillRunning(c: ContainerInfo): boolean {
+    try {
+      return namespaceInode(c.pid, 'mnt', this.procRoot) === c.mntns;
+    } catch {
+      return true; // not allowed to look: no proof of exit
+    }
   }
 
   /** containerd namespaces seen so far make `/<namespace>/<id>` cgroup paths recognisable. */

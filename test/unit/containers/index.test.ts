@@ -258,6 +258,25 @@ test('rescan: an entry whose process is gone is removed even without a stop even
   }
 });
 
+test('a mount namespace inode recycled for a new container replaces the dead entry at once', async () => {
+  const docker = new ScriptedRuntime('docker');
+  proc.add({ pid: 900, mnt: 5030, net: 6030, cgroup: `/docker/${ID1}` });
+  docker.containers.set(ID1, container('docker', ID1, 900, { name: 'old' }));
+  const index = new ContainerIndex({ clients: [docker], procRoot: proc.root, rescanIntervalMs: 0, sessionTiming: fast });
+  try {
+    await index.start();
+    await until('watching', () => docker.watching === 1);
+    proc.remove(900); // exits; its stop event is lost
+    proc.add({ pid: 901, mnt: 5030, net: 6031, cgroup: `/docker/${ID2}` });
+    docker.start(container('docker', ID2, 901, { name: 'new' }));
+    await until('replaced', () => index.byMntns(5030)?.name === 'new');
+    assert.equal(index.size, 1);
+  } finally {
+    await index.close();
+    proc.remove(901);
+  }
+});
+
 test('one container reported by two clients is indexed once; pods share a netns; host-network containers are not under the host netns', async () => {
   const a = new ScriptedRuntime('containerd');
   const b = new ScriptedRuntime('containerd', '/run/other.sock');
