@@ -10,10 +10,16 @@
  * message head may be at most `maxHeaderBytes` (64 KiB), bodies are counted and only their
  * first `maxBodyBytes` kept; a body byte is never copied otherwise.
  *
+ * Bytes are read where they arrived (a line split across pushes is the only thing copied) and
+ * strings are made only for what a message reports: method, target, reason, header names and
+ * values.
+ *
  * Being a passive observer it is lenient where senders commonly are (bare LF line ends, empty
  * lines before a request) and strict where leniency would misframe the stream (conflicting
  * Content-Length, a non-chunked Transfer-Encoding on a request, control bytes in a head).
  */
+
+import { Buffer } from 'node:buffer';
 
 export interface HttpHeader {
   /** As sent (case kept). */
@@ -193,10 +199,12 @@ export class Http1Parser {
     if (this.stopState !== undefined || chunk.length === 0) return NO_MESSAGES;
     this.currentTime = timestampMs;
     this.out = undefined;
+    // A Buffer view (no copy) so head strings decode natively (Buffer#toString), not byte by byte.
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     try {
       let pos = 0;
       while (pos < chunk.length && this.phase !== 'stopped') {
-        pos = this.isLinePhase() ? this.consumeLine(chunk, pos) : this.consumeBody(chunk, pos);
+        pos = this.isLinePhase() ? this.consumeLine(bytes, pos) : this.consumeBody(bytes, pos);
       }
     } catch (e) {
       if (!(e instanceof NotHttp)) throw e;
@@ -234,7 +242,7 @@ export class Http1Parser {
   // ------------------------------------------------------------------ lines
 
   /** Takes bytes up to the next LF; handles the line when it is whole. Returns the new position. */
-  private consumeLine(chunk: Uint8Array, pos: number): number {
+  private consumeLine(chunk: Buffer, pos: number): number {
     if (this.phase === 'start-line' && this.line.length === 0) this.firstByteAt = this.currentTime;
     const lf = chunk.indexOf(LF, pos);
     const end = lf < 0 ? chunk.length : lf + 1;
@@ -286,7 +294,7 @@ export class Http1Parser {
     if (this.phase === 'start-line') this.checkStartLinePrefix(this.line.bytes, 0, this.line.length);
   }
 
-  private handleLine(bytes: Uint8Array, start: number, end: number): void {
+  private handleLine(bytes: Buffer, start: number, end: number): void {
     switch (this.phase) {
       case 'start-line':
         return this.startLine(bytes, start, end);
@@ -308,7 +316,7 @@ export class Http1Parser {
 
   // ------------------------------------------------------------------ heads
 
-  private startLine(bytes: Uint8Array, start: number, end: number): void {
+  private startLine(bytes: Buffer, start: number, end: number): void {
     if (end === start) {
       // RFC 9112 §2.2: empty lines before a request line are ignored.
       this.headBytes = 0;
@@ -335,7 +343,7 @@ export class Http1Parser {
   }
 
   /** Fails fast on bytes that cannot start an HTTP/1 message, instead of buffering 64 KiB. */
-  private checkStartLinePrefix(bytes: Uint8Array, start: number, end: number): void {
+  private checkStartLinePrefix(bytes: Buffer, start: number, end: number): void {
     const wantResponse = this.mode === 'response';
     const wantRequest = this.mode === 'request';
     const looksLikeResponse = httpSlashPrefixMatches(bytes, start, end);
@@ -350,7 +358,7 @@ export class Http1Parser {
   }
 
   /** A field line; stored into `headers` unless it is a trailer (undefined). */
-  private fieldLine(bytes: Uint8Array, start: number, end: number, headers: HttpHeader[] | undefined): void {
+  private fieldLine(bytes: Buffer, start: number, end: number, headers: HttpHeader[] | undefined): void {
     const first = bytes[start]!;
     if (first === SP || first === HTAB) {
       // obs-fold: a continuation of the previous field's value (RFC 9112 §5.2).
@@ -433,7 +441,7 @@ export class Http1Parser {
     return pos + take;
   }
 
-  private chunkSizeLine(bytes: Uint8Array, start: number, end: number): void {
+  private chunkSizeLine(bytes: Buffer, start: number, end: number): void {
     let size = 0;
     let digits = 0;
     let i = start;
@@ -553,7 +561,7 @@ function contentLength(headers: readonly HttpHeader[]): number | undefined {
 
 // --------------------------------------------------------------------- start lines
 
-function parseRequestLine(bytes: Uint8Array, start: number, end: number, headers: readonly HttpHeader[]): Http1Head {
+function parseRequestLine(bytes: Buffer, start: number, end: number, headers: readonly HttpHeader[]): Http1Head {
   const firstSpace = bytes.indexOf(SP, start);
   const lastSpace = bytes.lastIndexOf(SP, end - 1);
   if (firstSpace < 0 || firstSpace >= end || lastSpace <= firstSpace) throw new NotHttp(`bad request line: ${preview(bytes, start, end)}`);
@@ -576,7 +584,7 @@ function parseRequestLine(bytes: Uint8Array, start: number, end: number, headers
   };
 }
 
-function parseStatusLine(bytes: Uint8Array, start: number, end: number, headers: readonly HttpHeader[]): Http1Head {
+function parseStatusLine(bytes: Buffer, start: number, end: number, headers: readonly HttpHeader[]): Http1Head {
   const versionEnd = bytes.indexOf(SP, start);
   if (versionEnd < 0 || versionEnd >= end) throw new NotHttp(`bad status line: ${preview(bytes, start, end)}`);
   const version = httpVersion(bytes, start, versionEnd);
@@ -618,7 +626,7 @@ function httpSlashPrefixMatches(bytes: Uint8Array, start: number, end: number): 
   return n > 0;
 }
 
-function startsWithPreface(bytes: Uint8Array, start: number, end: number): boolean {
+function startsWithPreface(bytes: Buffer, start: number, end: number): boolean {
   return end - start >= 14 && latin1(bytes, start, start + 14) === 'PRI * HTTP/2.0';
 }
 
@@ -656,13 +664,9 @@ function checkFieldValue(bytes: Uint8Array, start: number, end: number): void {
   }
 }
 
-/** Latin-1 decoding of a byte range, in slices small enough for `apply`. */
-function latin1(bytes: Uint8Array, start: number, end: number): string {
-  const SLICE = 8192;
-  if (end - start <= SLICE) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
-  const parts: string[] = [];
-  for (let i = start; i < end; i += SLICE) parts.push(String.fromCharCode.apply(null, bytes.subarray(i, Math.min(end, i + SLICE)) as unknown as number[]));
-  return parts.join('');
+/** Latin-1 decoding of a byte range: header bytes are octets, and obs-text must survive. */
+function latin1(bytes: Buffer, start: number, end: number): string {
+  return bytes.toString('latin1', start, end);
 }
 
 /** A short printable excerpt for reasons. */
@@ -673,13 +677,13 @@ function preview(bytes: Uint8Array, start: number, end: number): string {
 
 /** The current line, when it spans pushes; bounded by the callers' limits. */
 class LineBuffer {
-  bytes = new Uint8Array(256);
+  bytes: Buffer = Buffer.alloc(256);
   length = 0;
 
   append(source: Uint8Array, start: number, end: number): void {
     const needed = this.length + end - start;
     if (needed > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(needed, this.bytes.length * 2));
+      const grown = Buffer.alloc(Math.max(needed, this.bytes.length * 2));
       grown.set(this.bytes.subarray(0, this.length));
       this.bytes = grown;
     }
