@@ -470,6 +470,20 @@ export class TestContainers {
     return c;
   }
 
+  /**
+   * Runs a command inside a running container and returns its standard output (for traffic
+   * from inside a container: `exec(c, ['curl', '-sk', 'https://…'])`).
+   */
+  async exec(c: TestContainer, command: readonly string[], timeoutMs = 30_000): Promise<string> {
+    switch (c.runtime) {
+      case 'docker':
+      case 'podman':
+        return out(c.runtime, ['exec', c.id, ...command], timeoutMs);
+      case 'containerd':
+        return out('ctr', ['-n', c.namespace ?? 'default', 'task', 'exec', '--exec-id', uniqueName('exec'), c.name, ...command], timeoutMs);
+    }
+  }
+
   /** Stops and removes containers (batched per runtime). */
   async remove(...containers: readonly TestContainer[]): Promise<void> {
     for (const runtime of ['docker', 'podman'] as const) {
@@ -505,7 +519,7 @@ export class TestContainers {
    * A pod through containerd's CRI plugin, as kubelet would create it: a sandbox with the pod's
    * labels and containers labelled with kubelet's io.kubernetes.* labels.
    */
-  async runPod(pod: { namespace: string; name: string; uid: string; labels?: Record<string, string> }, containers: readonly { name: string; command?: readonly string[] }[]): Promise<{ sandboxId: string; containerIds: string[] }> {
+  async runPod(pod: { namespace: string; name: string; uid: string; labels?: Record<string, string> }, containers: readonly { name: string; command?: readonly string[] }[]): Promise<{ sandboxId: string; containerIds: string[]; pids: number[] }> {
     this.cri ??= new CriTestClient();
     const logDir = join(STATE_DIR, 'pods', pod.uid);
     mkdirSync(logDir, { recursive: true });
@@ -538,7 +552,8 @@ export class TestContainers {
       await this.cri.call('StartContainer', { container_id: id }, 60_000);
       containerIds.push(id);
     }
-    return { sandboxId, containerIds };
+    const pids = containerIds.map((id) => Number(readFileSync(taskPidFile('k8s.io', id), 'utf8').trim()));
+    return { sandboxId, containerIds, pids };
   }
 
   async removePod(sandboxId: string): Promise<void> {
