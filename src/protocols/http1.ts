@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Incremental HTTP/1.x parsing for observed byte streams (RFC 9112), and pairing of requests
- * with responses per connection.
+ * Incremental HTTP/1.x parsing for observed byte streams (RFC 9112). Pairing requests with
+ * responses per connection is in `http1-pairer.ts`.
  *
  * One `Http1Parser` follows one direction of a connection. It takes the bytes as they come (any
  * split, one byte at a time if need be), handles pipelining, Content-Length and chunked bodies,
@@ -207,8 +207,8 @@ export class Http1Parser {
         pos = this.isLinePhase() ? this.consumeLine(bytes, pos) : this.consumeBody(bytes, pos);
       }
     } catch (e) {
-      if (!(e instanceof NotHttp)) throw e;
-      this.stop('not-http', e.reason);
+      // Anything but NotHttp is a bug; it still must not take the tracer down with it.
+      this.stop('not-http', e instanceof NotHttp ? e.reason : `internal parser error: ${e instanceof Error ? e.message : String(e)}`);
     }
     return this.out ?? NO_MESSAGES;
   }

@@ -174,6 +174,7 @@ describe('HTTP/1.1 parser properties', () => {
       fc.property(fc.uint8Array({ maxLength: 2000 }), cutsArb, fc.constantFrom('request' as const, 'response' as const, 'auto' as const), (bytes, cuts, mode) => {
         const parser = new Http1Parser({ mode, maxHeaderBytes: 512 });
         feedPieces(parser, cut(bytes, cuts));
+        if (parser.state === 'not-http') assert.ok(!(parser.reason ?? '').startsWith('internal'), parser.reason);
         parser.end(0);
         assert.equal(parser.state === 'not-http' || parser.state === 'closed' || parser.state === 'tunnel', true);
       }),
@@ -189,6 +190,7 @@ describe('HTTP/1.1 parser properties', () => {
         const parser = new Http1Parser({ mode: 'auto' });
         const messages = feedPieces(parser, cut(bytes, cuts));
         for (const m of messages) assert.ok(m.totalBytes <= bytes.length);
+        assert.ok(!(parser.reason ?? '').startsWith('internal'), parser.reason);
       }),
       { numRuns: RUNS * 2 },
     );
