@@ -168,14 +168,16 @@ export class ClientHelloAssembler<K = string> {
 
   /**
    * Declares that `flow`'s stream starts at `initialSeq` (SYN seq + 1), so its ClientHello is
-   * the first byte of the stream. Call before its data; ignored once the flow has a start.
+   * the first byte of the stream. Best before its data; if segments came first, the start they
+   * suggested gives way to this one. Returns the hello if the segments already held complete it.
    */
-  startFlow(flow: K, initialSeq: number): void {
+  startFlow(flow: K, initialSeq: number): AssemblerResult {
     const state = this.touch(flow, this.now());
-    if (state.finished || state.start !== undefined) return;
-    state.start = initialSeq >>> 0;
+    if (state.finished) return FINISHED;
+    if (state.startGiven) return PENDING;
+    this.anchor(state, initialSeq >>> 0);
     state.startGiven = true;
-    this.guarded(state, () => this.settle(state, false));
+    return this.guarded(state, () => this.settle(state, false));
   }
 
   /** Feeds one TCP segment: `seq` is the sequence number of its first payload byte. */

@@ -81,6 +81,15 @@ describe('ClientHelloAssembler: in order and reordered', () => {
     assert.equal(hellos(feed(a, segments)).length, 1);
   });
 
+  it('lets a start given late override the one the segments suggested', () => {
+    const bytes = buildClientHello(NAMED).bytes;
+    const segments = splitIntoSegments(bytes, { initialSeq: 900, sizes: [3], mss: 700 });
+    const a = assembler();
+    assert.deepEqual(feed(a, [...segments].reverse()), []); // the 3-byte first segment cannot anchor
+    const result = a.startFlow('f', 900);
+    assert.equal(result.status === 'hello' && result.hello.serverName, 'late.example.test');
+  });
+
   it('finds a hello after a plaintext prelude (STARTTLS) by its record header', () => {
     const prelude = new TextEncoder().encode('220 ready\r\n');
     const hello = buildClientHello(NAMED).bytes;
