@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { ContainerIndex, type ContainerIndexWarning } from '../../../src/containers/index.js';
+import { ContainerIndex, type ContainerIndexWarning, type ContainerInfo } from '../../../src/containers/index.js';
 import { ensureRuntimes, runtimeSkipReason, TEST_RUNTIMES, TestContainers, type TestContainer, type TestRuntime } from '../../helpers/runtimes.js';
 
 const runtimes = TEST_RUNTIMES.filter((r) => runtimeSkipReason(r) === false);
@@ -59,7 +59,15 @@ test(`${TOTAL} containers started and stopped leave no fds and no index entries 
 
   const added = new Set<number>();
   const removed = new Set<number>();
-  index.subscribe((e) => (e.type === 'added' ? added : e.type === 'removed' ? removed : new Set<number>()).add(e.container.pid));
+  // Other test processes may run containers on the same daemons meanwhile: keep count of
+  // theirs, so the size check is exact about ours.
+  const ours = (c: ContainerInfo) => c.labels['tlscope.test.owner'] === String(process.pid);
+  let foreign = 0;
+  index.subscribe((e) => {
+    if (!ours(e.container)) foreign += e.type === 'added' ? 1 : e.type === 'removed' ? -1 : 0;
+    else if (e.type === 'added') added.add(e.container.pid);
+    else if (e.type === 'removed') removed.add(e.container.pid);
+  });
 
   const plan: TestRuntime[] = Array.from({ length: TOTAL }, (_, i) => runtimes[i % runtimes.length] as TestRuntime);
   const started = Date.now();
@@ -68,18 +76,19 @@ test(`${TOTAL} containers started and stopped leave no fds and no index entries 
   const pids = running.map((c) => c.pid);
   await settle(() => pids.every((p) => added.has(p)), true, 5000);
   assert.deepEqual(pids.filter((p) => !added.has(p)), [], 'every container was seen starting');
-  assert.equal(index.size, sizeBefore + TOTAL);
+  assert.equal(index.all().filter(ours).length, TOTAL);
 
   const stopping = Date.now();
   await containers.remove(...running);
   const stopMs = Date.now() - stopping;
   await settle(() => pids.every((p) => removed.has(p)), true, 5000);
   assert.deepEqual(pids.filter((p) => !removed.has(p)), [], 'every container was seen stopping');
-  assert.equal(await settle(() => index!.size, sizeBefore, 3000), sizeBefore, 'index back to its size');
+  assert.equal(await settle(() => index!.size - foreign, sizeBefore, 3000), sizeBefore, 'index back to its size');
+  assert.deepEqual(index.all().filter(ours), []);
   const fdsAfter = await settle(() => openFds().length, fdsBefore, 5000);
   assert.equal(fdsAfter, fdsBefore, `open fds before ${fdsBefore}, after ${fdsAfter}`);
   assert.deepEqual(warnings, []);
-  t.diagnostic(`${TOTAL} containers (${runtimes.join(', ')}): started in ${startMs} ms, removed in ${stopMs} ms; index ${sizeBefore} → ${sizeBefore + TOTAL} → ${index.size}; fds ${fdsBefore} → ${fdsAfter}`);
+  t.diagnostic(`${TOTAL} containers (${runtimes.join(', ')}): started in ${startMs} ms, removed in ${stopMs} ms; index ${sizeBefore} → ${sizeBefore + TOTAL} → ${index.size - foreign} (+${foreign} not ours); fds ${fdsBefore} → ${fdsAfter}`);
 
   // And close() gives back every socket the index held (event streams, gRPC channel).
   await index.close();
