@@ -5,7 +5,7 @@
  * containers come and go. Containers sharing a namespace (pods, --network host) share one
  * socket, released when the last of them stops.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { matches, includesHost, type ContainerSelector } from '../containers/selector.js';
 import type { ContainerIndex, ContainerIndexEvent } from '../containers/index.js';
 import type { ContainerInfo } from '../containers/types.js';
@@ -14,6 +14,19 @@ import { errorMessage } from '../errors.js';
 export interface NetnsWatcher {
   watchNetns(nsPath?: string): number;
   unwatchNetns(inode: number): void;
+}
+
+/**
+ * pid 1's network namespace is the host's even when tlscope runs in a host-pid container;
+ * where pid 1 cannot be inspected (some sandboxes refuse even root), ours is used.
+ */
+function hostNetnsPath(): string | undefined {
+  try {
+    closeSync(openSync('/proc/1/ns/net', 'r'));
+    return '/proc/1/ns/net';
+  } catch {
+    return undefined;
+  }
 }
 
 export class NetnsScope {
@@ -31,8 +44,7 @@ export class NetnsScope {
   /** Watches what is in scope now and follows the index from here on. */
   start(): void {
     if (includesHost(this.selector) && !this.selector.pids?.length) {
-      // pid 1's namespace is the host's even when tlscope itself runs in a (host-pid) container
-      this.add('host', existsSync('/proc/1/ns/net') ? '/proc/1/ns/net' : undefined);
+      this.add('host', hostNetnsPath());
     }
     for (const pid of this.selector.pids ?? []) this.add(`pid:${pid}`, `/proc/${pid}/ns/net`);
     if (this.index === undefined) return;
