@@ -101,30 +101,25 @@ static __always_inline int tuple_from_sock(const struct sock *sk, struct sni_tup
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		t->family = 4;
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(t->saddr, &s, 4);
-		__builtin_memcpy(t->daddr, &d, 4);
-		return 1;
-	}
-	if (family != AF_INET6)
+	if (family == AF_INET6) {
+		struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
+		/* A v4-mapped peer (::ffff:a.b.c.d) sends IPv4 packets: key it as IPv4 below. */
+		int mapped = d6.in6_u.u6_addr32[0] == 0 && d6.in6_u.u6_addr32[1] == 0 && d6.in6_u.u6_addr32[2] == bpf_htonl(0xffff);
+		if (!mapped) {
+			struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
+			t->family = 6;
+			__builtin_memcpy(t->saddr, &s6, 16);
+			__builtin_memcpy(t->daddr, &d6, 16);
+			return 1;
+		}
+	} else if (family != AF_INET) {
 		return 0;
-	struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
-	/* A v4-mapped peer (::ffff:a.b.c.d) sends IPv4 packets: key it as IPv4. */
-	if (d6.in6_u.u6_addr32[0] == 0 && d6.in6_u.u6_addr32[1] == 0 && d6.in6_u.u6_addr32[2] == bpf_htonl(0xffff)) {
-		t->family = 4;
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(t->saddr, &s, 4);
-		__builtin_memcpy(t->daddr, &d, 4);
-		return 1;
 	}
-	struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-	t->family = 6;
-	__builtin_memcpy(t->saddr, &s6, 16);
-	__builtin_memcpy(t->daddr, &d6, 16);
+	__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+	__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	t->family = 4;
+	__builtin_memcpy(t->saddr, &s, 4);
+	__builtin_memcpy(t->daddr, &d, 4);
 	return 1;
 }
 
