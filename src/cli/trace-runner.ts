@@ -119,6 +119,7 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
   const index = new ContainerIndex({ onWarning: (w) => warn(w.kind === 'runtime' ? `${w.runtime}: ${errorMessage(w.error)}` : errorMessage(w.error)) });
   let gadget: TraceGadget<E> | undefined;
   let scope: NetnsScope | undefined;
+  let lossTimer: NodeJS.Timeout | undefined;
   const missingNames = new Set(selector.containerNames ?? []);
   try {
     await index.start();
@@ -135,6 +136,17 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
     const g = gadget;
     stop.signal.addEventListener('abort', () => void g.close(), { once: true });
     if (stop.signal.aborted) void g.close();
+
+    // Losses are said as they happen on a long trace, not only in the summary.
+    let lostSeen = 0n;
+    lossTimer = setInterval(() => {
+      const lost = g.stats().lost;
+      if (lost > lostSeen) {
+        ctx.err.write(`tlscope: warning: ${lost - lostSeen} events lost in the last second (${lost} in all): the ring buffer was full\n`);
+        lostSeen = lost;
+      }
+    }, 1000);
+    lossTimer.unref();
 
     const writer = format === 'columns' ? new ColumnWriter(shown, ctx.out) : new JsonWriter(shown, ctx.out, format === 'jsonpretty');
     if (writer instanceof ColumnWriter) writer.header();
@@ -162,6 +174,7 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
     return 0;
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+    clearInterval(lossTimer);
     ctx.signal.removeEventListener('abort', onAbort);
     scope?.stop();
     await gadget?.close();

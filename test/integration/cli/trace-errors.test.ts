@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a user who gets something wrong sees from a tracing command: a clear message, a hint,
+// the right exit code, and nothing left attached.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { notRoot } from '../../helpers/root.js';
+
+const bin = fileURLToPath(new URL('../../../src/cli/bin.js', import.meta.url));
+const tlscope = (args: string[], pre: string[] = []) =>
+  spawnSync(pre[0] ?? process.execPath, [...pre.slice(1), ...(pre.length ? [process.execPath] : []), bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+
+test('bad flags are usage errors (exit 2) that name the problem', () => {
+  const cases: [string[], RegExp][] = [
+    [['trace', 'sni', '--bogus'], /--bogus/],
+    [['trace', 'sni', '-o', 'xml'], /unknown output format "xml"/],
+    [['trace', 'sni', '--timeout', 'soon'], /--timeout wants a whole number/],
+    [['trace', 'sni', '--fields', 'pid,nope'], /unknown field "nope"/],
+    [['trace', 'sni', '--filter', 'name~('], /bad regular expression/],
+    [['trace', 'sni', '-r', 'lxc'], /unknown runtime "lxc"/],
+    [['trace', 'sni', '-p', 'abc'], /"abc" is not a process id/],
+    [['trace', 'sni', '--k8s-selector', 'novalue'], /is not key=value/],
+  ];
+  for (const [args, re] of cases) {
+    const r = tlscope(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+  }
+});
+
+test('--help teaches: scope rules, examples and every field', () => {
+  const r = tlscope(['trace', 'sni', '--help']);
+  assert.equal(r.status, 0);
+  for (const s of ['-c, --containername NAME', '--k8s-podname POD', 'With no filter, the host and every container are traced', 'Examples:', 'proc.comm', 'tlsVersion']) {
+    assert.ok(r.stdout.includes(s), `help mentions ${s}`);
+  }
+});
+
+test('not root: trace sni refuses with the privileges it needs (exit 4)', { skip: notRoot }, () => {
+  const r = tlscope(['trace', 'sni', '--timeout', '1'], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all']);
+  assert.equal(r.status, 4, r.stderr);
+  assert.match(r.stderr, /needs root/);
+  assert.match(r.stderr, /hint: run as root, or with CAP_BPF/);
+});
+
+test('a container that never appears: said to be awaited, then an error at --timeout', { skip: notRoot }, () => {
+  const r = tlscope(['trace', 'sni', '-c', 'no-such-container-tlscope', '--timeout', '2']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /waiting for container no-such-container-tlscope to start \(up to 2 s\)/);
+  assert.match(r.stderr, /container no-such-container-tlscope never appeared/);
+  assert.match(r.stderr, /hint: check the name with `tlscope containers`/);
+});
