@@ -76,6 +76,10 @@ export const c = {
   vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
   syscall3: libc.func('long syscall(long nr, ...)'),
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, void *data)'),
+  // packet capture (src/ebpf/capture.ts): interface lookups on a socket (in that socket's
+  // network namespace) and the bound address of a packet socket
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
+  getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
 };
 
 export const PROT_READ = 1;
@@ -95,6 +99,39 @@ export const SYS_bpf = 321; // x86-64
 export function strerror(e: number): string {
   return String(c.strerror(e));
 }
+
+// ---- libpcap (filter compilation only: tcpdump's filter syntax to classic BPF) -------------
+let libpcapHandle: Lib | undefined;
+let libpcapLoadError: unknown;
+try {
+  libpcapHandle = loadLibrary(['libpcap.so.0.8', 'libpcap.so.1', 'libpcap.so']);
+} catch (e) {
+  libpcapLoadError = e;
+}
+
+/** Why libpcap could not be loaded, or undefined when it was. */
+export function libpcapUnavailable(): string | undefined {
+  return libpcapHandle === undefined ? String((libpcapLoadError as Error)?.message ?? libpcapLoadError) : undefined;
+}
+
+function pcapFn(decl: string): NativeFn {
+  if (libpcapHandle === undefined) {
+    return ((..._args: unknown[]) => {
+      throw new Error(`libpcap is not installed (${libpcapUnavailable()}); install the libpcap0.8 package`);
+    }) as unknown as NativeFn;
+  }
+  return libpcapHandle.func(decl);
+}
+
+/** struct bpf_program (pcap/bpf.h): u_int bf_len @0, struct bpf_insn *bf_insns @8; 16 bytes. */
+export const pcap = {
+  lib_version: pcapFn('const char *pcap_lib_version()'),
+  open_dead: pcapFn('void *pcap_open_dead(int linktype, int snaplen)'),
+  close: pcapFn('void pcap_close(void *p)'),
+  compile: pcapFn('int pcap_compile(void *p, _Inout_ uint8_t *prog, const char *expr, int optimize, uint32_t netmask)'),
+  geterr: pcapFn('const char *pcap_geterr(void *p)'),
+  freecode: pcapFn('void pcap_freecode(_Inout_ uint8_t *prog)'),
+};
 
 // ---- libbpf -------------------------------------------------------------------------------
 const PrintFn = koffi.proto('int tlscope_libbpf_print_fn(int level, const char *fmt, void *ap)');

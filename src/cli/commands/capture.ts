@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `tlscope capture`: tcpdump inside the network namespace of containers, pods or processes,
+ * chosen by name, with tcpdump's filter language, -A/-X, and -w to pcapng with one interface
+ * per (namespace, interface) named after its container and a comment per packet naming the
+ * process that sent it.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { release } from 'node:os';
+import { ContainerIndex } from '../../containers/index.js';
+import { hasContainerFilter, parseSelectorFlags, SCOPE_HELP, type ContainerSelector } from '../../containers/selector.js';
+import type { ContainerInfo } from '../../containers/types.js';
+import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING, type RingPacket } from '../../ebpf/capture.js';
+import { hasCaps } from '../../ebpf/features.js';
+import { c } from '../../ebpf/native.js';
+import { PermissionError, TlscopeError, errorMessage } from '../../errors.js';
+import { dissect, flowKeyOf } from '../../gadgets/capture/dissect.js';
+import { CaptureGadget, type CaptureTarget, type PacketHandler } from '../../gadgets/capture/gadget.js';
+import { FlowOwners, type FlowOwner } from '../../gadgets/capture/owners.js';
+import { NetnsScope } from '../../gadgets/netns-scope.js';
+import { processComm } from '../../proc/process.js';
+import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSummary, TcpSequences, TimeFormatter } from '../../output/packet-text.js';
+import { EPB_BROADCAST, EPB_INBOUND, EPB_MULTICAST, EPB_OUTBOUND, EPB_PROMISCUOUS, EPB_UNICAST, PcapngWriter } from '../../output/pcapng.js';
+import { bool, helpText, int, list, parse, str, type OptionSpecs, type ParsedValues } from '../args.js';
+import type { CommandContext } from '../context.js';
+import { scopeOptions } from '../trace-runner.js';
+
+const VERSION = '0.1.0';
+const MAX_SNAPLEN = 262144;
+
+const options: OptionSpecs = {
+  ...scopeOptions,
+  interface: { type: 'string', short: 'i', arg: 'IFACE', description: 'only this interface, by its name inside each target (default: every interface; "any" too)' },
+  snaplen: { type: 'string', short: 's', arg: 'SNAPLEN', description: `bytes kept of each packet (default and 0: ${MAX_SNAPLEN})` },
+  ascii: { type: 'boolean', short: 'A', description: 'print each packet (minus its link-level header) in ASCII, as tcpdump -A' },
+  hex: { type: 'boolean', short: 'X', description: 'print each packet (minus its link-level header) in hex and ASCII, as tcpdump -X' },
+  write: { type: 'string', short: 'w', arg: 'FILE', description: 'write the packets to a pcapng file instead of printing them; "-" for standard output' },
+  count: { type: 'string', arg: 'N', description: 'stop after N packets (tcpdump -c: -c is --containername in tlscope)' },
+  'buffer-size': { type: 'string', short: 'B', arg: 'KiB', description: 'capture ring per namespace, in KiB (default 8192), as tcpdump -B' },
+  link: { type: 'boolean', short: 'e', description: 'print the link-level header (MAC addresses, ethertype) on each line' },
+  'absolute-seq': { type: 'boolean', short: 'S', description: 'print absolute TCP sequence numbers' },
+  numeric: { type: 'boolean', short: 'n', description: 'accepted for tcpdump habits: tlscope never resolves names or ports' },
+  'no-owners': { type: 'boolean', description: 'do not attribute packets to processes (no tracepoints are loaded)' },
+  timeout: { type: 'string', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
+  verbose: { type: 'boolean', short: 'v', description: 'more detail in the summary and on errors; the sending process on each line' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+const USAGE = 'tlscope capture [scope] [-i IFACE] [-s SNAPLEN] [-A|-X] [-w FILE|-] [--count N] [--timeout S] [FILTER EXPRESSION…]';
+const SUMMARY = 'Capture packets inside the network namespace of containers, pods or processes, like\n`nsenter -t PID -n tcpdump`, with no tool inside the container and nothing to exec.';
+const ABOUT = `Targets: -c NAME, -r RUNTIME, --k8s-namespace/--k8s-podname/--k8s-selector, -p PID and
+--host choose the network namespaces to capture in (every pod of a namespace at once, say),
+each labelled with its container or pod; containers that start later and match are added.
+With no scope flag, the host's own namespace is captured (as tcpdump would), not every
+container's: container traffic crossing the host's bridge and veths shows there already.
+(${SCOPE_HELP})
+
+The filter is tcpdump's (man pcap-filter), compiled by libpcap and run in the kernel on each
+packet socket: what it rejects is never copied to tlscope. All the words after the options
+form the expression, as with tcpdump.
+
+Differences from tcpdump: every interface is captured by default (link-layer headers kept:
+Ethernet, veth and loopback as Ethernet, tun/wireguard/ipip as raw IP; other link types are
+not captured); -c is the container name, so the packet count is --count; names are never
+resolved (-n is implied); -r is --runtimes (no reading of files); the line shows the container
+and interface before the direction. Loopback packets show twice (Out and In), as tcpdump -i lo.
+
+In -w files, each (namespace, interface) is one interface whose description names the container
+("web (docker) eth0"), and a packet whose TCP or connected UDP socket tlscope saw in use carries
+a comment naming the sending and receiving processes (pid, comm, container).
+
+Examples:
+  tlscope capture -c web 'tcp port 8000' -A        HTTP of the container "web", as text
+  tlscope capture -c web -w web.pcapng              everything of "web" into a file
+  tlscope capture --k8s-namespace shop -w - | tshark -r -      every pod of a namespace
+  tlscope capture -p 1234 -i eth0 -X 'udp port 53'
+  tlscope capture --host -i lo --count 10`;
+
+export const help = { usage: USAGE, summary: SUMMARY, options, about: ABOUT };
+
+function selectorFrom(v: ParsedValues): ContainerSelector {
+  const s = parseSelectorFlags({
+    ...(v.runtimes === undefined ? {} : { runtimes: list(v, 'runtimes') ?? [] }),
+    ...(v.containername === undefined ? {} : { containername: list(v, 'containername') ?? [] }),
+    ...(bool(v, 'host') ? { host: true } : {}),
+    ...(v.pid === undefined ? {} : { pid: list(v, 'pid') ?? [] }),
+    ...(str(v, 'k8s-namespace') === undefined ? {} : { k8sNamespace: str(v, 'k8s-namespace') as string }),
+    ...(str(v, 'k8s-podname') === undefined ? {} : { k8sPodname: str(v, 'k8s-podname') as string }),
+    ...(str(v, 'k8s-containername') === undefined ? {} : { k8sContainername: str(v, 'k8s-containername') as string }),
+    ...(v['k8s-selector'] === undefined ? {} : { k8sSelector: list(v, 'k8s-selector') ?? [] }),
+  });
+  // No target at all: the host's namespace, as tcpdump (not every container on top of it).
+  if (!hasContainerFilter(s) && !(s.pids?.length ?? 0) && s.host === undefined) return { ...s, host: true };
+  return s;
+}
+
+/** Who a network namespace belongs to, for labels: "web", "shop/cart-7d9f" (a pod), "host". */
+export interface NamespaceLabel {
+  /** on each printed line */
+  short: string;
+  /** in pcapng interface descriptions: "web (docker)" */
+  long: string;
+}
+
+export function labelFor(containers: readonly ContainerInfo[]): NamespaceLabel | undefined {
+  if (containers.length === 0) return undefined;
+  const first = containers[0] as ContainerInfo;
+  const runtime = [...new Set(containers.map((x) => x.runtime))].join(',');
+  if (first.k8s !== undefined && first.k8s.podName !== '') {
+    const pod = first.k8s.namespace === '' ? first.k8s.podName : `${first.k8s.namespace}/${first.k8s.podName}`;
+    return { short: pod, long: `pod ${pod} (${runtime})` };
+  }
+  const names = [...new Set(containers.map((x) => x.name))].join(',');
+  return { short: names, long: `${names} (${runtime})` };
+}
+
+/** Writes every byte of a chunk to a file descriptor (writeSync may write less). */
+function writeAll(fd: number, chunk: Uint8Array): void {
+  let off = 0;
+  while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+}
+
+export async function run(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parse(argv, options, true);
+  if (bool(values, 'help')) {
+    ctx.out.write(helpText(USAGE, SUMMARY, options, ABOUT));
+    return 0;
+  }
+  const expression = positionals.join(' ').trim();
+  const snapArg = int(values, 'snaplen', { min: 0, max: MAX_SNAPLEN });
+  const snaplen = snapArg === undefined || snapArg === 0 ? MAX_SNAPLEN : snapArg;
+  const count = int(values, 'count', { min: 1 });
+  const timeout = int(values, 'timeout', { min: 1 });
+  const bufferKiB = int(values, 'buffer-size', { min: 256, max: 1 << 21 }) ?? 8192;
+  const ifname = str(values, 'interface');
+  const interfaceName = ifname === undefined || ifname === 'any' ? undefined : ifname;
+  const out = str(values, 'write');
+  const ascii = bool(values, 'ascii');
+  const hex = bool(values, 'hex');
+  const verbose = bool(values, 'verbose') || ctx.verbose;
+  // tcpdump's own words for a bad expression (exit 2), before anything needs root
+  const filter = compileFilter(expression, snaplen);
+  const selector = selectorFrom(values);
+  if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError('tlscope capture needs root');
+
+  // ring: blocks of 1 MiB (a 64 KiB GSO packet fits many times), at least 4 of them
+  const blockSize = bufferKiB >= 4096 ? 1 << 20 : 1 << 18;
+  const blockCount = Math.max(4, Math.floor((bufferKiB * 1024) / blockSize));
+
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const timer = timeout === undefined ? undefined : setTimeout(onAbort, timeout * 1000);
+
+  const warned = new Set<string>();
+  const watchFailures: string[] = [];
+  const warn = (msg: string): void => {
+    if (msg.startsWith('cannot watch')) watchFailures.push(msg);
+    if (warned.has(msg)) return;
+    warned.add(msg);
+    ctx.err.write(`tlscope: warning: ${msg}\n`);
+  };
+  const index = new ContainerIndex({ onWarning: (w) => warn(w.kind === 'runtime' ? `${w.runtime}: ${errorMessage(w.error)}` : errorMessage(w.error)) });
+
+  const labelOf = (t: CaptureTarget): NamespaceLabel => {
+    if (t.netns === index.hostNamespaces?.net) return { short: 'host', long: 'host' };
+    const fromIndex = labelFor(index.byNetns(t.netns));
+    if (fromIndex !== undefined) return fromIndex;
+    const pid = /^\/proc\/(\d+)\//.exec(t.nsPath)?.[1];
+    if (pid !== undefined) {
+      const comm = processComm(Number(pid));
+      return { short: `pid${pid}`, long: `pid ${pid}${comm === undefined ? '' : ` (${comm})`}` };
+    }
+    return { short: `netns${t.netns}`, long: `netns ${t.netns}` };
+  };
+  /** who a process is, for packet comments: "pid 42 curl (host)", "pid 7 httpd (web (docker))" */
+  const whoIs = (o: FlowOwner): string => {
+    const container = index.byMntns(o.mntns);
+    const where = container === undefined ? 'host' : (labelFor([container])?.long ?? container.name);
+    return `pid ${o.pid} ${o.comm} (${where})`;
+  };
+
+  // ---- the output ----
+  let fileFd: number | undefined;
+  let writer: PcapngWriter | undefined;
+  if (out !== undefined) {
+    if (out === '-') {
+      const stdout = ctx.out as unknown as { write(b: Uint8Array): unknown };
+      writer = new PcapngWriter((chunk) => stdout.write(chunk), { application: `tlscope ${VERSION}`, os: `Linux ${release()}` });
+    } else {
+      try {
+        fileFd = openSync(out, 'w', 0o644);
+      } catch (e) {
+        throw new TlscopeError('ERR_OUTPUT', `cannot write ${out}: ${errorMessage(e)}`);
+      }
+      const fd = fileFd;
+      writer = new PcapngWriter((chunk) => writeAll(fd, chunk), { application: `tlscope ${VERSION}`, os: `Linux ${release()}` }, { reuseBuffer: true, bufferSize: 4 << 20 });
+    }
+  }
+
+  let owners: FlowOwners | undefined;
+  let gadget: CaptureGadget | undefined;
+  let scope: NetnsScope | undefined;
+  const missingNames = new Set(selector.containerNames ?? []);
+  let captured = 0;
+  const labels = new Map<number, NamespaceLabel>();
+  /** (target id, ifindex) → pcapng interface id */
+  const idbs = new Map<number, Map<number, number>>();
+  const times = new TimeFormatter();
+  const seqs = bool(values, 'absolute-seq') ? undefined : new TcpSequences();
+  const textOpts = { link: bool(values, 'link'), absoluteSeq: bool(values, 'absolute-seq') };
+  let lines: string[] = [];
+  let commentCache = new Map<string, string>();
+  let commentVersion = -1;
+
+  const commentFor = (p: RingPacket, linkType: number): string | undefined => {
+    if (owners === undefined || owners.size === 0) return undefined;
+    const k = flowKeyOf(p.buf, p.offset, p.caplen, linkType);
+    if (k === undefined) return undefined;
+    if (commentVersion !== owners.version) {
+      commentCache = new Map();
+      commentVersion = owners.version;
+    }
+    let text = commentCache.get(k.forward);
+    if (text === undefined) {
+      const sender = owners.get(k.forward);
+      const receiver = owners.get(k.reverse);
+      const parts: string[] = [];
+      if (sender !== undefined) parts.push(`sender: ${whoIs(sender)}`);
+      if (receiver !== undefined) parts.push(`receiver: ${whoIs(receiver)}`);
+      text = parts.join('; ');
+      if (commentCache.size > 65536) commentCache.clear();
+      commentCache.set(k.forward, text);
+    }
+    return text === '' ? undefined : text;
+  };
+
+  const interfaceId = (t: CaptureTarget, p: RingPacket, linkType: number): number => {
+    let perTarget = idbs.get(t.id);
+    if (perTarget === undefined) idbs.set(t.id, (perTarget = new Map()));
+    let id = perTarget.get(p.ifindex);
+    if (id === undefined) {
+      const name = t.socket.interfaceName(p.ifindex);
+      const label = labels.get(t.id) ?? labelOf(t);
+      id = (writer as PcapngWriter).addInterface({ linkType, snaplen, name, description: `${label.long} ${name}`, filter: expression, os: `Linux ${release()}` });
+      perTarget.set(p.ifindex, id);
+    }
+    return id;
+  };
+
+  const epbFlags = (pkttype: number): number => {
+    switch (pkttype) {
+      case PACKET_OUTGOING:
+        return EPB_OUTBOUND | EPB_UNICAST;
+      case PACKET_HOST:
+        return EPB_INBOUND | EPB_UNICAST;
+      case PACKET_BROADCAST:
+        return EPB_INBOUND | EPB_BROADCAST;
+      case PACKET_MULTICAST:
+        return EPB_INBOUND | EPB_MULTICAST;
+      case PACKET_OTHERHOST:
+        return EPB_INBOUND | EPB_PROMISCUOUS;
+      default:
+        return 0;
+    }
+  };
+
+  const handler: PacketHandler = {
+    packet(p, t) {
+      const linkType = linkTypeOfHatype(p.hatype);
+      if (linkType === undefined) return true; // the filter lets none through; belt and braces
+      if (writer !== undefined) {
+        writer.writePacket(interfaceId(t, p, linkType), p.sec, p.nsec, p.buf, p.offset, p.caplen, p.len, epbFlags(p.pkttype), commentFor(p, linkType));
+      } else {
+        const info = dissect(p.buf, p.offset, p.caplen, linkType, p.vlanTci, p.vlanTpid);
+        const label = labels.get(t.id) ?? labelOf(t);
+        let line = `${times.format(p.sec, p.nsec)} ${label.short} ${t.socket.interfaceName(p.ifindex)} ${directionWord(p.pkttype)} ${packetSummary(info, p.len, seqs, textOpts)}`;
+        if (verbose) {
+          const who = commentFor(p, linkType);
+          if (who !== undefined) line += ` [${who}]`;
+        }
+        const from = p.offset + Math.max(0, info.netOffset);
+        if (hex) line += hexAsciiDump(p.buf, from, p.offset + p.caplen);
+        else if (ascii) line += asciiDump(p.buf, from, p.offset + p.caplen);
+        lines.push(line);
+      }
+      captured++;
+      return count === undefined || captured < count;
+    },
+    flush() {
+      if (writer !== undefined) writer.flush();
+      else if (lines.length > 0) {
+        ctx.out.write(`${lines.join('\n')}\n`);
+        lines = [];
+      }
+    },
+    targetAdded(t) {
+      const label = labelOf(t);
+      labels.set(t.id, label);
+      const where = interfaceName === undefined ? 'every interface' : interfaceName;
+      ctx.err.write(`tlscope: listening on ${where} of ${label.long} (netns ${t.netns}), snapshot length ${snaplen} bytes\n`);
+    },
+    targetRemoved(t) {
+      if (verbose) ctx.err.write(`tlscope: stopped listening in ${labels.get(t.id)?.long ?? t.netns}\n`);
+    },
+  };
+
+  try {
+    await index.start();
+    for (const x of index.all()) missingNames.delete(x.name);
+    const unsubscribeNames = index.subscribe((e) => {
+      if (e.type !== 'removed') missingNames.delete(e.container.name);
+    });
+    if (missingNames.size > 0) {
+      ctx.err.write(`tlscope: waiting for container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} to start${timeout === undefined ? ' (Ctrl-C to stop)' : ` (up to ${timeout} s)`}\n`);
+    }
+    if (!bool(values, 'no-owners') && (writer !== undefined || verbose)) owners = FlowOwners.tryOpen(warn);
+    gadget = new CaptureGadget({
+      filter, blockSize, blockCount, handler,
+      ...(interfaceName === undefined ? {} : { interfaceName }),
+      ...(owners === undefined ? {} : { owners }),
+      onLimit: onAbort,
+    });
+    scope = new NetnsScope(gadget, selector, index, warn);
+    scope.start();
+    if (verbose && filter.rawError !== undefined) ctx.err.write(`tlscope: the filter does not apply to raw-IP interfaces (${filter.rawError}): none of their packets are captured\n`);
+
+    if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+    unsubscribeNames();
+    scope.stop();
+    await gadget.close();
+    const st = gadget.stats();
+    writer?.flush();
+    ctx.err.write(formatCaptureTotals({ captured, received: st.received, dropped: st.dropped }));
+    if (verbose) {
+      ctx.err.write(`tlscope: ${st.targets} namespace${st.targets === 1 ? '' : 's'} captured, ${st.losing} packets marked as following a loss, ${st.freezes} ring freezes`);
+      if (owners !== undefined) ctx.err.write(`; ${owners.size} sockets attributed, ${owners.lost()} attribution records lost`);
+      ctx.err.write('\n');
+    }
+    if (missingNames.size > 0) {
+      throw new TlscopeError('ERR_NO_CONTAINER', `container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} never appeared`, {
+        hint: 'check the name with `tlscope containers` (or docker ps / ctr -n k8s.io containers ls / podman ps)',
+      });
+    }
+    if (st.targets === 0 && watchFailures.length > 0) {
+      throw new TlscopeError('ERR_NO_TARGET', `nothing was captured: ${watchFailures.join('; ')}`);
+    }
+    if (st.targets === 0 && hasContainerFilter(selector) && missingNames.size === 0 && selector.containerNames === undefined) {
+      ctx.err.write('tlscope: no container matched the scope\n');
+    }
+    return 0;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    ctx.signal.removeEventListener('abort', onAbort);
+    scope?.stop();
+    await gadget?.close();
+    await owners?.close();
+    await index.close();
+    try {
+      writer?.flush();
+    } finally {
+      if (fileFd !== undefined) closeSync(fileFd);
+    }
+  }
+}

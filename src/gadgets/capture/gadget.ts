@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * capture: one filtered packet socket with a TPACKET_V3 ring per network namespace in scope
+ * (NetnsScope adds and removes namespaces as containers come and go), all drained on one short
+ * timer plus epoll readiness. Packets are handed to a handler synchronously, while their bytes
+ * are still in the ring (no copy here); the handler prints or writes them and says when to stop.
+ * This module never prints.
+ */
+import { CaptureSocket, CapturePoller, type CompiledFilter, type RingPacket } from '../../ebpf/capture.js';
+import { netnsInode } from '../../ebpf/packet.js';
+import type { NetnsWatcher } from '../netns-scope.js';
+import type { FlowOwners } from './owners.js';
+
+/** One namespace being captured. A namespace watched again later is a new target (new id). */
+export interface CaptureTarget {
+  readonly id: number;
+  readonly netns: number;
+  readonly nsPath: string;
+  readonly socket: CaptureSocket;
+}
+
+export interface PacketHandler {
+  /** One packet, valid only during the call. Return false to stop the capture (a count was reached). */
+  packet(p: RingPacket, target: CaptureTarget): boolean;
+  /** After each drain that delivered packets: write what was laid out. */
+  flush(): void;
+  targetAdded?(target: CaptureTarget): void;
+  targetRemoved?(target: CaptureTarget): void;
+}
+
+export interface CaptureOptions {
+  filter: CompiledFilter;
+  /** -i: only this interface in each namespace */
+  interfaceName?: string;
+  /** ring per namespace: block size (bytes, power of two) and count */
+  blockSize?: number;
+  blockCount?: number;
+  /** a partly filled block is handed over after this many ms (latency of the output) */
+  retireMs?: number;
+  /** drain period in ms */
+  intervalMs?: number;
+  owners?: FlowOwners;
+  handler: PacketHandler;
+  /** called once when the handler asked to stop */
+  onLimit?: () => void;
+}
+
+export interface CaptureStats {
+  /** packets handed to the handler */
+  delivered: number;
+  received: number;
+  dropped: number;
+  freezes: number;
+  /** packets the kernel flagged as following a loss */
+  losing: number;
+  targets: number;
+}
+
+export class CaptureGadget implements NetnsWatcher {
+  private readonly targets = new Map<number, CaptureTarget>();
+  private readonly poller: CapturePoller;
+  private nextId = 1;
+  private closedTotals = { received: 0, dropped: 0, freezes: 0, losing: 0 };
+  private delivered = 0;
+  private stopped = false;
+  private limitHit = false;
+  private closed = false;
+  private targetsEver = 0;
+  private readonly retireMs: number;
+
+  constructor(private readonly opts: CaptureOptions) {
+    this.retireMs = opts.retireMs ?? 8;
+    this.poller = new CapturePoller(() => this.drainAll(), () => this.idle(), opts.intervalMs ?? 5);
+  }
+
+  /** Starts capturing in the namespace at nsPath (default ours); idempotent by namespace inode. */
+  watchNetns(nsPath?: string): number {
+    const path = nsPath ?? '/proc/self/ns/net';
+    const inode = netnsInode(path);
+    if (this.targets.has(inode) || this.closed) return inode;
+    const socket = CaptureSocket.open({
+      ...(nsPath === undefined ? {} : { nsPath }),
+      ...(this.opts.interfaceName === undefined ? {} : { interfaceName: this.opts.interfaceName }),
+      filter: this.opts.filter.program,
+      ...(this.opts.blockSize === undefined ? {} : { blockSize: this.opts.blockSize }),
+      ...(this.opts.blockCount === undefined ? {} : { blockCount: this.opts.blockCount }),
+      retireMs: this.retireMs,
+    });
+    const target: CaptureTarget = { id: this.nextId++, netns: socket.netns, nsPath: path, socket };
+    this.targets.set(socket.netns, target);
+    this.targetsEver++;
+    this.poller.add(socket.fd);
+    this.opts.handler.targetAdded?.(target);
+    return socket.netns;
+  }
+
+  unwatchNetns(inode: number): void {
+    const t = this.targets.get(inode);
+    if (t === undefined) return;
+    // what the kernel already handed over is still read
+    if (!this.stopped) this.drainTarget(t);
+    this.release(t);
+    this.targets.delete(inode);
+  }
+
+  private release(t: CaptureTarget): void {
+    const s = t.socket.stats();
+    t.socket.close();
+    this.closedTotals.received += s.received;
+    this.closedTotals.dropped += s.dropped;
+    this.closedTotals.freezes += s.freezes;
+    this.closedTotals.losing += t.socket.walker.stats.losingPackets;
+    this.opts.handler.targetRemoved?.(t);
+  }
+
+  watched(): CaptureTarget[] {
+    return [...this.targets.values()];
+  }
+
+  /** Namespaces captured at some point. */
+  get targetCount(): number {
+    return this.targetsEver;
+  }
+
+  private idle(): boolean {
+    for (const t of this.targets.values()) if (t.socket.walker.ready()) return false;
+    return true;
+  }
+
+  private drainTarget(t: CaptureTarget): boolean {
+    const go = t.socket.walker.drain((p) => {
+      this.delivered++;
+      return this.opts.handler.packet(p, t);
+    });
+    if (!go) this.hitLimit();
+    return go;
+  }
+
+  private drainAll(): void {
+    if (this.stopped) return;
+    this.opts.owners?.poll();
+    let any = false;
+    for (const t of this.targets.values()) {
+      if (!t.socket.walker.ready()) continue;
+      any = true;
+      if (!this.drainTarget(t)) break;
+    }
+    if (any) this.opts.handler.flush();
+  }
+
+  private hitLimit(): void {
+    if (this.limitHit) return;
+    this.limitHit = true;
+    this.stopped = true;
+    queueMicrotask(() => this.opts.onLimit?.());
+  }
+
+  stats(): CaptureStats {
+    const s = { ...this.closedTotals };
+    for (const t of this.targets.values()) {
+      const k = t.socket.stats();
+      s.received += k.received;
+      s.dropped += k.dropped;
+      s.freezes += k.freezes;
+      s.losing += t.socket.walker.stats.losingPackets;
+    }
+    return { delivered: this.delivered, ...s, targets: this.targetsEver };
+  }
+
+  /**
+   * Stops: waits for the kernel to hand over its partly filled blocks (the ring's retire
+   * timeout), reads them, then closes every socket. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.stopped) {
+      await new Promise((r) => setTimeout(r, this.retireMs * 2 + 5));
+      this.drainAll();
+      this.stopped = true;
+    }
+    await this.poller.close();
+    for (const t of this.targets.values()) this.release(t);
+    this.targets.clear();
+    this.opts.handler.flush();
+  }
+}

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Which process uses which TCP connection or connected UDP socket, learnt in the kernel
+ * (bpf/capture_owner.bpf.c: the sock_send_length and sock_recv_length tracepoints run in the
+ * process that sends or receives) and kept here by flow key, so that a captured packet can name
+ * the process that sent it and the one it was for.
+ *
+ * Limits: a socket is known once its process sends or receives data on it after the capture
+ * started (a SYN, or a connection that stays silent, has no owner yet); unconnected UDP
+ * (sendto without connect) has no 4-tuple and is not attributed; the tracepoints exist since
+ * Linux 6.3 — on older kernels attribution is off and tlscope says why.
+ */
+import { BpfObject, type BpfLink } from '../../ebpf/object.js';
+import { RingBufReader } from '../../ebpf/ringbuf.js';
+import { requireFeature } from '../../ebpf/features.js';
+import { errorMessage } from '../../errors.js';
+import { flowKeyOfTuple } from './dissect.js';
+
+export interface FlowOwner {
+  pid: number;
+  tid: number;
+  uid: number;
+  comm: string;
+  mntns: number;
+  netns: number;
+}
+
+/** struct capture_owner (bpf/include/capture.h): tuple@0 (saddr[16] daddr[16] sport@32 dport@34
+ * family@36 protocol@37), pid@40 tid@44 uid@48 mntns@52 netns@56 pad@60 comm@64[16]; 80 bytes. */
+export const CAPTURE_OWNER_SIZE = 80;
+
+export function decodeOwner(view: DataView, at: number): { key: string; owner: FlowOwner } {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + at, CAPTURE_OWNER_SIZE);
+  const family = bytes[36] === 6 ? 6 : 4;
+  const key = flowKeyOfTuple(bytes[37] ?? 0, family, bytes.subarray(0, 16), view.getUint16(at + 32, true), bytes.subarray(16, 32), view.getUint16(at + 34, true));
+  const commBytes = bytes.subarray(64, 80);
+  const nul = commBytes.indexOf(0);
+  return {
+    key,
+    owner: {
+      pid: view.getUint32(at + 40, true),
+      tid: view.getUint32(at + 44, true),
+      uid: view.getUint32(at + 48, true),
+      mntns: view.getUint32(at + 52, true),
+      netns: view.getUint32(at + 56, true),
+      comm: Buffer.from(commBytes.subarray(0, nul < 0 ? 16 : nul)).toString('utf8'),
+    },
+  };
+}
+
+type Decoded = { key: string; owner: FlowOwner };
+
+export class FlowOwners {
+  private readonly owners = new Map<string, FlowOwner>();
+  private readonly links: BpfLink[] = [];
+  private readonly reader: RingBufReader<Decoded>;
+  private readonly loop: Promise<void>;
+  /** bumps whenever an owner is learnt, so callers can cache what they derive */
+  version = 0;
+
+  private constructor(private readonly obj: BpfObject, private readonly capacity: number) {
+    const reader = new RingBufReader<Decoded>(obj.map('owners'), { decode: (v, at) => decodeOwner(v, at), lostCounter: obj.map('tlscope_lost'), intervalMs: 10 });
+    this.reader = reader;
+    this.loop = (async () => {
+      for await (const batch of reader) this.apply(batch);
+    })();
+  }
+
+  /**
+   * Loads and attaches the kernel side; undefined (with `warn` told why) where the kernel
+   * cannot: capture works on without attribution.
+   */
+  static tryOpen(warn: (msg: string) => void, capacity = 65536): FlowOwners | undefined {
+    let obj: BpfObject | undefined;
+    try {
+      requireFeature('ringbuf');
+      requireFeature('tp_btf');
+      obj = BpfObject.load('capture_owner');
+      const owners = new FlowOwners(obj, capacity);
+      const failures: string[] = [];
+      for (const p of ['owner_send', 'owner_recv']) {
+        try {
+          owners.links.push(obj.program(p).attachTrace());
+        } catch (e) {
+          failures.push(`${p}: ${errorMessage(e)}`);
+        }
+      }
+      if (owners.links.length === 0) {
+        void owners.close();
+        warn(`no process attribution on this kernel (${failures.join('; ')})`);
+        return undefined;
+      }
+      return owners;
+    } catch (e) {
+      obj?.close();
+      warn(`no process attribution: ${errorMessage(e)} (the sock_send_length/sock_recv_length tracepoints need Linux ≥ 6.3)`);
+      return undefined;
+    }
+  }
+
+  private apply(batch: readonly Decoded[]): void {
+    for (const { key, owner } of batch) {
+      this.owners.delete(key);
+      this.owners.set(key, owner);
+      if (this.owners.size > this.capacity) this.owners.delete(this.owners.keys().next().value as string);
+    }
+    if (batch.length > 0) this.version++;
+  }
+
+  /** Reads what the kernel has queued now (call before reading packets, so owners come first). */
+  poll(): void {
+    this.apply(this.reader.drainNow());
+  }
+
+  /** The process using the socket whose local end is the key's source. */
+  get(key: string): FlowOwner | undefined {
+    return this.owners.get(key);
+  }
+
+  get size(): number {
+    return this.owners.size;
+  }
+
+  /** Records lost because the owner ring was full. */
+  lost(): bigint {
+    return this.reader.lost();
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.links) l.close();
+    this.links.length = 0;
+    await this.reader.close();
+    await this.loop;
+    this.obj.close();
+  }
+}
