@@ -14,6 +14,7 @@ interface CommandEntry {
 
 const commands: CommandEntry[] = [
   { words: ['trace', 'sni'], summary: 'TLS server names asked for, by process, container and pod', load: () => import('./commands/trace-sni.js') },
+  { words: ['trace', 'tls'], summary: 'TLS plaintext of processes, containers and pods (OpenSSL, GnuTLS, node, Go)', load: () => import('./commands/trace-tls.js') },
   { words: ['containers'], summary: 'the containers and pods tlscope sees', load: () => import('./commands/containers.js') },
   { words: ['capture'], summary: 'tcpdump inside containers, pods or processes, by name: text, -A/-X, or pcapng (-w)', load: () => import('./commands/capture.js') },
   { words: ['doctor'], summary: 'what works on this host and which gadgets can run', load: () => import('./commands/doctor.js') },

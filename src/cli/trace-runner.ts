@@ -39,26 +39,49 @@ export const outputOptions: OptionSpecs = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
-export interface TraceGadget<E> extends AsyncIterable<E[]>, NetnsWatcher {
+/** Keeps a gadget's kernel side in step with the scope as processes and containers come and go. */
+export interface ScopeAdapter {
+  start(): void;
+  stop(): void;
+}
+
+/** A gadget that brings its own scope adapter (e.g. a ProcessScope for uprobe gadgets). */
+export interface ScopeFollower {
+  followScope(selector: ContainerSelector, index: ContainerIndex, warn: (msg: string) => void): ScopeAdapter;
+}
+
+interface TraceGadgetCore<E> extends AsyncIterable<E[]> {
   /** Numbers for the exit summary; `lost` is shown always. */
   stats(): { events: number; lost: bigint };
   /** Extra words for the summary with -v. */
   details?(): string;
+  /** With -v, said once the scope is set up (what is being traced). */
+  startedText?(): string;
   close(): Promise<void>;
 }
+
+/** Network gadgets watch network namespaces (driven by NetnsScope); others follow the scope themselves. */
+export type TraceGadget<E> = TraceGadgetCore<E> & (NetnsWatcher | ScopeFollower);
 
 export interface TraceSpec<E extends CommonEvent> {
   usage: string;
   summary: string;
   /** Paragraphs after the options in --help (what it hooks, examples). */
   about: string;
-  fields: CommonField<E>[];
+  /** The fields; a function when options change them (called with no values for --help). */
+  fields: CommonField<E>[] | ((values: ParsedValues) => CommonField<E>[]);
   extraOptions?: OptionSpecs;
+  /** Columns output: lines printed under an event's row (e.g. a hex dump), or undefined. */
+  detail?(values: ParsedValues): ((e: E) => string | undefined) | undefined;
   open(values: ParsedValues, signal: AbortSignal): TraceGadget<E>;
 }
 
+function fieldsOf<E extends CommonEvent>(spec: TraceSpec<E>, values: ParsedValues): CommonField<E>[] {
+  return typeof spec.fields === 'function' ? spec.fields(values) : spec.fields;
+}
+
 export function traceHelp<E extends CommonEvent>(spec: TraceSpec<E>): string {
-  const fieldList = spec.fields.map((f) => `  ${f.name.padEnd(28)}${f.description}`).join('\n');
+  const fieldList = fieldsOf(spec, {}).map((f) => `  ${f.name.padEnd(28)}${f.description}`).join('\n');
   return helpText(spec.usage, spec.summary, { ...scopeOptions, ...outputOptions, ...spec.extraOptions }, `Scope: ${SCOPE_HELP}\n\n${spec.about}\n\nFields (for --fields, --filter and -o json):\n${fieldList}\n`);
 }
 
@@ -98,10 +121,12 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
   if (!['columns', 'json', 'jsonpretty'].includes(format)) throw new UsageError(`unknown output format "${format}"`, 'use columns, json or jsonpretty');
   const pods = selector.k8sNamespace !== undefined || selector.k8sPodName !== undefined || selector.k8sContainerName !== undefined || selector.k8sSelector !== undefined;
   const containers = hasContainerFilter(selector) || selector.host !== true;
+  const fields = fieldsOf(spec, values);
   const shown = format === 'columns'
-    ? selectFields(spec.fields, str(values, 'fields'), defaultVisible({ containers, pods }))
-    : selectFields(spec.fields, str(values, 'fields'), () => true);
-  const keep = parseFilter(spec.fields, str(values, 'filter'));
+    ? selectFields(fields, str(values, 'fields'), defaultVisible({ containers, pods }))
+    : selectFields(fields, str(values, 'fields'), () => true);
+  const keep = parseFilter(fields, str(values, 'filter'));
+  const detail = format === 'columns' ? spec.detail?.(values) : undefined;
   const timeout = int(values, 'timeout', { min: 1 });
   if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError(`${spec.usage.split(' [')[0]} needs root`);
 
@@ -118,7 +143,7 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
   };
   const index = new ContainerIndex({ onWarning: (w) => warn(w.kind === 'runtime' ? `${w.runtime}: ${errorMessage(w.error)}` : errorMessage(w.error)) });
   let gadget: TraceGadget<E> | undefined;
-  let scope: NetnsScope | undefined;
+  let scope: ScopeAdapter | undefined;
   let lossTimer: NodeJS.Timeout | undefined;
   const missingNames = new Set(selector.containerNames ?? []);
   try {
@@ -131,8 +156,9 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
       ctx.err.write(`tlscope: waiting for container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} to start${timeout === undefined ? ' (Ctrl-C to stop)' : ` (up to ${timeout} s)`}\n`);
     }
     gadget = spec.open(values, stop.signal);
-    scope = new NetnsScope(gadget, selector, index, warn);
+    scope = 'followScope' in gadget ? gadget.followScope(selector, index, warn) : new NetnsScope(gadget, selector, index, warn);
     scope.start();
+    if (ctx.verbose && gadget.startedText) ctx.err.write(`tlscope: ${gadget.startedText()}\n`);
     const g = gadget;
     stop.signal.addEventListener('abort', () => void g.close(), { once: true });
     if (stop.signal.aborted) void g.close();
@@ -160,7 +186,15 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
         if (!matches(selector, container, pid)) continue; // unattributed events count as the host's
         if (keep(e)) out.push(e);
       }
-      if (out.length > 0) writer.write(out);
+      if (out.length === 0) continue;
+      if (detail === undefined) writer.write(out);
+      else {
+        for (const e of out) {
+          writer.write([e]);
+          const text = detail(e);
+          if (text) ctx.out.write(text.endsWith('\n') ? text : `${text}\n`);
+        }
+      }
     }
     unsubscribeNames();
     const st = gadget.stats();

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/* Shared between bpf/tls.bpf.c and src/gadgets/tls/decode.ts (checked against BTF in tests). */
+#ifndef TLS_H
+#define TLS_H
+
+#define TLS_CHUNK 16384 /* plaintext bytes in one ring record at most (power of two) */
+#define TLS_COMM_LEN 16
+
+/* Where the plaintext came from. A kTLS source (tls_sw_sendmsg/recvmsg) fits the same event. */
+enum tls_source {
+	TLS_SRC_OPENSSL = 1, /* libssl 1.1/3, BoringSSL, and binaries exporting SSL_* (node) */
+	TLS_SRC_GNUTLS = 2,
+	TLS_SRC_GO = 3,      /* crypto/tls */
+	TLS_SRC_KTLS = 4,    /* reserved: kernel TLS */
+};
+
+enum tls_func {
+	TLS_FN_SSL_WRITE = 1,
+	TLS_FN_SSL_READ = 2,
+	TLS_FN_SSL_WRITE_EX = 3,
+	TLS_FN_SSL_READ_EX = 4,
+	TLS_FN_GNUTLS_SEND = 5,
+	TLS_FN_GNUTLS_RECV = 6,
+	TLS_FN_GO_WRITE = 7,
+	TLS_FN_GO_READ = 8,
+	TLS_FN_KTLS_SENDMSG = 9, /* reserved */
+	TLS_FN_KTLS_RECVMSG = 10, /* reserved */
+};
+
+enum tls_direction {
+	TLS_DIR_WRITE = 0, /* the process gave plaintext to TLS (it goes out) */
+	TLS_DIR_READ = 1,  /* TLS gave plaintext to the process (it came in) */
+};
+
+/* How the connection tuple of an event was found. */
+enum tls_tuple_source {
+	TLS_TUPLE_NONE = 0,
+	TLS_TUPLE_CALL = 1,    /* the thread did socket I/O during the call: that socket */
+	TLS_TUPLE_SESSION = 2, /* remembered for this TLS session (SSL*, session, *tls.Conn) */
+	TLS_TUPLE_THREAD = 3,  /* inferred: the thread's latest socket I/O (memory-BIO stacks: node) */
+};
+
+#define TLS_F_TRUNCATED 1 /* max_bytes cut the call's data: captured_len < total_len */
+
+/* A socket's endpoints as the process sees them: s = local, d = remote. */
+struct tls_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order */
+	__u16 dport;
+	__u8 family; /* 4 or 6; 0: unknown */
+	__u8 pad[3];
+};
+
+/* One ring record: a chunk of one call's plaintext. A call that moved more than TLS_CHUNK
+ * bytes comes as several records in order (offset), all with the same tid and start_ns. */
+struct tls_event {
+	__u64 ts_ns;    /* when the call returned (CLOCK_MONOTONIC) */
+	__u64 start_ns; /* when it was entered */
+	__u64 conn_id;  /* the TLS session within the process: SSL*, gnutls_session_t, *tls.Conn */
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 gid;
+	__u32 mntns;
+	__u32 netns;
+	char comm[TLS_COMM_LEN];
+	struct tls_tuple tuple;
+	__u32 total_len;    /* bytes the call moved (its return value) */
+	__u32 captured_len; /* bytes of them captured, over all records of the call */
+	__u32 offset;       /* where this record's bytes sit in the call's data */
+	__u32 chunk_len;    /* bytes that follow this header */
+	__u8 source;        /* enum tls_source */
+	__u8 func;          /* enum tls_func */
+	__u8 direction;     /* enum tls_direction */
+	__u8 tuple_source;  /* enum tls_tuple_source */
+	__u8 flags;         /* TLS_F_* */
+	__u8 pad[3];
+	/* __u8 data[chunk_len] follows */
+};
+
+/* Asks user space to look at a process's memory map again (it exec'd or mapped code). */
+enum tls_hint_kind {
+	TLS_HINT_EXEC = 1,
+	TLS_HINT_MMAP = 2,
+};
+
+struct tls_hint {
+	__u32 pid;
+	__u32 kind;
+};
+
+_Static_assert(sizeof(struct tls_tuple) == 40, "tls_tuple layout is shared with TypeScript");
+_Static_assert(sizeof(struct tls_event) == 136, "tls_event layout is shared with TypeScript");
+_Static_assert(sizeof(struct tls_hint) == 8, "tls_hint layout is shared with TypeScript");
+
+#endif

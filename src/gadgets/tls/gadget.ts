@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * trace tls: the plaintext processes give to and get from TLS libraries (bpf/tls.bpf.c).
+ * Probes are attached per file that processes in scope actually map (found in
+ * /proc/PID/maps, probed through /proc/PID/root/…, de-duplicated by file identity), plus the
+ * TLS libraries present in each in-scope root filesystem before anything maps them. This
+ * module never prints: it yields batches of TlsEvent.
+ */
+import { existsSync } from 'node:fs';
+import type { ContainerIndex } from '../../containers/index.js';
+import type { ContainerSelector } from '../../containers/selector.js';
+import { errorMessage, TlscopeError } from '../../errors.js';
+import { requireFeature } from '../../ebpf/features.js';
+import { BpfObject, type BpfLink } from '../../ebpf/object.js';
+import { RingBufReader } from '../../ebpf/ringbuf.js';
+import { ensureTracefs } from '../../ebpf/tracefs.js';
+import type { CommonEvent } from '../../fields/common.js';
+import { mappedCodeFiles, processMappings } from '../../proc/maps.js';
+import { monotonicToEpochMs } from '../clock.js';
+import { CallAssembler, type TlsCall } from './assembler.js';
+import { decodeTlsChunk, decodeTlsHint, type TlsChunk, type TlsDirection, type TlsHint, type TlsSource, type TupleSource } from './decode.js';
+import { ProcessScope, type ProcessWatcher } from './process-scope.js';
+import { fileIdentity, planFile, tlsLibrariesUnder, type ProbePlan, type ProbeSource } from './targets.js';
+
+export interface TlsEvent extends CommonEvent {
+  kind: 'data';
+  /** when the call returned, CLOCK_MONOTONIC (for precise intervals) */
+  monotonicNs: bigint;
+  source: TlsSource;
+  /** the probed function, e.g. "SSL_write", "crypto/tls.(*Conn).Read" */
+  function: string;
+  /** the file that holds it, as the process sees it (best effort) */
+  library: string | undefined;
+  direction: TlsDirection;
+  /** bytes the call moved (its return value) */
+  len: number;
+  /** the captured plaintext (all of it unless `truncated`) */
+  data: Uint8Array;
+  /** --max-bytes cut the data: data.length < len */
+  truncated: boolean;
+  /** captured bytes lost because the ring buffer was full (left as zeros in data) */
+  lostBytes: number;
+  /** some bytes could not be read from the process's memory (left as zeros) */
+  fault: boolean;
+  /** ring records the call came in */
+  chunks: number;
+  /** where the bytes came from and went to: local→remote for writes, remote→local for reads */
+  src: string | undefined;
+  dst: string | undefined;
+  local: string | undefined;
+  remote: string | undefined;
+  tupleSource: TupleSource | undefined;
+  /** from entering the call to its return */
+  latencyNs: number;
+  /** the TLS session within the process (SSL*, gnutls_session_t, *tls.Conn), hex */
+  conn: string;
+}
+
+export interface TlsOptions {
+  /** ring buffer size in bytes (power of two, default 16 MiB) */
+  ringBytes?: number;
+  /** bytes of one call captured at most (default 4 MiB) */
+  maxBytes?: number;
+  /** probe only these processes (host pids): the probes are per process then */
+  pids?: readonly number[];
+  sources?: readonly ProbeSource[];
+  signal?: AbortSignal;
+  /** things that did not work (a file that could not be probed): told once each */
+  onWarning?: (msg: string) => void;
+}
+
+export interface AttachedFile {
+  /** path the probes were attached through */
+  path: string;
+  source: ProbeSource;
+  detail: string;
+  probes: number;
+  /** per-process attachment (-p) */
+  pid: number | undefined;
+}
+
+export interface TlsStats {
+  events: number;
+  lost: bigint;
+  bytes: number;
+  truncatedCalls: number;
+  incompleteCalls: number;
+  decodeErrors: number;
+  files: number;
+  links: number;
+}
+
+interface FileState {
+  plans: ProbePlan[];
+  links: BpfLink[];
+  path: string;
+  pid: number | undefined;
+}
+
+const DEFAULT_MAX_BYTES = 4 << 20;
+const HINT_DELAY_MS = 50;
+const ALL_SOURCES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
+
+export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
+  private readonly obj: BpfObject;
+  private readonly links: BpfLink[] = [];
+  private readonly reader: RingBufReader<TlsChunk>;
+  private readonly hintReader: RingBufReader<TlsHint>;
+  private readonly assembler = new CallAssembler();
+  private readonly sources: ReadonlySet<ProbeSource>;
+  private readonly pids: ReadonlySet<number> | undefined;
+  private warn: (msg: string) => void;
+  private readonly warnGiven: boolean;
+  /** file identity (plus @pid per process) → what is attached there */
+  private readonly files = new Map<string, FileState>();
+  /** maps key (dev:inode) → file identity, so a library mapped by many processes is stat'ed once */
+  private readonly identities = new Map<string, string | null>();
+  /** pid → source → the file it maps for that source (for the library field) */
+  private readonly libraries = new Map<number, Map<ProbeSource, string>>();
+  private readonly hintListeners = new Set<(pid: number) => void>();
+  private readonly hinted = new Set<number>();
+  private hintTimer: NodeJS.Timeout | undefined;
+  private hintLoop: Promise<void> | undefined;
+  private closed = false;
+  private events = 0;
+  private bytes = 0;
+  private truncated = 0;
+
+  private constructor(obj: BpfObject, opts: TlsOptions) {
+    this.obj = obj;
+    this.sources = new Set(opts.sources ?? ALL_SOURCES);
+    this.pids = opts.pids?.length ? new Set(opts.pids) : undefined;
+    this.warn = opts.onWarning ?? (() => {});
+    this.warnGiven = opts.onWarning !== undefined;
+    const signal = opts.signal === undefined ? {} : { signal: opts.signal };
+    this.reader = new RingBufReader(obj.map('events'), { decode: decodeTlsChunk, lostCounter: obj.map('tlscope_lost'), ...signal });
+    this.hintReader = new RingBufReader(obj.map('hints'), { decode: decodeTlsHint, intervalMs: 10, ...signal });
+  }
+
+  /** Loads the kernel side and attaches the tracepoints; probes come with watchProcess/watchRoot. */
+  static open(opts: TlsOptions = {}): TlsGadget {
+    requireFeature('ringbuf');
+    requireFeature('uprobe');
+    requireFeature('tp_btf');
+    ensureTracefs();
+    const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > 0xffffffff) throw new TlscopeError('ERR_USAGE', `max bytes ${maxBytes} is out of range`);
+    const obj = BpfObject.load('tls', {
+      constants: { max_bytes: maxBytes },
+      ...(opts.ringBytes === undefined ? {} : { maxEntries: { events: opts.ringBytes } }),
+    });
+    let g: TlsGadget | undefined;
+    try {
+      g = new TlsGadget(obj, opts);
+      g.links.push(obj.program('tls_sock_send').attachTrace());
+      g.links.push(obj.program('tls_sock_recv').attachTrace());
+      g.links.push(obj.program('tls_exit').attachTrace());
+      g.links.push(obj.program('tls_exec').attachTrace());
+      g.links.push(obj.program('tls_mmap').attachTracepoint('syscalls', 'sys_enter_mmap'));
+      g.hintLoop = g.readHints();
+      return g;
+    } catch (e) {
+      if (g !== undefined) void g.close();
+      else obj.close();
+      throw e;
+    }
+  }
+
+  /** The scope adapter the trace runner drives (see ProcessScope). */
+  followScope(selector: ContainerSelector, index: ContainerIndex | undefined, warn: (msg: string) => void): ProcessScope {
+    if (!this.warnGiven) this.warn = warn;
+    return new ProcessScope(this, selector, index, warn);
+  }
+
+  // ---- finding and probing code ----
+
+  watchProcess(pid: number): void {
+    if (this.closed) return;
+    if (this.pids !== undefined && !this.pids.has(pid)) return;
+    const maps = processMappings(pid);
+    if (maps === undefined) return;
+    for (const f of mappedCodeFiles(maps)) {
+      if (f.path.startsWith('/memfd:')) continue;
+      const rooted = `/proc/${pid}/root${f.path}`;
+      const probePath = !f.deleted && existsSync(rooted) ? rooted : `/proc/${pid}/map_files/${f.range}`;
+      let identity = this.identities.get(f.key);
+      if (identity === undefined) {
+        identity = fileIdentity(probePath) ?? null;
+        this.identities.set(f.key, identity);
+      }
+      if (identity === null) continue;
+      const state = this.ensureFile(identity, probePath, pid);
+      if (state !== undefined) this.noteLibrary(pid, state, f.path);
+    }
+  }
+
+  watchRoot(root: string): void {
+    if (this.closed || this.pids !== undefined) return; // per-process probes come from the processes' maps
+    for (const path of tlsLibrariesUnder(root)) {
+      const full = `${root}${path}`;
+      const identity = fileIdentity(full);
+      if (identity !== undefined) this.ensureFile(identity, full, undefined);
+    }
+  }
+
+  forgetProcess(pid: number): void {
+    this.libraries.delete(pid);
+  }
+
+  onProcessHint(listener: (pid: number) => void): () => void {
+    this.hintListeners.add(listener);
+    return () => this.hintListeners.delete(listener);
+  }
+
+  private noteLibrary(pid: number, state: FileState, path: string): void {
+    for (const plan of state.plans) {
+      let m = this.libraries.get(pid);
+      if (m === undefined) this.libraries.set(pid, (m = new Map()));
+      m.set(plan.source, path);
+    }
+  }
+
+  private ensureFile(identity: string, probePath: string, pid: number | undefined): FileState | undefined {
+    const perPid = this.pids !== undefined ? pid : undefined;
+    const key = perPid === undefined ? identity : `${identity}@${perPid}`;
+    const known = this.files.get(key);
+    if (known !== undefined) return known.plans.length > 0 ? known : undefined;
+    const state: FileState = { plans: [], links: [], path: probePath, pid: perPid };
+    this.files.set(key, state);
+    try {
+      state.plans = planFile(probePath, this.sources);
+    } catch (e) {
+      if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) this.warn(`cannot read ${probePath}: ${errorMessage(e)}`);
+      return undefined;
+    }
+    for (const plan of state.plans) {
+      for (const p of plan.probes) {
+        try {
+          state.links.push(this.obj.program(p.program).attachUprobe({ path: probePath, offset: p.offset, retprobe: p.retprobe, ...(perPid === undefined ? {} : { pid: perPid }) }));
+        } catch (e) {
+          this.warn(`cannot probe ${p.what} in ${probePath}: ${errorMessage(e)}`);
+        }
+      }
+    }
+    return state.plans.length > 0 ? state : undefined;
+  }
+
+  /** Files with probes attached now. */
+  attachedFiles(): AttachedFile[] {
+    const out: AttachedFile[] = [];
+    for (const f of this.files.values()) {
+      for (const p of f.plans) out.push({ path: f.path, source: p.source, detail: p.detail, probes: p.probes.length, pid: f.pid });
+    }
+    return out;
+  }
+
+  private async readHints(): Promise<void> {
+    for await (const batch of this.hintReader) {
+      for (const h of batch) this.hinted.add(h.pid);
+      // let the loader finish mapping before looking
+      this.hintTimer ??= setTimeout(() => {
+        this.hintTimer = undefined;
+        const pids = [...this.hinted];
+        this.hinted.clear();
+        for (const pid of pids) for (const l of this.hintListeners) l(pid);
+      }, HINT_DELAY_MS);
+    }
+  }
+
+  // ---- events ----
+
+  private toEvent(c: TlsCall): TlsEvent {
+    const h = c.head;
+    const ep = h.endpoints;
+    const write = h.direction === 'write';
+    this.events++;
+    this.bytes += h.totalLen;
+    if (c.truncated) this.truncated++;
+    return {
+      kind: 'data',
+      monotonicNs: h.tsNs,
+      timestamp: monotonicToEpochMs(h.tsNs),
+      proc: { pid: h.pid, tid: h.tid, comm: h.comm, uid: h.uid, gid: h.gid, mntns: h.mntns, netns: h.netns },
+      source: h.source,
+      function: h.func,
+      library: h.source === 'ktls' ? undefined : this.libraries.get(h.pid)?.get(h.source),
+      direction: h.direction,
+      len: h.totalLen,
+      data: c.data,
+      truncated: c.truncated,
+      lostBytes: c.lostBytes,
+      fault: c.fault,
+      chunks: c.chunks,
+      src: ep === undefined ? undefined : write ? ep.local : ep.remote,
+      dst: ep === undefined ? undefined : write ? ep.remote : ep.local,
+      local: ep?.local,
+      remote: ep?.remote,
+      tupleSource: h.tupleSource,
+      latencyNs: Number(h.tsNs - h.startNs),
+      conn: h.connId.toString(16),
+    };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<TlsEvent[]> {
+    for await (const batch of this.reader) {
+      const calls: TlsCall[] = [];
+      for (const chunk of batch) this.assembler.push(chunk, calls);
+      this.assembler.expire(calls);
+      if (calls.length > 0) yield calls.map((c) => this.toEvent(c));
+    }
+    const rest: TlsCall[] = [];
+    this.assembler.flush(rest);
+    if (rest.length > 0) yield rest.map((c) => this.toEvent(c));
+  }
+
+  stats(): TlsStats {
+    return {
+      events: this.events,
+      lost: this.reader.lost(),
+      bytes: this.bytes,
+      truncatedCalls: this.truncated,
+      incompleteCalls: this.assembler.incomplete,
+      decodeErrors: this.reader.stats.decodeErrors,
+      files: [...this.files.values()].filter((f) => f.plans.length > 0).length,
+      links: [...this.files.values()].reduce((n, f) => n + f.links.length, 0),
+    };
+  }
+
+  private finalKernelStats: Record<string, bigint> | undefined;
+
+  /** Kernel counters: calls with data, empty returns, nested entries skipped, read faults, records, truncated calls, hints. */
+  kernelStats(): Record<string, bigint> {
+    if (this.finalKernelStats !== undefined) return this.finalKernelStats;
+    const m = this.obj.map('tls_stats');
+    return { calls: m.sumU64(0), empty: m.sumU64(1), nested: m.sumU64(2), faults: m.sumU64(3), records: m.sumU64(4), truncated: m.sumU64(5), hints: m.sumU64(6) };
+  }
+
+  /** @internal for tests: the kernel's per-call and per-connection maps. */
+  kernelMaps(): { calls: number; threads: number; conns: number; pids: number; keysOf: (pid: number) => number } {
+    const calls = this.obj.map('tls_calls');
+    const threads = this.obj.map('tls_thread_io');
+    const conns = this.obj.map('tls_conns');
+    const pids = this.obj.map('tls_pids');
+    return {
+      calls: calls.count(),
+      threads: threads.count(),
+      conns: conns.count(),
+      pids: pids.count(),
+      keysOf: (pid: number) => {
+        let n = 0;
+        for (const k of calls.keys()) if (k.readUInt32LE(0) === pid) n++;
+        for (const k of conns.keys()) if (k.readUInt32LE(0) === pid) n++;
+        for (const k of pids.keys()) if (k.readUInt32LE(0) === pid) n++;
+        return n;
+      },
+    };
+  }
+
+  /** Stops: detaches everything, reads what the kernel already queued (iteration then ends). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const f of this.files.values()) for (const l of f.links) l.close();
+    for (const l of this.links) l.close();
+    this.links.length = 0;
+    if (this.hintTimer !== undefined) clearTimeout(this.hintTimer);
+    this.hintTimer = undefined;
+    this.hintListeners.clear();
+    await this.hintReader.close({ drain: false });
+    await this.hintLoop;
+    await this.reader.close();
+    this.finalKernelStats = this.kernelStats();
+    this.obj.close();
+  }
+}
