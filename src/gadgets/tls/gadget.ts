@@ -256,15 +256,43 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
 
   private async readHints(): Promise<void> {
     for await (const batch of this.hintReader) {
-      for (const h of batch) this.hinted.add(h.pid);
-      // let the loader finish mapping before looking
-      this.hintTimer ??= setTimeout(() => {
-        this.hintTimer = undefined;
-        const pids = [...this.hinted];
-        this.hinted.clear();
-        for (const pid of pids) for (const l of this.hintListeners) l(pid);
-      }, HINT_DELAY_MS);
+      const now = new Set<number>();
+      for (const h of batch) {
+        // an exec'd program is mapped already (a static Go binary needs nothing more): look now;
+        // after an mmap, let the loader finish mapping the rest before looking
+        if (h.kind === 'exec') now.add(h.pid);
+        else this.hinted.add(h.pid);
+      }
+      for (const pid of now) this.hint(pid);
+      if (this.hinted.size > 0) {
+        this.hintTimer ??= setTimeout(() => {
+          this.hintTimer = undefined;
+          const pids = [...this.hinted];
+          this.hinted.clear();
+          for (const pid of pids) this.hint(pid);
+        }, HINT_DELAY_MS);
+      }
     }
+  }
+
+  private hint(pid: number): void {
+    for (const l of this.hintListeners) l(pid);
+  }
+
+  /** The library of an event whose process was not looked at (yet): from its maps, without probing. */
+  private libraryOf(pid: number, source: ProbeSource): string | undefined {
+    let m = this.libraries.get(pid);
+    if (m === undefined) {
+      m = new Map();
+      this.libraries.set(pid, m);
+      if (this.libraries.size > 16384) this.libraries.delete(this.libraries.keys().next().value as number);
+      for (const f of mappedCodeFiles(processMappings(pid) ?? [])) {
+        const identity = this.identities.get(f.key);
+        const state = identity ? (this.files.get(identity) ?? this.files.get(`${identity}@${pid}`)) : undefined;
+        for (const plan of state?.plans ?? []) m.set(plan.source, f.path);
+      }
+    }
+    return m.get(source);
   }
 
   // ---- events ----
@@ -283,7 +311,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       proc: { pid: h.pid, tid: h.tid, comm: h.comm, uid: h.uid, gid: h.gid, mntns: h.mntns, netns: h.netns },
       source: h.source,
       function: h.func,
-      library: h.source === 'ktls' ? undefined : this.libraries.get(h.pid)?.get(h.source),
+      library: h.source === 'ktls' ? undefined : this.libraryOf(h.pid, h.source),
       direction: h.direction,
       len: h.totalLen,
       data: c.data,
