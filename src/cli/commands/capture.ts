@@ -173,11 +173,11 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     }
     return { short: `netns${t.netns}`, long: `netns ${t.netns}` };
   };
-  /** who a process is, for packet comments: "pid 42 curl (host)", "pid 7 httpd (web (docker))" */
+  /** who a process is, for packet comments: "pid 42 curl on the host", "pid 7 httpd in web (docker)" */
   const whoIs = (o: FlowOwner): string => {
     const container = index.byMntns(o.mntns);
-    const where = container === undefined ? 'host' : (labelFor([container])?.long ?? container.name);
-    return `pid ${o.pid} ${o.comm} (${where})`;
+    const where = container === undefined ? 'on the host' : `in ${labelFor([container])?.long ?? container.name}`;
+    return `pid ${o.pid} ${o.comm} ${where}`;
   };
 
   // ---- the output ----
