@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: Apache-2.0
+// `tlscope capture` (the real CLI) against real containers serving HTTP with busybox httpd (the
+// image has busybox only: no tcpdump, no shell tools beyond busybox, nothing is exec'd into
+// it), a client (curl) on the host: capture by container name on docker and on containerd
+// (CNI bridge); the pcapng read by tshark (request path, response body, container name in the
+// interface description, the processes in packet comments); the filter keeping out other
+// traffic; -A showing the body; `-w - | tshark -r -`; several pods at once, one started
+// during the capture; --count; loopback packets once; bad filters and unknown containers.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { notRoot } from '../../helpers/root.js';
+import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
+import { BIN, Capture, curl, httpdCommand, marker, sh, sleep, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';
+
+const skipDocker = notRoot || runtimeSkipReason('docker');
+const skipContainerd = notRoot || runtimeSkipReason('containerd');
+const noTshark = existsSync('/usr/bin/tshark') ? false : 'tshark is not installed (Debian package tshark)';
+
+let containers: TestContainers;
+let work: string;
+const captures: Capture[] = [];
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), 'tlscope-capture-'));
+  if (skipDocker !== false && skipContainerd !== false) return;
+  containers = new TestContainers(await ensureRuntimes());
+});
+
+after(async () => {
+  for (const c of captures) await c.stop();
+  await containers?.cleanup();
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+function capture(args: readonly string[], opts: { stdout?: 'pipe' | NodeJS.WritableStream } = {}): Capture {
+  const c = new Capture(args, opts);
+  captures.push(c);
+  return c;
+}
+
+async function dockerIp(name: string): Promise<string> {
+  return (await sh(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${name}`)).trim();
+}
+
+async function netnsIp(pid: number): Promise<string> {
+  const out = await sh(`nsenter -t ${pid} -n ip -4 -o addr show eth0`);
+  const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
+  if (ip === undefined) throw new Error(`no IPv4 address on eth0 of pid ${pid}: ${out}`);
+  return ip;
+}
+
+interface WebServer {
+  c: TestContainer;
+  ip: string;
+  path: string;
+  body: string;
+}
+
+/** A busybox-only container serving a file at /<path> on port 8000 (and 8001 when asked). */
+async function webServer(runtime: 'docker' | 'containerd', opts: { ports?: number[]; labels?: Record<string, string>; name?: string } = {}): Promise<WebServer> {
+  const path = `${marker('page')}.html`;
+  const body = marker('hello-tlscope');
+  const c = await containers.run(runtime, {
+    name: opts.name ?? uniqueName('tlscope-cap'),
+    command: httpdCommand({ [path]: body }, opts.ports ?? [8000]),
+    ...(runtime === 'containerd' ? { cni: true } : {}),
+    ...(opts.labels === undefined ? {} : { labels: opts.labels }),
+  });
+  const ip = runtime === 'docker' ? await dockerIp(c.name) : await netnsIp(c.pid);
+  for (const port of opts.ports ?? [8000]) await waitForPort(ip, port);
+  return { c, ip, path, body };
+}
+
+/** Names of the processes in the container's mount namespace (no exec: only what it runs itself). */
+function containerComms(pid: number): string[] {
+  const mnt = readlinkSync(`/proc/${pid}/ns/mnt`);
+  const out: string[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readlinkSync(`/proc/${p}/ns/mnt`) === mnt) out.push(readFileSync(`/proc/${p}/comm`, 'utf8').trim());
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+test('docker: capture by name to pcapng; tshark reads the request path, the body, the container name and the processes; the filter keeps out port 8001 and UDP', { skip: skipDocker || noTshark, timeout: 120_000 }, async () => {
+  const web = await webServer('docker', { ports: [8001, 8000] });
+  // The image is busybox alone: there is no tcpdump to exec, and nothing is exec'd.
+  assert.equal(existsSync(`/proc/${web.c.pid}/root/usr/sbin/tcpdump`) || existsSync(`/proc/${web.c.pid}/root/usr/bin/tcpdump`), false);
+  const file = join(work, 'docker.pcapng');
+  const cap = capture(['-c', web.c.name, '-w', file, 'tcp port 8000', '--timeout', '90']);
+  await cap.listening();
+  assert.equal(await curl(`http://${web.ip}:8000/${web.path}`), `${web.body}\n`);
+  const other = marker('other');
+  await curl(`http://${web.ip}:8001/${web.path}`); // same server, other port: filtered out
+  const udp = createSocket('udp4');
+  await new Promise<void>((r) => udp.send(`udp-${other}`, 8000, web.ip, () => r()));
+  udp.close();
+  await sleep(300);
+  const r = await cap.stop();
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^\d+ packets captured\n\d+ packets received by filter\n0 packets dropped by kernel$/m);
+  assert.match(r.stderr, new RegExp(`listening on every interface of ${web.c.name} \\(docker\\)`));
+
+  const info = await tshark(['-r', file]);
+  assert.equal(info.code, 0, info.stderr);
+  assertNoDamage(info.stderr);
+  const rows = await tsharkFields(file, ['frame.interface_description', 'tcp.srcport', 'tcp.dstport', 'udp.port', 'http.request.uri', 'http.file_data', 'frame.comment']);
+  assert.ok(rows.length >= 8, `a whole HTTP exchange: ${rows.length} packets`);
+  for (const [desc, sport, dport, udpPort] of rows) {
+    assert.equal(desc, `${web.c.name} (docker) eth0`);
+    assert.ok(sport === '8000' || dport === '8000', `only port 8000: ${sport} → ${dport}`);
+    assert.equal(udpPort, '', 'no UDP');
+  }
+  assert.ok(rows.some((r) => r[4] === `/${web.path}`), 'the request path');
+  assert.ok(rows.some((r) => (r[5] ?? '').includes(web.body)), 'the response body');
+  const comments = rows.map((r) => r[6] ?? '').filter(Boolean);
+  assert.ok(comments.some((c) => /^sender: pid \d+ curl on the host; receiver: pid \d+ httpd in /.test(c) && c.includes(`${web.c.name} (docker)`)), `curl → httpd comments: ${comments.join(' | ')}`);
+  assert.ok(comments.some((c) => /^sender: pid \d+ httpd in .*; receiver: pid \d+ curl on the host$/.test(c)), 'httpd → curl comments');
+  // still nothing exec'd: the container runs its httpd (and the shell that started it) only
+  assert.deepEqual([...new Set(containerComms(web.c.pid))].filter((c) => c !== 'httpd' && c !== 'sh'), []);
+});
+
+test('docker: -A prints the request and the response body as text, tcpdump style', { skip: skipDocker, timeout: 120_000 }, async () => {
+  const web = await webServer('docker');
+  const cap = capture(['-c', web.c.name, 'tcp', 'port', '8000', '-A', '--timeout', '90']);
+  await cap.listening();
+  await curl(`http://${web.ip}:8000/${web.path}`);
+  await waitUntil('the body in the output', () => cap.stdoutText.includes(web.body), 10_000, () => cap.stdoutText);
+  const r = await cap.stop();
+  assert.equal(r.code, 0, r.stderr);
+  const text = r.stdout.toString('utf8');
+  assert.match(text, new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} ${web.c.name} eth0 In IP [\\d.]+\\.\\d+ > ${web.ip.replace(/\./g, '\\.')}\\.8000: Flags \\[S\\], seq \\d+, win \\d+, options \\[`, 'm'));
+  assert.match(text, new RegExp(`GET /${web.path} HTTP/1\\.1\nHost: ${web.ip.replace(/\./g, '\\.')}:8000\n`));
+  assert.match(text, /Out IP [\d.]+\.8000 > [\d.]+\.\d+: Flags \[P\.\], seq 1:\d+, ack \d+, win \d+, options \[nop,nop,TS val \d+ ecr \d+\], length \d+\n/);
+  assert.match(text, new RegExp(`\n.*${web.body}\n`));
+  assert.doesNotMatch(text, /\r/);
+});
+
+test('docker: `tlscope capture … -w - | tshark -r -` (a real pipe) reads the stream', { skip: skipDocker || noTshark, timeout: 120_000 }, async () => {
+  const web = await webServer('docker');
+  const errFile = join(work, 'pipe.stderr');
+  const pipeline = `"${process.execPath}" "${BIN}" capture -c ${web.c.name} -w - 'tcp port 8000' --timeout 8 2>"${errFile}" | tshark -r - -T fields -e http.request.uri -e frame.interface_description`;
+  const sh = spawn('sh', ['-c', pipeline], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  sh.stdout.setEncoding('utf8').on('data', (x: string) => (out += x));
+  sh.stderr.setEncoding('utf8').on('data', (x: string) => (err += x));
+  const done = new Promise<number | null>((r) => sh.on('close', (code) => r(code)));
+  const stderrText = (): string => (existsSync(errFile) ? readFileSync(errFile, 'utf8') : '');
+  await waitUntil('tlscope listening', () => stderrText().includes('listening on'), 30_000, stderrText);
+  await curl(`http://${web.ip}:8000/${web.path}`);
+  assert.equal(await done, 0, `${err}\n${stderrText()}`);
+  assertNoDamage(err);
+  assert.match(stderrText(), /^\d+ packets captured$/m);
+  assert.ok(out.split('\n').some((l) => l === `/${web.path}\t${web.c.name} (docker) eth0`), out);
+});
+
+test('containerd (CNI bridge): capture by name; tshark sees the request, the body and the containerd container', { skip: skipContainerd || noTshark, timeout: 120_000 }, async () => {
+  const web = await webServer('containerd');
+  const file = join(work, 'containerd.pcapng');
+  const cap = capture(['-c', web.c.name, '-w', file, 'tcp port 8000', '--timeout', '90']);
+  await cap.listening();
+  assert.equal(await curl(`http://${web.ip}:8000/${web.path}`), `${web.body}\n`);
+  await sleep(300);
+  const r = await cap.stop();
+  assert.equal(r.code, 0, r.stderr);
+  const rows = await tsharkFields(file, ['frame.interface_description', 'http.request.uri', 'http.file_data']);
+  assert.ok(rows.every((x) => x[0] === `${web.c.name} (containerd) eth0`), JSON.stringify(rows.map((x) => x[0])));
+  assert.ok(rows.some((x) => x[1] === `/${web.path}`));
+  assert.ok(rows.some((x) => (x[2] ?? '').includes(web.body)));
+});
+
+test('every pod of a namespace at once, each interface labelled; a pod started during the capture is added', { skip: skipDocker || noTshark, timeout: 120_000 }, async () => {
+  const ns = marker('shop');
+  const pod = (name: string): Record<string, string> => kubeletLabels({ namespace: ns, name, uid: marker('uid'), container: 'web' });
+  const a = await webServer('docker', { labels: pod('cart') });
+  const file = join(work, 'pods.pcapng');
+  const cap = capture(['--k8s-namespace', ns, '-w', file, 'tcp port 8000', '--timeout', '90']);
+  await cap.listening(1);
+  const b = await webServer('docker', { labels: pod('checkout') });
+  await cap.listening(2);
+  assert.match(cap.stderr, new RegExp(`listening on every interface of pod ${ns}/checkout \\(docker\\)`));
+  await curl(`http://${a.ip}:8000/${a.path}`);
+  await curl(`http://${b.ip}:8000/${b.path}`);
+  await sleep(300);
+  const r = await cap.stop();
+  assert.equal(r.code, 0, r.stderr);
+  const rows = await tsharkFields(file, ['frame.interface_description', 'http.request.uri']);
+  const byIface = new Map<string, Set<string>>();
+  for (const [desc = '', uri = ''] of rows) {
+    const set = byIface.get(desc) ?? new Set();
+    if (uri) set.add(uri);
+    byIface.set(desc, set);
+  }
+  assert.deepEqual([...byIface.keys()].sort(), [`pod ${ns}/cart (docker) eth0`, `pod ${ns}/checkout (docker) eth0`]);
+  assert.deepEqual([...(byIface.get(`pod ${ns}/cart (docker) eth0`) ?? [])], [`/${a.path}`]);
+  assert.deepEqual([...(byIface.get(`pod ${ns}/checkout (docker) eth0`) ?? [])], [`/${b.path}`]);
+});
+
+test('--count stops after that many packets', { skip: skipDocker, timeout: 120_000 }, async () => {
+  const web = await webServer('docker');
+  const cap = capture(['-c', web.c.name, '--count', '3', 'tcp port 8000', '--timeout', '60']);
+  await cap.listening();
+  await curl(`http://${web.ip}:8000/${web.path}`);
+  const r = await cap.finished;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.toString('utf8').trim().split('\n').length, 3);
+  assert.match(r.stderr, /^3 packets captured$/m);
+});
+
+test('loopback inside a container: each packet once (the kernel drops the outgoing copy), as tcpdump -i lo', { skip: skipDocker, timeout: 120_000 }, async () => {
+  const body = marker('lo');
+  const c = await containers.run('docker', {
+    name: uniqueName('tlscope-cap-lo'),
+    command: ['sh', '-c', `mkdir -p /www && echo ${body} > /www/index.html && httpd -p 127.0.0.1:8002 -h /www && while true; do wget -q -O /dev/null http://127.0.0.1:8002/; sleep 0.2; done`],
+  });
+  const cap = capture(['-c', c.name, '-i', 'lo', '--count', '20', 'tcp port 8002', '--timeout', '60']);
+  const r = await cap.finished;
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.toString('utf8').trim().split('\n');
+  assert.equal(lines.length, 20);
+  for (const l of lines) assert.match(l, new RegExp(`^\\S+ ${c.name} lo In IP 127\\.0\\.0\\.1\\.\\d+ > 127\\.0\\.0\\.1\\.\\d+: Flags`));
+  assert.match(r.stderr, /^20 packets captured$/m);
+});
+
+test('no scope flag: the host\'s own namespace, like tcpdump', { skip: notRoot, timeout: 60_000 }, async () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const cap = capture(['-i', 'lo', '--count', '1', `udp port ${port}`, '--timeout', '30']);
+  await cap.listening();
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.send('x', port, '127.0.0.1', () => r()));
+  s.close();
+  const r = await cap.finished;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.toString('utf8'), new RegExp(`^\\S+ host lo In IP 127\\.0\\.0\\.1\\.\\d+ > 127\\.0\\.0\\.1\\.${port}: UDP, length 1\n$`));
+  assert.match(r.stderr, /listening on lo of host/);
+});
+
+test('a bad filter is a usage error (exit 2) with libpcap\'s message', { timeout: 30_000 }, async () => {
+  const cap = capture(['-c', 'whatever', 'tcp', 'port']);
+  const r = await cap.finished;
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^tlscope: bad filter expression "tcp port": can't parse filter expression: syntax error$/m);
+  const r2 = await capture(['port 99999']).finished;
+  assert.equal(r2.code, 2);
+  assert.match(r2.stderr, /bad filter expression "port 99999": illegal port number 99999 > 65535/);
+});
+
+test('an unknown container: tlscope waits for it, then says it never appeared at --timeout', { skip: notRoot, timeout: 60_000 }, async () => {
+  const name = uniqueName('tlscope-nobody');
+  const started = Date.now();
+  const r = await capture(['-c', name, '--timeout', '2', 'tcp']).finished;
+  assert.ok(Date.now() - started >= 2000);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`waiting for container ${name} to start \\(up to 2 s\\)`));
+  assert.match(r.stderr, new RegExp(`container ${name} never appeared`));
+  assert.match(r.stderr, /^0 packets captured$/m);
+});
+
+test('-i with an interface no target has: a warning per target, then an error', { skip: skipDocker, timeout: 60_000 }, async () => {
+  const web = await webServer('docker');
+  const r = await capture(['-c', web.c.name, '-i', 'nosuch0', '--timeout', '2']).finished;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /no interface "nosuch0"/);
+  assert.match(r.stderr, /nothing was captured/);
+});
+
+test('nothing stays behind: the packet socket in the container\'s namespace goes with tlscope', { skip: skipDocker, timeout: 60_000 }, async () => {
+  const web = await webServer('docker');
+  const packetSockets = (): number => readFileSync(`/proc/${web.c.pid}/net/packet`, 'utf8').trim().split('\n').length - 1;
+  const idle = packetSockets();
+  const cap = capture(['-c', web.c.name, '--timeout', '60']);
+  await cap.listening();
+  assert.equal(packetSockets(), idle + 1, 'one socket in the container\'s namespace while capturing');
+  const r = await cap.stop();
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(packetSockets(), idle);
+});
