@@ -2,33 +2,17 @@
 /**
  * trace sni: TLS server names asked for on the host. The kernel forwards ClientHello
  * segments (bpf/sni.bpf.c); here they are reassembled per flow, parsed, deduplicated and
- * turned into events. This module never prints: it yields batches of SniEvent.
+ * turned into events (pipeline.ts). This module never prints: it yields batches of SniEvent.
  */
 import { BpfObject, type BpfLink } from '../../ebpf/object.js';
 import { RingBufReader } from '../../ebpf/ringbuf.js';
 import { openPacketSocket, type PacketSocket } from '../../ebpf/packet.js';
 import { requireFeature } from '../../ebpf/features.js';
-import { ClientHelloAssembler, type AssemblerDropReason } from '../../protocols/clienthello-assembler.js';
-import { tlsVersionName, type ClientHello } from '../../protocols/tls.js';
-import { formatEndpoint } from '../../net/addr.js';
-import type { CommonEvent } from '../../fields/common.js';
-import { decodeSniSegment, type SniSegment, type SniOwner } from './decode.js';
-import { monotonicToEpochMs } from '../clock.js';
+import type { AssemblerDropReason } from '../../protocols/clienthello-assembler.js';
+import { decodeSniSegment, type SniSegment } from './decode.js';
+import { SniPipeline, type SniEvent } from './pipeline.js';
 
-export interface SniEvent extends CommonEvent {
-  /** the server name (SNI); undefined when the ClientHello carried none */
-  name: string | undefined;
-  alpn: readonly string[];
-  /** highest TLS version offered, e.g. "TLS1.3" */
-  tlsVersion: string;
-  src: string;
-  dst: string;
-  /** out: a local process sent it (attributed); in: received from a peer we could not attribute */
-  direction: 'out' | 'in';
-  /** ECH: the name is the outer (public) name */
-  ech: boolean;
-  hello: ClientHello;
-}
+export type { SniEvent } from './pipeline.js';
 
 export interface SniStats {
   events: number;
@@ -46,21 +30,12 @@ export interface SniOptions {
   signal?: AbortSignal;
 }
 
-const RANDOM_MEMORY = 8192;
-const OWNER_MEMORY = 8192;
-
 export class SniGadget implements AsyncIterable<SniEvent[]> {
   private readonly obj: BpfObject;
   private readonly links: BpfLink[] = [];
   private readonly sockets = new Map<number, PacketSocket>();
   private readonly reader: RingBufReader<SniSegment>;
-  private readonly assembler = new ClientHelloAssembler<string>({ now: () => performance.now(), idleTimeoutMs: 10_000 });
-  /** client randoms already reported: the same hello seen through NAT or another namespace */
-  private readonly seenRandoms = new Map<string, true>();
-  /** the best-known owner of each flow (a later copy may lack it) */
-  private readonly owners = new Map<string, SniOwner>();
-  private events = 0;
-  private randomDuplicates = 0;
+  private readonly pipeline = new SniPipeline();
 
   private constructor(obj: BpfObject, opts: SniOptions) {
     this.obj = obj;
@@ -110,13 +85,13 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
   }
 
   stats(): SniStats {
-    const a = this.assembler.stats;
+    const p = this.pipeline.stats();
     return {
-      events: this.events,
+      events: p.events,
       lost: this.reader.lost(),
-      segments: a.segments,
-      duplicates: a.duplicateSegments + this.randomDuplicates,
-      dropped: { ...a.dropped },
+      segments: p.segments,
+      duplicates: p.duplicates,
+      dropped: p.dropped,
       decodeErrors: this.reader.stats.decodeErrors,
     };
   }
@@ -130,51 +105,9 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
     return { segmentsForwarded: m.sumU64(0), helloStarts: m.sumU64(1), loadErrors: m.sumU64(2), ownersRecorded: m.sumU64(3) };
   }
 
-  private flowKey(s: SniSegment): string {
-    return `${s.saddr}|${s.sport}|${s.daddr}|${s.dport}`;
-  }
-
-  private remember<K, V>(m: Map<K, V>, k: K, v: V, cap: number): void {
-    m.delete(k);
-    m.set(k, v);
-    if (m.size > cap) m.delete(m.keys().next().value as K);
-  }
-
   /** Feeds segments, returns the events they complete. */
   process(batch: readonly SniSegment[]): SniEvent[] {
-    const out: SniEvent[] = [];
-    for (const s of batch) {
-      const key = this.flowKey(s);
-      if (s.owner !== undefined) this.remember(this.owners, key, s.owner, OWNER_MEMORY);
-      const r = this.assembler.push(key, s.seq, s.payload);
-      if (r.status !== 'hello') continue;
-      const random = Buffer.from(r.hello.random).toString('hex');
-      if (this.seenRandoms.has(random)) {
-        this.randomDuplicates++;
-        continue;
-      }
-      this.remember(this.seenRandoms, random, true, RANDOM_MEMORY);
-      out.push(this.toEvent(s, r.hello, this.owners.get(key)));
-    }
-    this.events += out.length;
-    return out;
-  }
-
-  private toEvent(s: SniSegment, hello: ClientHello, owner: SniOwner | undefined): SniEvent {
-    return {
-      timestamp: monotonicToEpochMs(s.tsNs),
-      proc: owner === undefined
-        ? { pid: 0, tid: 0, comm: '' }
-        : { pid: owner.pid, tid: owner.tid, comm: owner.comm, uid: owner.uid, gid: owner.gid, mntns: owner.mntns, netns: owner.netns },
-      name: hello.serverName,
-      alpn: hello.alpn,
-      tlsVersion: tlsVersionName(hello.highestVersion),
-      src: formatEndpoint(s.family, s.saddr, s.sport),
-      dst: formatEndpoint(s.family, s.daddr, s.dport),
-      direction: owner === undefined ? 'in' : 'out',
-      ech: hello.ech,
-      hello,
-    };
+    return this.pipeline.process(batch);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<SniEvent[]> {

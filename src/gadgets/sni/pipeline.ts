@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The user-space half of trace sni, without the kernel: forwarded segments in, events out.
+ * Reassembles each flow's ClientHello (any order, duplicates), remembers the best-known owner
+ * of each flow (a later copy may lack it), reports each hello once — the same hello seen
+ * through several namespaces or interfaces (loopback, veth ends, bridge, NAT) has the same
+ * client random — and starts a flow over when its 4-tuple carries a new ClientHello (a new
+ * connection reusing the ports, which loopback does within a second under load).
+ */
+import { ClientHelloAssembler, type AssemblerDropReason, type AssemblerResult } from '../../protocols/clienthello-assembler.js';
+import { tlsVersionName, type ClientHello } from '../../protocols/tls.js';
+import { formatEndpoint } from '../../net/addr.js';
+import type { CommonEvent } from '../../fields/common.js';
+import type { SniSegment, SniOwner } from './decode.js';
+import { monotonicToEpochMs } from '../clock.js';
+
+export interface SniEvent extends CommonEvent {
+  /** the server name (SNI); undefined when the ClientHello carried none */
+  name: string | undefined;
+  alpn: readonly string[];
+  /** highest TLS version offered, e.g. "TLS1.3" */
+  tlsVersion: string;
+  src: string;
+  dst: string;
+  /** out: a local process sent it (attributed); in: received from a peer we could not attribute */
+  direction: 'out' | 'in';
+  /** ECH: the name is the outer (public) name */
+  ech: boolean;
+  hello: ClientHello;
+}
+
+export interface SniPipelineStats {
+  events: number;
+  segments: number;
+  duplicates: number;
+  dropped: Record<AssemblerDropReason, number>;
+  /** flows started over because their 4-tuple began a new ClientHello */
+  restarted: number;
+}
+
+export interface SniPipelineOptions {
+  /** Milliseconds, any monotonic origin (default performance.now). */
+  now?: () => number;
+  /** A flow with no segment for this long is forgotten (default 10 s). */
+  idleTimeoutMs?: number;
+}
+
+const RANDOM_MEMORY = 8192;
+const FLOW_MEMORY = 8192;
+/** bytes of a flow's ClientHello the kernel forwards at most (SNI_MAX_HELLO in bpf/include/sni.h) */
+const MAX_HELLO_BYTES = 16384;
+
+interface FlowNote {
+  /** sequence number of the segment that began the flow's ClientHello record */
+  startSeq: number;
+  /** the assembler reported a hello for it, or dropped it */
+  done: boolean;
+}
+
+export class SniPipeline {
+  private readonly assembler: ClientHelloAssembler<string>;
+  /** client randoms already reported: the same hello seen through NAT or another namespace */
+  private readonly seenRandoms = new Map<string, true>();
+  /** the best-known owner of each flow (a later copy may lack it) */
+  private readonly owners = new Map<string, SniOwner>();
+  private readonly flows = new Map<string, FlowNote>();
+  private events = 0;
+  private randomDuplicates = 0;
+  private restarted = 0;
+
+  constructor(opts: SniPipelineOptions = {}) {
+    this.assembler = new ClientHelloAssembler({ now: opts.now ?? (() => performance.now()), idleTimeoutMs: opts.idleTimeoutMs ?? 10_000 });
+  }
+
+  stats(): SniPipelineStats {
+    const a = this.assembler.stats;
+    return { events: this.events, segments: a.segments, duplicates: a.duplicateSegments + this.randomDuplicates, dropped: { ...a.dropped }, restarted: this.restarted };
+  }
+
+  private flowKey(s: SniSegment): string {
+    return `${s.saddr}|${s.sport}|${s.daddr}|${s.dport}`;
+  }
+
+  private remember<K, V>(m: Map<K, V>, k: K, v: V, cap: number): void {
+    m.delete(k);
+    m.set(k, v);
+    if (m.size > cap) m.delete(m.keys().next().value as K);
+  }
+
+  /** Feeds segments, returns the events they complete. */
+  process(batch: readonly SniSegment[]): SniEvent[] {
+    const out: SniEvent[] = [];
+    for (const s of batch) {
+      const key = this.flowKey(s);
+      let started: AssemblerResult | undefined;
+      if (s.first) {
+        // The kernel saw this segment begin a ClientHello record: the stream starts here, which
+        // the assembler is told exactly (it could not infer it from a first segment shorter
+        // than 6 bytes, e.g. a client that writes the 5-byte record header on its own).
+        const note = this.flows.get(key);
+        if (note === undefined) {
+          this.remember(this.flows, key, { startSeq: s.seq, done: false }, FLOW_MEMORY);
+          started = this.assembler.startFlow(key, s.seq);
+        } else if (((s.seq - note.startSeq) >>> 0) >= MAX_HELLO_BYTES) {
+          // Another ClientHello outside the bytes the last one could span: a new connection on
+          // the same ports (a reused TIME_WAIT pair starts 64 KiB further on; a fresh one
+          // elsewhere). Without this it would be taken for a late copy of the old one, or mixed
+          // into it, until the flow went idle. A segment inside the hello that merely looks
+          // like a start (a record boundary) stays where it is.
+          started = this.restart(key, s.seq);
+        }
+      }
+      if (s.owner !== undefined) this.remember(this.owners, key, s.owner, FLOW_MEMORY);
+      // startFlow may already have settled the flow (held segments completed it, or it was finished)
+      let r = started !== undefined && started.status !== 'pending' ? started : this.assembler.push(key, s.seq, s.payload);
+      if (r.status === 'finished' && s.first && this.flows.get(key)?.done === false) {
+        // The assembler still holds a finished flow this pipeline has no note of any more
+        // (bounded memory): this hello is new.
+        this.restart(key, s.seq);
+        if (s.owner !== undefined) this.remember(this.owners, key, s.owner, FLOW_MEMORY);
+        r = this.assembler.push(key, s.seq, s.payload);
+      }
+      if (r.status === 'dropped') this.markDone(key);
+      if (r.status !== 'hello') continue;
+      this.markDone(key);
+      const random = Buffer.from(r.hello.random).toString('hex');
+      if (this.seenRandoms.has(random)) {
+        this.randomDuplicates++;
+        continue;
+      }
+      this.remember(this.seenRandoms, random, true, RANDOM_MEMORY);
+      out.push(this.toEvent(s, r.hello, this.owners.get(key)));
+    }
+    this.events += out.length;
+    return out;
+  }
+
+  private restart(key: string, startSeq: number): AssemblerResult {
+    this.assembler.forget(key);
+    this.owners.delete(key);
+    this.remember(this.flows, key, { startSeq, done: false }, FLOW_MEMORY);
+    this.restarted++;
+    return this.assembler.startFlow(key, startSeq);
+  }
+
+  private markDone(key: string): void {
+    const note = this.flows.get(key);
+    if (note !== undefined) note.done = true;
+  }
+
+  private toEvent(s: SniSegment, hello: ClientHello, owner: SniOwner | undefined): SniEvent {
+    return {
+      timestamp: monotonicToEpochMs(s.tsNs),
+      proc: owner === undefined
+        ? { pid: 0, tid: 0, comm: '' }
+        : { pid: owner.pid, tid: owner.tid, comm: owner.comm, uid: owner.uid, gid: owner.gid, mntns: owner.mntns, netns: owner.netns },
+      name: hello.serverName,
+      alpn: hello.alpn,
+      tlsVersion: tlsVersionName(hello.highestVersion),
+      src: formatEndpoint(s.family, s.saddr, s.sport),
+      dst: formatEndpoint(s.family, s.daddr, s.dport),
+      direction: owner === undefined ? 'in' : 'out',
+      ech: hello.ech,
+      hello,
+    };
+  }
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// `tlscope trace sni` (the real CLI) with containers: curl inside a docker container talking to
+// a TLS server on the host (through the docker0 gateway) is reported with its container's name
+// and nothing from the host is; a containerd container carrying kubelet's labels on the CNI
+// bridge is reported with its pod's namespace, name and container name; a container started
+// while tracing is picked up; a container that exits mid-trace causes no error.
+//
+// The client's pid is known exactly by making curl the container's first process: the
+// container starts a shell that waits for /tmp/go and then execs curl (same pid). The server
+// answers `slow-…` names after 2 s, so the container lives on while its event is enriched.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { notRoot } from '../../helpers/root.js';
+import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
+import { Tracer, runProcess, sh, sleep, startTlsServer, testName, waitUntil, type SniJson, type TestTlsServer } from './helpers.js';
+
+const skipDocker = notRoot || runtimeSkipReason('docker');
+const skipContainerd = notRoot || runtimeSkipReason('containerd');
+const DOCKER_GATEWAY = '172.17.0.1';
+
+let containers: TestContainers;
+let server: TestTlsServer;
+const tracers: Tracer[] = [];
+
+before(async () => {
+  if (skipDocker !== false && skipContainerd !== false) return;
+  containers = new TestContainers(await ensureRuntimes());
+  // Containers reach the host through their bridge's gateway: listen on every address (the
+  // port is random and the server lives only for this file).
+  server = await startTlsServer('0.0.0.0');
+});
+
+after(async () => {
+  for (const t of tracers) await t.stop();
+  await containers?.cleanup();
+  await server?.close();
+});
+
+function tracer(args: string[]): Tracer {
+  const t = new Tracer([...args, '--timeout', '300']);
+  tracers.push(t);
+  return t;
+}
+
+function curlArgs(name: string, gateway: string): string[] {
+  return ['curl', '-sk', '--http1.1', '--max-time', '10', '--resolve', `${name}:${server.port}:${gateway}`, `https://${name}:${server.port}/`];
+}
+
+/** A container whose first process waits for /tmp/go, then becomes curl to `name`. */
+function waitThenCurl(name: string, gateway: string): string[] {
+  return ['sh', '-c', `until [ -e /tmp/go ]; do sleep 0.1; done; exec ${curlArgs(name, gateway).join(' ')}`];
+}
+
+async function gatewayOf(bridge: string): Promise<string> {
+  const out = await sh('ip', ['-4', '-o', 'addr', 'show', 'dev', bridge]);
+  const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
+  if (m === null) throw new Error(`no IPv4 address on ${bridge}: ${out}`);
+  return m[1]!;
+}
+
+function assertContainerEvent(e: SniJson, c: TestContainer, want: { name: string; gateway: string; runtime: string; containerName?: string }): void {
+  assert.equal(e.name, want.name);
+  assert.equal(e.proc.pid, c.pid, 'the container’s first process, which exec’d curl');
+  assert.equal(e.proc.tid, c.pid);
+  assert.equal(e.proc.comm, 'curl');
+  assert.equal(e.alpn, 'http/1.1');
+  assert.equal(e.tlsVersion, 'TLS1.3');
+  assert.equal(e.dst, `${want.gateway}:${server.port}`);
+  assert.equal(e.direction, 'out');
+  assert.equal(e.runtime?.runtimeName, want.runtime);
+  assert.equal(e.runtime?.containerName, want.containerName ?? c.name);
+}
+
+test('docker: -r docker -c NAME reports curl inside that container, with its name, and nothing from the host', { skip: skipDocker }, async () => {
+  const name = testName('slow-docker');
+  const c = await containers.run('docker', { name: uniqueName('tlscope-sni'), command: waitThenCurl(name, DOCKER_GATEWAY) });
+  const t = tracer(['-r', 'docker', '-c', c.name]);
+  await t.ready(async (warm) => {
+    await containers.exec(c, curlArgs(warm, DOCKER_GATEWAY));
+  });
+  // the host is out of scope
+  const hostName = testName('host');
+  const host = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `${hostName}:${server.port}:127.0.0.1`, `https://${hostName}:${server.port}/`]);
+  assert.equal(host.code, 0, host.stderr);
+
+  await containers.exec(c, ['touch', '/tmp/go']);
+  const [e] = await t.waitForName(name);
+  assertContainerEvent(e!, c, { name, gateway: DOCKER_GATEWAY, runtime: 'docker' });
+  assert.ok(e!.src.startsWith('172.17.'), e!.src);
+  assert.match(e!.runtime?.containerId ?? '', /^[0-9a-f]{64}$/);
+  assert.ok(server.seen.includes(name));
+  await sleep(500);
+  assert.deepEqual(t.byName(hostName), [], 'the host is not in scope');
+  assert.equal(t.byName(name).length, 1);
+  assert.ok(t.events.every((ev) => ev.runtime?.containerName === c.name), 'every event is from the container');
+  const r = await t.stop();
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('containerd with kubelet labels on the CNI bridge: --k8s-namespace reports the pod', { skip: skipContainerd }, async () => {
+  const pod = { namespace: `sni-${process.pid}`, name: uniqueName('sni-pod'), uid: randomUUID(), container: 'client' };
+  const name = testName('slow-pod');
+  // the bridge has its address once a container is on it: start one, then learn the gateway
+  const probe = await containers.run('containerd', { name: uniqueName('tlscope-sni'), cni: true });
+  const gateway = await gatewayOf('tlscope0');
+  const c = await containers.run('containerd', { name: uniqueName('tlscope-sni'), cni: true, labels: kubeletLabels(pod), command: waitThenCurl(name, gateway) });
+  const t = tracer(['--k8s-namespace', pod.namespace]);
+  await t.ready(async (warm) => {
+    await containers.exec(c, curlArgs(warm, gateway));
+  });
+  // another container on the same bridge, not in the pod's namespace: out of scope
+  const otherName = testName('other');
+  await containers.exec(probe, curlArgs(otherName, gateway));
+
+  await containers.exec(c, ['touch', '/tmp/go']);
+  const [e] = await t.waitForName(name);
+  // containerd names a container carrying kubelet's labels by its container name in the pod (src/containers/README.md)
+  assertContainerEvent(e!, c, { name, gateway, runtime: 'containerd', containerName: pod.container });
+  assert.deepEqual(e!.k8s, { namespace: pod.namespace, podName: pod.name, containerName: pod.container, podUid: pod.uid });
+  await sleep(500);
+  assert.deepEqual(t.byName(otherName), [], 'a container outside the namespace is not in scope');
+  assert.ok(t.events.every((ev) => ev.k8s?.namespace === pod.namespace));
+  const r = await t.stop();
+  assert.equal(r.code, 0, r.stderr);
+  await containers.remove(probe, c);
+});
+
+test('docker: a container started while tracing is picked up', { skip: skipDocker }, async () => {
+  const cname = uniqueName('tlscope-sni');
+  const t = tracer(['-r', 'docker', '-c', cname]);
+  await waitUntil('the tracer waits for the container', () => /waiting for container/.test(t.stderr), 10_000);
+  const c = await containers.run('docker', { name: cname });
+  // The first handshakes may come before the container's namespace is watched: repeat.
+  const deadline = Date.now() + 20_000;
+  let seen: SniJson | undefined;
+  while (seen === undefined && Date.now() < deadline) {
+    const name = testName('late');
+    await containers.exec(c, curlArgs(name, DOCKER_GATEWAY));
+    await sleep(300);
+    seen = t.byName(name)[0];
+  }
+  assert.ok(seen !== undefined, `no event from the container started while tracing: ${t.stderr}`);
+  assert.equal(seen.runtime?.containerName, cname);
+  assert.equal(seen.runtime?.runtimeName, 'docker');
+  assert.equal(seen.proc.comm, 'curl');
+  const r = await t.stop();
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /never appeared/);
+  await containers.remove(c);
+});
+
+test('docker: a container that exits mid-trace causes no error, and tracing goes on', { skip: skipDocker }, async () => {
+  const stays = await containers.run('docker', { name: uniqueName('tlscope-sni') });
+  const goes = await containers.run('docker', { name: uniqueName('tlscope-sni'), command: ['sh', '-c', 'until [ -e /tmp/go ]; do sleep 0.1; done; exit 0'] });
+  const t = tracer(['-r', 'docker', '-c', `${stays.name},${goes.name}`]);
+  await t.ready(async (warm) => {
+    await containers.exec(goes, curlArgs(warm, DOCKER_GATEWAY));
+  });
+  await containers.exec(goes, ['touch', '/tmp/go']);
+  await waitUntil('the container to exit', () => {
+    try {
+      return process.kill(goes.pid, 0) && false;
+    } catch {
+      return true;
+    }
+  }, 10_000);
+  await sleep(1500); // the index learns of the exit and the namespace's socket is closed
+  const name = testName('after-exit');
+  await containers.exec(stays, curlArgs(name, DOCKER_GATEWAY));
+  const [e] = await t.waitForName(name);
+  assert.equal(e!.runtime?.containerName, stays.name);
+  await containers.remove(goes);
+  await sleep(300);
+  const r = await t.stop();
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /^tlscope: (warning|error)/m);
+  await containers.remove(stays);
+});

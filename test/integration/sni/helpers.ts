@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Shared by the `trace sni` integration tests (no tests here): the real CLI as a child process
+ * whose JSON lines are collected, a TLS server in this process that answers any SNI with a
+ * throw-away self-signed certificate, a plain TCP sink, and small process helpers.
+ *
+ * Other tests (and other engineers' tracers) may run at the same time: every helper here lets
+ * a test look only at events for its own names, ports and pids.
+ */
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, connect as tlsConnect, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createInterface } from 'node:readline';
+
+const execFileP = promisify(execFile);
+
+export const BIN = fileURLToPath(new URL('../../../src/cli/bin.js', import.meta.url));
+
+/** One `-o json` line of `tlscope trace sni` (the fields the tests look at). */
+export interface SniJson {
+  timestamp: string;
+  name?: string;
+  proc: { pid: number; tid: number; comm: string; uid?: number; gid?: number; mntns_id?: number; netns_id?: number };
+  src: string;
+  dst: string;
+  direction: 'in' | 'out';
+  tlsVersion: string;
+  alpn: string;
+  ech: boolean;
+  extensions: number;
+  runtime?: { runtimeName?: string; containerName?: string; containerId?: string; containerImageName?: string };
+  k8s?: { namespace?: string; podName?: string; containerName?: string; podUid?: string };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `cond` every 20 ms until it holds; fails with `what` after `ms`. */
+export async function waitUntil(what: string, cond: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+let nameCounter = 0;
+/** A made-up server name unique to this process and call: `<label>-<pid>-<n>.sni.test`. */
+export function testName(label: string): string {
+  return `${label}-${process.pid}-${nameCounter++}.sni.test`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the CLI
+
+export class Tracer {
+  readonly events: SniJson[] = [];
+  stderr = '';
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly badLines: string[] = [];
+
+  /** Starts `tlscope trace sni -o json <args>` (add `--timeout` yourself for a self-stopping run). */
+  constructor(args: readonly string[]) {
+    this.child = spawn(process.execPath, [BIN, 'trace', 'sni', '-o', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.events.push(JSON.parse(line) as SniJson);
+      } catch {
+        this.badLines.push(line);
+      }
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Lines on stdout that were not JSON (there must be none). */
+  get nonJsonLines(): readonly string[] {
+    return this.badLines;
+  }
+
+  byName(name: string): SniJson[] {
+    return this.events.filter((e) => e.name === name);
+  }
+
+  /** Waits until `count` events carry `name` (and a little longer, so duplicates would show). */
+  async waitForName(name: string, count = 1, ms = 10_000): Promise<SniJson[]> {
+    await waitUntil(`${count} event(s) named ${name} (stderr: ${this.stderr.trim()})`, () => this.byName(name).length >= count, ms);
+    return this.byName(name);
+  }
+
+  /**
+   * Returns once the tracer reports handshakes: repeats `handshake(name)` with fresh names until
+   * one is seen. JSON output has no header, so this is how a test knows the sockets are attached.
+   */
+  async ready(handshake: (name: string) => Promise<void>, ms = 20_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (this.child.exitCode !== null) throw new Error(`tracer exited early (${this.child.exitCode}): ${this.stderr}`);
+      const name = testName('warmup');
+      await handshake(name).catch(() => undefined);
+      const until = Date.now() + 600;
+      while (Date.now() < until && this.byName(name).length === 0) await sleep(20);
+      if (this.byName(name).length > 0) return;
+      if (Date.now() > deadline) throw new Error(`tracer saw no warm-up handshake within ${ms} ms: ${this.stderr}`);
+    }
+  }
+
+  /** SIGINT, then waits for the exit; SIGKILL if it does not stop within 10 s. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    const r = await this.exited;
+    clearTimeout(timer);
+    return { ...r, stderr: this.stderr };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS server
+
+let certDir: string | undefined;
+let certPair: { key: string; cert: string } | undefined;
+
+/** A throw-away self-signed certificate (clients here never verify it). */
+export function testCertificate(): { key: string; cert: string; keyPath: string; certPath: string } {
+  if (certPair === undefined || certDir === undefined) {
+    certDir = mkdtempSync(join(tmpdir(), 'tlscope-sni-cert-'));
+    const keyPath = join(certDir, 'key.pem');
+    const certPath = join(certDir, 'cert.pem');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=sni.test'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+    certPair = { key: readFileSync(keyPath, 'utf8'), cert: readFileSync(certPath, 'utf8') };
+  }
+  return { ...certPair, keyPath: join(certDir, 'key.pem'), certPath: join(certDir, 'cert.pem') };
+}
+
+export function removeTestCertificate(): void {
+  if (certDir !== undefined) rmSync(certDir, { recursive: true, force: true });
+  certDir = undefined;
+  certPair = undefined;
+}
+
+export interface TestTlsServer {
+  readonly host: string;
+  readonly port: number;
+  /** SNI names the server saw (a check that the client really sent what the tracer reports). */
+  readonly seen: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A TLS server on `host` (port chosen by the kernel) for any SNI and any ALPN the client offers.
+ * It answers an HTTP request with `200 ok` and closes; a client that sends nothing is closed
+ * after 3 s. Names starting with `slow-` get their answer after 2 s (keeps a container's
+ * process alive while its event is enriched).
+ */
+export async function startTlsServer(host: string): Promise<TestTlsServer> {
+  const { key, cert } = testCertificate();
+  const seen: string[] = [];
+  const sockets = new Set<TLSSocket>();
+  const server: TlsServer = createTlsServer({
+    key,
+    cert,
+    // HTTP/1.1 when offered (the answer below is HTTP/1.1), else whatever the client offers
+    // first, so no client aborts for lack of ALPN overlap.
+    ALPNCallback: ({ protocols }) => (protocols.includes('http/1.1') ? 'http/1.1' : protocols[0]),
+  }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    const name = s.servername === false ? '' : s.servername ?? '';
+    seen.push(name);
+    const idle = setTimeout(() => s.destroy(), 3000);
+    let answered = false;
+    s.on('data', () => {
+      if (answered) return;
+      answered = true;
+      const answer = (): void => {
+        clearTimeout(idle);
+        s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      };
+      if (name.startsWith('slow-')) setTimeout(answer, 2000);
+      else answer();
+    });
+    s.on('end', () => {
+      clearTimeout(idle);
+      s.end();
+    });
+  });
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host,
+    port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A TLS handshake from this process (node's OpenSSL), then close. */
+export function nodeHandshake(host: string, port: number, servername: string, alpn: string[] = ['x-warmup']): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host, port, servername, ALPNProtocols: alpn, rejectUnauthorized: false }, () => {
+      s.end();
+      resolve();
+    });
+    s.setTimeout(5000, () => s.destroy(new Error('handshake timeout')));
+    s.on('error', reject);
+    s.on('close', () => resolve());
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP sink (raw ClientHello bytes, no TLS)
+
+export interface TcpSink {
+  readonly host: string;
+  readonly port: number;
+  /** connections accepted so far */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+/** Accepts connections on `host` and reads and discards everything. */
+export async function startTcpSink(host: string): Promise<TcpSink> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server: TcpServer = createTcpServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    s.resume();
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  return {
+    host,
+    port: (server.address() as AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * Connects to host:port, writes each chunk in turn (Nagle off, a pause between chunks so each
+ * leaves as its own segment), waits `lingerMs`, closes. Returns the local port.
+ */
+export function sendChunks(host: string, port: number, chunks: readonly Uint8Array[], opts: { pauseMs?: number; lingerMs?: number; localAddress?: string } = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect({ host, port, noDelay: true, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) });
+    s.on('error', reject);
+    s.on('connect', async () => {
+      const localPort = s.localPort ?? 0;
+      try {
+        for (const [i, c] of chunks.entries()) {
+          if (i > 0 && (opts.pauseMs ?? 0) > 0) await sleep(opts.pauseMs ?? 0);
+          await new Promise<void>((res, rej) => s.write(c, (err) => (err ? rej(err) : res())));
+        }
+        await sleep(opts.lingerMs ?? 20);
+        s.end();
+        s.once('close', () => resolve(localPort));
+        s.resume();
+      } catch (e) {
+        s.destroy();
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+export interface RunResult {
+  pid: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end, with its pid (the pid of the TLS client when it does not fork). */
+export function runProcess(cmd: string, args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env === undefined ? {} : { env: opts.env }), ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ pid: child.pid ?? 0, code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function sh(cmd: string, args: readonly string[], timeoutMs = 20_000): Promise<string> {
+  try {
+    return (await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 })).stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message?: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`);
+  }
+}
+
+/** The local port of "addr:port" / "[v6]:port". */
+export function portOf(endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
+}
