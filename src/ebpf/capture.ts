@@ -538,22 +538,31 @@ function interfaceNameOf(fd: number, ifindex: number): string | undefined {
 // ---- waiting for packets ------------------------------------------------------------------------
 
 /**
- * Calls `onReady` when packets may be waiting on any of a set of capture sockets: on a short
- * timer, and as soon as epoll says a block was handed over (epoll_wait runs on koffi's worker
- * thread, so the event loop never blocks).
+ * Calls `onReady` when packets may be waiting on any of a set of capture sockets. Busy, it
+ * drains on a short timer (and again at once while the kernel keeps handing blocks over);
+ * after a quiet spell it stops the timer and waits in epoll instead (epoll_wait runs on koffi's
+ * worker thread, so the event loop never blocks), going busy again on the first ready block.
+ * An epoll round trip per block would cost more than the timer under load, and a 5 ms timer
+ * would cost CPU when nothing happens: each mode is used where it is cheap.
  */
 export class CapturePoller {
   private epfd: number;
   private timer: NodeJS.Timeout | undefined;
   private pending = false;
+  private again = false;
+  private quietTicks = 0;
   private done: Promise<void> = Promise.resolve();
   private readonly events = Buffer.alloc(12 * 8);
   private closed = false;
 
-  constructor(private readonly onReady: () => void, private readonly isIdle: () => boolean, intervalMs = 5) {
+  /**
+   * @param onReady drains what is ready; returns whether it found anything
+   * @param isIdle whether no socket has a block ready now
+   */
+  constructor(private readonly onReady: () => boolean, private readonly isIdle: () => boolean, private readonly intervalMs = 5, private readonly quietTicksBeforeSleep = 20) {
     this.epfd = c.epoll_create1(EPOLL_CLOEXEC) as number;
     if (this.epfd < 0) throw kernelError('epoll_create1', errno());
-    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.busy();
   }
 
   /** Watches a socket (closing the socket removes it from epoll by itself). */
@@ -562,25 +571,55 @@ export class CapturePoller {
     ev.writeUInt32LE(EPOLLIN, 0);
     ev.writeUInt32LE(fd, 4);
     if ((c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, fd, ev) as number) < 0) throw kernelError('epoll_ctl', errno());
-    this.arm();
+  }
+
+  /** Whether the timer runs (false: waiting in epoll). */
+  get isBusy(): boolean {
+    return this.timer !== undefined;
+  }
+
+  private busy(): void {
+    this.quietTicks = 0;
+    if (this.timer === undefined && !this.closed) this.timer = setInterval(() => this.tick(), this.intervalMs);
   }
 
   private tick(): void {
     if (this.closed) return;
-    this.onReady();
-    this.arm();
+    const found = this.onReady();
+    if (!this.isIdle()) {
+      // more blocks were handed over while we read: read on at once (the kernel drops when
+      // the ring is full), through setImmediate so that timers and I/O still get their turn
+      if (!this.again) {
+        this.again = true;
+        setImmediate(() => {
+          this.again = false;
+          this.tick();
+        });
+      }
+      return;
+    }
+    if (found) this.quietTicks = 0;
+    else if (++this.quietTicks >= this.quietTicksBeforeSleep && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.arm();
+    }
   }
 
   private arm(): void {
-    if (this.closed || this.pending || !this.isIdle()) return;
+    if (this.closed || this.pending || this.timer !== undefined) return;
     this.pending = true;
     this.done = new Promise((resolve) => {
-      c.epoll_wait.async(this.epfd, this.events, 8, 50, (_err: unknown, n: number) => {
+      c.epoll_wait.async(this.epfd, this.events, 8, 100, (_err: unknown, n: number) => {
         this.pending = false;
         resolve();
         if (this.closed) return;
-        if (n > 0) this.tick();
-        else this.arm();
+        if (n > 0) {
+          this.busy();
+          this.tick();
+        } else {
+          this.arm();
+        }
       });
     });
   }
@@ -589,6 +628,7 @@ export class CapturePoller {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.timer = undefined;
     await this.done;
     c.close(this.epfd);
     this.epfd = -1;

@@ -197,11 +197,12 @@ export class PcapngWriter {
 
   /**
    * An Enhanced Packet Block. The packet is `src[offset, offset + caplen)`; `origLen` is its
-   * length on the wire; `flags` are epb_flags (0: none); `comment` an opt_comment.
+   * length on the wire; `flags` are epb_flags (0: none); `comment` an opt_comment (UTF-8 bytes
+   * may be given as a Buffer, to encode a comment repeated on many packets once).
    */
-  writePacket(ifId: number, sec: number, nsec: number, src: Uint8Array, offset: number, caplen: number, origLen: number, flags = 0, comment?: string): void {
+  writePacket(ifId: number, sec: number, nsec: number, src: Uint8Array, offset: number, caplen: number, origLen: number, flags = 0, comment?: string | Buffer): void {
     const padded = (caplen + 3) & ~3;
-    const commentBuf = comment === undefined || comment === '' ? undefined : Buffer.from(comment);
+    const commentBuf = comment === undefined || comment.length === 0 ? undefined : typeof comment === 'string' ? Buffer.from(comment) : comment;
     const optsLen = (flags !== 0 ? 8 : 0) + (commentBuf !== undefined ? optLen(commentBuf.length) : 0);
     const total = 32 + padded + (optsLen > 0 ? optsLen + 4 : 0);
     this.ensure(total);

@@ -143,9 +143,14 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const selector = selectorFrom(values);
   if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError('tlscope capture needs root');
 
-  // ring: blocks of 1 MiB (a 64 KiB GSO packet fits many times), at least 4 of them
-  const blockSize = bufferKiB >= 4096 ? 1 << 20 : 1 << 18;
+  // The ring: blocks big enough for one packet of the snap length (with its headers), at least
+  // 256 KiB, as many as the buffer holds (at least 4). The kernel hands a block over when it is
+  // full or after retireMs: short for text (it shows at once), longer for files, where fuller
+  // blocks mean fewer wake-ups and no ring space lost to half-empty blocks.
+  let blockSize = 1 << 18;
+  while (blockSize < snaplen + 512) blockSize *= 2;
   const blockCount = Math.max(4, Math.floor((bufferKiB * 1024) / blockSize));
+  const retireMs = out === undefined ? 8 : 25;
 
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();
@@ -210,10 +215,11 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const seqs = bool(values, 'absolute-seq') ? undefined : new TcpSequences();
   const textOpts = { link: bool(values, 'link'), absoluteSeq: bool(values, 'absolute-seq') };
   let lines: string[] = [];
-  let commentCache = new Map<string, string>();
+  /** comment text and its UTF-8 bytes per flow, until owners change */
+  let commentCache = new Map<string, { text: string; bytes: Buffer } | null>();
   let commentVersion = -1;
 
-  const commentFor = (p: RingPacket, linkType: number): string | undefined => {
+  const commentFor = (p: RingPacket, linkType: number): { text: string; bytes: Buffer } | undefined => {
     if (owners === undefined || owners.size === 0) return undefined;
     const k = flowKeyOf(p.buf, p.offset, p.caplen, linkType);
     if (k === undefined) return undefined;
@@ -221,18 +227,19 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       commentCache = new Map();
       commentVersion = owners.version;
     }
-    let text = commentCache.get(k.forward);
-    if (text === undefined) {
+    let c = commentCache.get(k.forward);
+    if (c === undefined) {
       const sender = owners.get(k.forward);
       const receiver = owners.get(k.reverse);
       const parts: string[] = [];
       if (sender !== undefined) parts.push(`sender: ${whoIs(sender)}`);
       if (receiver !== undefined) parts.push(`receiver: ${whoIs(receiver)}`);
-      text = parts.join('; ');
+      const text = parts.join('; ');
+      c = text === '' ? null : { text, bytes: Buffer.from(text) };
       if (commentCache.size > 65536) commentCache.clear();
-      commentCache.set(k.forward, text);
+      commentCache.set(k.forward, c);
     }
-    return text === '' ? undefined : text;
+    return c ?? undefined;
   };
 
   const interfaceId = (t: CaptureTarget, p: RingPacket, linkType: number): number => {
@@ -270,14 +277,14 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       const linkType = linkTypeOfHatype(p.hatype);
       if (linkType === undefined) return true; // the filter lets none through; belt and braces
       if (writer !== undefined) {
-        writer.writePacket(interfaceId(t, p, linkType), p.sec, p.nsec, p.buf, p.offset, p.caplen, p.len, epbFlags(p.pkttype), commentFor(p, linkType));
+        writer.writePacket(interfaceId(t, p, linkType), p.sec, p.nsec, p.buf, p.offset, p.caplen, p.len, epbFlags(p.pkttype), commentFor(p, linkType)?.bytes);
       } else {
         const info = dissect(p.buf, p.offset, p.caplen, linkType, p.vlanTci, p.vlanTpid);
         const label = labels.get(t.id) ?? labelOf(t);
         let line = `${times.format(p.sec, p.nsec)} ${label.short} ${t.socket.interfaceName(p.ifindex)} ${directionWord(p.pkttype)} ${packetSummary(info, p.len, seqs, textOpts)}`;
         if (verbose) {
           const who = commentFor(p, linkType);
-          if (who !== undefined) line += ` [${who}]`;
+          if (who !== undefined) line += ` [${who.text}]`;
         }
         const from = p.offset + Math.max(0, info.netOffset);
         if (hex) line += hexAsciiDump(p.buf, from, p.offset + p.caplen);
@@ -316,7 +323,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     }
     if (!bool(values, 'no-owners') && (writer !== undefined || verbose)) owners = FlowOwners.tryOpen(warn);
     gadget = new CaptureGadget({
-      filter, blockSize, blockCount, handler,
+      filter, blockSize, blockCount, retireMs, handler,
       ...(interfaceName === undefined ? {} : { interfaceName }),
       ...(owners === undefined ? {} : { owners }),
       onLimit: onAbort,

@@ -136,16 +136,17 @@ export class CaptureGadget implements NetnsWatcher {
     return go;
   }
 
-  private drainAll(): void {
-    if (this.stopped) return;
-    this.opts.owners?.poll();
+  private drainAll(): boolean {
+    if (this.stopped) return false;
     let any = false;
     for (const t of this.targets.values()) {
       if (!t.socket.walker.ready()) continue;
+      if (!any) this.opts.owners?.poll(); // owners first: they name the packets' processes
       any = true;
       if (!this.drainTarget(t)) break;
     }
     if (any) this.opts.handler.flush();
+    return any;
   }
 
   private hitLimit(): void {
