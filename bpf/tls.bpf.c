@@ -59,7 +59,8 @@ struct tls_call {
 	__u8 source;
 	__u8 func;
 	__u8 direction;
-	__u8 pad[5];
+	__u8 pad;
+	__u32 file_id; /* attach cookie of the entry probe */
 };
 
 struct {
@@ -335,6 +336,7 @@ static __always_inline int emit_call(const struct tls_call *call, __u32 tgid, __
 	}
 	h->total_len = moved;
 	h->captured_len = captured;
+	h->file_id = call->file_id;
 	h->source = call->source;
 	h->func = call->func;
 	h->direction = call->direction;
@@ -378,6 +380,7 @@ static __always_inline int enter_c(struct pt_regs *ctx, __u8 source, __u8 func, 
 	c.source = source;
 	c.func = func;
 	c.direction = direction;
+	c.file_id = bpf_get_attach_cookie(ctx);
 	bpf_map_update_elem(&tls_calls, &k, &c, BPF_ANY);
 	note_pid(k.tgid);
 	return 0;
@@ -470,7 +473,7 @@ static __always_inline __u64 go_g_from_tls(void)
 	return g;
 }
 
-static __always_inline int go_enter(__u64 g, __u64 conn, __u64 buf, __u8 func, __u8 direction)
+static __always_inline int go_enter(void *ctx, __u64 g, __u64 conn, __u64 buf, __u8 func, __u8 direction)
 {
 	if (g == 0)
 		return 0;
@@ -484,6 +487,7 @@ static __always_inline int go_enter(__u64 g, __u64 conn, __u64 buf, __u8 func, _
 	c.source = TLS_SRC_GO;
 	c.func = func;
 	c.direction = direction;
+	c.file_id = bpf_get_attach_cookie(ctx);
 	bpf_map_update_elem(&tls_calls, &k, &c, BPF_ANY); /* a re-entry after stack growth overwrites */
 	note_pid(k.tgid);
 	return 0;
@@ -511,13 +515,13 @@ static __always_inline int go_return(__u64 g, long n)
 SEC("uprobe")
 int tls_go_write_reg(struct pt_regs *ctx)
 {
-	return go_enter(ctx->r14, ctx->ax, ctx->bx, TLS_FN_GO_WRITE, TLS_DIR_WRITE);
+	return go_enter(ctx, ctx->r14, ctx->ax, ctx->bx, TLS_FN_GO_WRITE, TLS_DIR_WRITE);
 }
 
 SEC("uprobe")
 int tls_go_read_reg(struct pt_regs *ctx)
 {
-	return go_enter(ctx->r14, ctx->ax, ctx->bx, TLS_FN_GO_READ, TLS_DIR_READ);
+	return go_enter(ctx, ctx->r14, ctx->ax, ctx->bx, TLS_FN_GO_READ, TLS_DIR_READ);
 }
 
 SEC("uprobe")
@@ -534,7 +538,7 @@ int tls_go_write_stack(struct pt_regs *ctx)
 	__u64 args[2] = {};
 	if (bpf_probe_read_user(args, sizeof(args), (const void *)(ctx->sp + 8)) < 0)
 		return 0;
-	return go_enter(go_g_from_tls(), args[0], args[1], TLS_FN_GO_WRITE, TLS_DIR_WRITE);
+	return go_enter(ctx, go_g_from_tls(), args[0], args[1], TLS_FN_GO_WRITE, TLS_DIR_WRITE);
 }
 
 SEC("uprobe")
@@ -543,7 +547,7 @@ int tls_go_read_stack(struct pt_regs *ctx)
 	__u64 args[2] = {};
 	if (bpf_probe_read_user(args, sizeof(args), (const void *)(ctx->sp + 8)) < 0)
 		return 0;
-	return go_enter(go_g_from_tls(), args[0], args[1], TLS_FN_GO_READ, TLS_DIR_READ);
+	return go_enter(ctx, go_g_from_tls(), args[0], args[1], TLS_FN_GO_READ, TLS_DIR_READ);
 }
 
 SEC("uprobe")

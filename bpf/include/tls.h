@@ -77,6 +77,8 @@ struct tls_event {
 	__u8 tuple_source;  /* enum tls_tuple_source */
 	__u8 flags;         /* TLS_F_* */
 	__u8 pad[3];
+	__u32 file_id;      /* which probed file (the attach cookie of the entry probe) */
+	__u32 pad2;
 	/* __u8 data[chunk_len] follows */
 };
 
@@ -92,7 +94,7 @@ struct tls_hint {
 };
 
 _Static_assert(sizeof(struct tls_tuple) == 40, "tls_tuple layout is shared with TypeScript");
-_Static_assert(sizeof(struct tls_event) == 136, "tls_event layout is shared with TypeScript");
+_Static_assert(sizeof(struct tls_event) == 144, "tls_event layout is shared with TypeScript");
 _Static_assert(sizeof(struct tls_hint) == 8, "tls_hint layout is shared with TypeScript");
 
 #endif

@@ -47,7 +47,8 @@ export interface ScopeAdapter {
 
 /** A gadget that brings its own scope adapter (e.g. a ProcessScope for uprobe gadgets). */
 export interface ScopeFollower {
-  followScope(selector: ContainerSelector, index: ContainerIndex, warn: (msg: string) => void): ScopeAdapter;
+  /** `note` is given with -v: things worth saying as they happen (what gets traced). */
+  followScope(selector: ContainerSelector, index: ContainerIndex, warn: (msg: string) => void, note?: (msg: string) => void): ScopeAdapter;
 }
 
 interface TraceGadgetCore<E> extends AsyncIterable<E[]> {
@@ -156,7 +157,8 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
       ctx.err.write(`tlscope: waiting for container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} to start${timeout === undefined ? ' (Ctrl-C to stop)' : ` (up to ${timeout} s)`}\n`);
     }
     gadget = spec.open(values, stop.signal);
-    scope = 'followScope' in gadget ? gadget.followScope(selector, index, warn) : new NetnsScope(gadget, selector, index, warn);
+    const note = (msg: string): void => void ctx.err.write(`tlscope: ${msg}\n`);
+    scope = 'followScope' in gadget ? gadget.followScope(selector, index, warn, ctx.verbose ? note : undefined) : new NetnsScope(gadget, selector, index, warn);
     scope.start();
     if (ctx.verbose && gadget.startedText) ctx.err.write(`tlscope: ${gadget.startedText()}\n`);
     const g = gadget;

@@ -340,6 +340,8 @@ export interface UprobeTarget {
   /** Only this process (host pid); default every process that maps the file. */
   pid?: number;
   retprobe?: boolean;
+  /** A value the program reads with bpf_get_attach_cookie() (Linux ≥ 5.15), e.g. which file fired. */
+  cookie?: bigint;
 }
 
 export interface TestRunResult {
@@ -374,6 +376,7 @@ export class BpfProgram {
     const opts = Buffer.alloc(40);
     opts.writeBigUInt64LE(40n, 0);
     opts.writeUInt8(t.retprobe ? 1 : 0, 24);
+    if (t.cookie !== undefined) opts.writeBigUInt64LE(BigInt.asUintN(64, t.cookie), 16);
     const fname = t.symbol === undefined ? undefined : Buffer.from(`${t.symbol}\0`);
     if (fname !== undefined) opts.writeBigUInt64LE(addressOf(fname), 32);
     const what = `${t.retprobe ? 'uretprobe' : 'uprobe'} ${t.path}:${t.symbol ?? ''}${t.offset ? `+0x${t.offset.toString(16)}` : ''}`;

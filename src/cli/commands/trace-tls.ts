@@ -24,8 +24,9 @@ const SOURCE_NAMES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
 function describe(g: TlsGadget): string {
   const files = g.attachedFiles();
   if (files.length === 0) return 'tracing: no TLS library or Go program in scope yet (new ones are picked up as they start)';
-  const list = files.map((f) => `${f.source} ${f.path}${f.pid === undefined ? '' : ` (pid ${f.pid})`} [${f.detail}]`);
-  return `tracing ${files.length} file${files.length === 1 ? '' : 's'}: ${list.join('; ')}`;
+  const by = new Map<string, number>();
+  for (const f of files) by.set(f.source, (by.get(f.source) ?? 0) + 1);
+  return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start`;
 }
 
 function details(g: TlsGadget): string {
@@ -101,7 +102,7 @@ Examples:
         return `${details(g)}; HTTP: ${h.exchanges} exchanges, ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams not HTTP/1`;
       },
       startedText: () => describe(g),
-      followScope: (selector, index, warn) => g.followScope(selector, index, warn),
+      followScope: (selector, index, warn, note) => g.followScope(selector, index, warn, note),
       close: () => g.close(),
     };
     return wrapped;

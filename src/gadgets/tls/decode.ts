@@ -3,7 +3,7 @@
 import { formatAddr, formatEndpoint } from '../../net/addr.js';
 
 export const TLS_EVENT_LAYOUT = {
-  size: 136,
+  size: 144,
   ts_ns: 0,
   start_ns: 8,
   conn_id: 16,
@@ -25,6 +25,7 @@ export const TLS_EVENT_LAYOUT = {
   direction: 130,
   tuple_source: 131,
   flags: 132,
+  file_id: 136,
 } as const;
 
 export const TLS_TUPLE_SIZE = 40;
@@ -83,6 +84,8 @@ export interface TlsChunk {
   func: string;
   direction: TlsDirection;
   flags: number;
+  /** which probed file fired (the gadget's attach cookie) */
+  fileId: number;
   /** copied out of the ring */
   data: Uint8Array;
 }
@@ -137,6 +140,7 @@ export function decodeTlsChunk(dv: DataView, off: number, len: number): TlsChunk
     func: FUNCTIONS[fn] ?? `function ${fn}`,
     direction: dv.getUint8(off + L.direction) === 1 ? 'read' : 'write',
     flags: dv.getUint8(off + L.flags),
+    fileId: dv.getUint32(off + L.file_id, true),
     data: bytes.slice(L.size, L.size + chunkLen),
   };
 }

@@ -67,6 +67,8 @@ export interface TlsOptions {
   signal?: AbortSignal;
   /** things that did not work (a file that could not be probed): told once each */
   onWarning?: (msg: string) => void;
+  /** each file as it gets probes */
+  onProbed?: (file: AttachedFile) => void;
 }
 
 export interface AttachedFile {
@@ -111,12 +113,15 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   private readonly pids: ReadonlySet<number> | undefined;
   private warn: (msg: string) => void;
   private readonly warnGiven: boolean;
+  private note: ((msg: string) => void) | undefined;
+  private readonly onProbed: ((file: AttachedFile) => void) | undefined;
   /** file identity (plus @pid per process) → what is attached there */
   private readonly files = new Map<string, FileState>();
   /** maps key (dev:inode) → file identity, so a library mapped by many processes is stat'ed once */
   private readonly identities = new Map<string, string | null>();
-  /** pid → source → the file it maps for that source (for the library field) */
-  private readonly libraries = new Map<number, Map<ProbeSource, string>>();
+  /** attach cookie → the probed file as processes see it (for the library field) */
+  private readonly fileNames = new Map<number, string>();
+  private nextFileId = 1;
   private readonly hintListeners = new Set<(pid: number) => void>();
   private readonly hinted = new Set<number>();
   private hintTimer: NodeJS.Timeout | undefined;
@@ -132,6 +137,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     this.pids = opts.pids?.length ? new Set(opts.pids) : undefined;
     this.warn = opts.onWarning ?? (() => {});
     this.warnGiven = opts.onWarning !== undefined;
+    this.onProbed = opts.onProbed;
     const signal = opts.signal === undefined ? {} : { signal: opts.signal };
     this.reader = new RingBufReader(obj.map('events'), { decode: decodeTlsChunk, lostCounter: obj.map('tlscope_lost'), ...signal });
     this.hintReader = new RingBufReader(obj.map('hints'), { decode: decodeTlsHint, intervalMs: 10, ...signal });
@@ -167,8 +173,9 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   }
 
   /** The scope adapter the trace runner drives (see ProcessScope). */
-  followScope(selector: ContainerSelector, index: ContainerIndex | undefined, warn: (msg: string) => void): ProcessScope {
+  followScope(selector: ContainerSelector, index: ContainerIndex | undefined, warn: (msg: string) => void, note?: (msg: string) => void): ProcessScope {
     if (!this.warnGiven) this.warn = warn;
+    if (note !== undefined) this.note = note;
     return new ProcessScope(this, selector, index, warn);
   }
 
@@ -179,6 +186,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     if (this.pids !== undefined && !this.pids.has(pid)) return;
     const maps = processMappings(pid);
     if (maps === undefined) return;
+    let probed = false;
     for (const f of mappedCodeFiles(maps)) {
       if (f.path.startsWith('/memfd:')) continue;
       const rooted = `/proc/${pid}/root${f.path}`;
@@ -189,8 +197,20 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
         this.identities.set(f.key, identity);
       }
       if (identity === null) continue;
-      const state = this.ensureFile(identity, probePath, pid);
-      if (state !== undefined) this.noteLibrary(pid, state, f.path);
+      if (this.ensureFile(identity, probePath, f.path, pid) !== undefined) probed = true;
+    }
+    // Record its socket I/O from now on, not only from its first TLS call: a handshake (not
+    // probed) may read the first request along with it, and that read names the socket.
+    if (probed) this.markTlsProcess(pid);
+  }
+
+  private markTlsProcess(pid: number): void {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid, 0);
+    try {
+      this.obj.map('tls_pids').update(key, Buffer.from([1]), 'noexist');
+    } catch {
+      // already there (EEXIST), or the map is full of live entries: the first call adds it
     }
   }
 
@@ -199,12 +219,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     for (const path of tlsLibrariesUnder(root)) {
       const full = `${root}${path}`;
       const identity = fileIdentity(full);
-      if (identity !== undefined) this.ensureFile(identity, full, undefined);
+      if (identity !== undefined) this.ensureFile(identity, full, path, undefined);
     }
-  }
-
-  forgetProcess(pid: number): void {
-    this.libraries.delete(pid);
   }
 
   onProcessHint(listener: (pid: number) => void): () => void {
@@ -212,15 +228,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     return () => this.hintListeners.delete(listener);
   }
 
-  private noteLibrary(pid: number, state: FileState, path: string): void {
-    for (const plan of state.plans) {
-      let m = this.libraries.get(pid);
-      if (m === undefined) this.libraries.set(pid, (m = new Map()));
-      m.set(plan.source, path);
-    }
-  }
-
-  private ensureFile(identity: string, probePath: string, pid: number | undefined): FileState | undefined {
+  /** Probes a file once (per process with -p). `name` is its path as processes see it. */
+  private ensureFile(identity: string, probePath: string, name: string, pid: number | undefined): FileState | undefined {
     const perPid = this.pids !== undefined ? pid : undefined;
     const key = perPid === undefined ? identity : `${identity}@${perPid}`;
     const known = this.files.get(key);
@@ -233,14 +242,20 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) this.warn(`cannot read ${probePath}: ${errorMessage(e)}`);
       return undefined;
     }
+    const fileId = this.nextFileId++;
+    this.fileNames.set(fileId, name);
     for (const plan of state.plans) {
+      const before = state.links.length;
       for (const p of plan.probes) {
         try {
-          state.links.push(this.obj.program(p.program).attachUprobe({ path: probePath, offset: p.offset, retprobe: p.retprobe, ...(perPid === undefined ? {} : { pid: perPid }) }));
+          state.links.push(this.obj.program(p.program).attachUprobe({ path: probePath, offset: p.offset, retprobe: p.retprobe, cookie: BigInt(fileId), ...(perPid === undefined ? {} : { pid: perPid }) }));
         } catch (e) {
           this.warn(`cannot probe ${p.what} in ${probePath}: ${errorMessage(e)}`);
         }
       }
+      const file: AttachedFile = { path: probePath, source: plan.source, detail: plan.detail, probes: state.links.length - before, pid: perPid };
+      this.note?.(`probing ${file.source} in ${file.path}${perPid === undefined ? '' : ` for pid ${perPid}`} (${file.detail}; ${file.probes} probes)`);
+      this.onProbed?.(file);
     }
     return state.plans.length > 0 ? state : undefined;
   }
@@ -279,22 +294,6 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     for (const l of this.hintListeners) l(pid);
   }
 
-  /** The library of an event whose process was not looked at (yet): from its maps, without probing. */
-  private libraryOf(pid: number, source: ProbeSource): string | undefined {
-    let m = this.libraries.get(pid);
-    if (m === undefined) {
-      m = new Map();
-      this.libraries.set(pid, m);
-      if (this.libraries.size > 16384) this.libraries.delete(this.libraries.keys().next().value as number);
-      for (const f of mappedCodeFiles(processMappings(pid) ?? [])) {
-        const identity = this.identities.get(f.key);
-        const state = identity ? (this.files.get(identity) ?? this.files.get(`${identity}@${pid}`)) : undefined;
-        for (const plan of state?.plans ?? []) m.set(plan.source, f.path);
-      }
-    }
-    return m.get(source);
-  }
-
   // ---- events ----
 
   private toEvent(c: TlsCall): TlsEvent {
@@ -311,7 +310,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       proc: { pid: h.pid, tid: h.tid, comm: h.comm, uid: h.uid, gid: h.gid, mntns: h.mntns, netns: h.netns },
       source: h.source,
       function: h.func,
-      library: h.source === 'ktls' ? undefined : this.libraryOf(h.pid, h.source),
+      library: this.fileNames.get(h.fileId),
       direction: h.direction,
       len: h.totalLen,
       data: c.data,
