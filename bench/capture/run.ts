@@ -45,6 +45,9 @@ interface Options {
   bufferKiB: number | undefined;
   snaplen: number | undefined;
   dir: string | undefined;
+  /** before each run, wait (up to quietWaitS) until the machine is at most this % busy */
+  quietPct: number;
+  quietWaitS: number;
 }
 
 interface ToolResult {
@@ -62,13 +65,15 @@ interface ToolResult {
 interface RunResult {
   scenario: string;
   rep: number;
+  /** how busy the machine was (all cores, %) just before the run: other work skews everything */
+  backgroundBusyPct: number;
   seconds: number;
   sentBytes: number;
   results: ToolResult[];
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, seconds: 5, reps: 3, scenarios: ['gso', 'mtu'], bufferKiB: undefined, snaplen: undefined, dir: undefined };
+  const o: Options = { quick: false, seconds: 5, reps: 3, scenarios: ['gso', 'mtu'], bufferKiB: undefined, snaplen: undefined, dir: undefined, quietPct: 15, quietWaitS: 120 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const [k, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -86,8 +91,10 @@ function parseOptions(argv: string[]): Options {
       case '--buffer': o.bufferKiB = Number(val()); break;
       case '--snaplen': o.snaplen = Number(val()); break;
       case '--dir': o.dir = val(); break;
+      case '--quiet-pct': o.quietPct = Number(val()); break;
+      case '--quiet-wait': o.quietWaitS = Number(val()); break;
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3] [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR]\n');
+        process.stdout.write('usage: node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3] [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR] [--quiet-pct 15] [--quiet-wait 120]\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown option ${a}`);
@@ -114,6 +121,32 @@ function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / TICK;
+}
+
+/** Busy share of all cores over `ms` (from /proc/stat), in %. */
+async function machineBusyPct(ms = 500): Promise<number> {
+  const read = (): { busy: number; total: number } => {
+    const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+    const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  return b.total === a.total ? 0 : (100 * (b.busy - a.busy)) / (b.total - a.total);
+}
+
+/** Waits until other work leaves the machine alone; returns how busy it was at the start. */
+async function waitForQuiet(o: Options): Promise<number> {
+  const deadline = Date.now() + o.quietWaitS * 1000;
+  let busy = await machineBusyPct();
+  while (busy > o.quietPct && Date.now() < deadline) {
+    process.stderr.write(`(machine ${busy.toFixed(0)} % busy with other work: waiting)\n`);
+    await sleep(2000);
+    busy = await machineBusyPct();
+  }
+  return busy;
 }
 
 class Proc {
@@ -224,6 +257,7 @@ async function runOnce(o: Options, scenario: string, rep: number, dir: string): 
   const filter = `tcp port ${bed.port}`;
   const files = { tcpdump: join(dir, `tcpdump-${scenario}-${rep}.pcap`), tlscope: join(dir, `tlscope-${scenario}-${rep}.pcapng`) };
   try {
+    const backgroundBusyPct = await waitForQuiet(o);
     await bed.open(scenario);
     const sinkPid = bed.sink?.pid as number;
     const common = [...(o.bufferKiB === undefined ? [] : ['-B', String(o.bufferKiB)]), ...(o.snaplen === undefined ? [] : ['-s', String(o.snaplen)])];
@@ -251,7 +285,7 @@ async function runOnce(o: Options, scenario: string, rep: number, dir: string): 
       const fileBytes = existsSync(files[tool]) ? statSync(files[tool]).size : 0;
       return { tool, ...t, fileBytes, pps: t.captured / sent.seconds, cpuPct: (100 * (cpu1[tool] - cpu0[tool])) / windowS };
     });
-    return { scenario, rep, seconds: sent.seconds, sentBytes: sent.bytes, results };
+    return { scenario, rep, backgroundBusyPct, seconds: sent.seconds, sentBytes: sent.bytes, results };
   } finally {
     for (const p of activeProcs) await p.stop('SIGKILL', 5000);
     activeProcs.clear();
@@ -319,14 +353,15 @@ async function main(): Promise<void> {
       for (const scenario of o.scenarios) {
         const r = await runOnce(o, scenario, rep, dir);
         runs.push(r);
-        process.stderr.write(`${scenario} #${rep}: ${(r.sentBytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s; ${r.results.map((x) => `${x.tool} ${x.captured} captured / ${x.received} received / ${x.dropped} dropped, ${x.cpuPct.toFixed(0)} % CPU`).join('; ')}\n`);
+        process.stderr.write(`${scenario} #${rep} (machine ${r.backgroundBusyPct.toFixed(0)} % busy before): ${(r.sentBytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s; ${r.results.map((x) => `${x.tool} ${x.captured} captured / ${x.received} received / ${x.dropped} dropped, ${x.cpuPct.toFixed(0)} % CPU`).join('; ')}\n`);
       }
     }
   } finally {
     if (o.dir === undefined) rmSync(dir, { recursive: true, force: true });
   }
   const tcpdumpVersion = /tcpdump version (\S+)/.exec(sh('tcpdump', ['--version']))?.[1] ?? '?';
-  const header = `tcpdump ${tcpdumpVersion} vs tlscope capture, ${o.seconds} s of traffic × ${o.reps} rep(s), ring: ${o.bufferKiB === undefined ? 'each tool\'s default (tcpdump 2 MiB, tlscope 8 MiB)' : `${o.bufferKiB} KiB for both`}, snap length ${o.snaplen ?? 262144}`;
+  const busiest = Math.max(...runs.map((r) => r.backgroundBusyPct));
+  const header = `tcpdump ${tcpdumpVersion} vs tlscope capture, ${o.seconds} s of traffic × ${o.reps} rep(s), machine at most ${busiest.toFixed(0)} % busy before a run, files in ${o.dir ?? tmpdir()}, ring: ${o.bufferKiB === undefined ? 'each tool\'s default (tcpdump 2 MiB, tlscope 8 MiB)' : `${o.bufferKiB} KiB for both`}, snap length ${o.snaplen ?? 262144}`;
   process.stdout.write(`\n${header}\n\n${table(runs, o)}\n`);
   mkdirSync(OUT_DIR, { recursive: true });
   const file = join(OUT_DIR, `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

@@ -8,11 +8,13 @@
 // during the capture; --count; loopback packets once; bad filters and unknown containers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { c } from '../../../src/ebpf/native.js';
+import { inNetns } from '../../../src/ebpf/packet.js';
 import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
 import { BIN, Capture, curl, httpdCommand, marker, sh, sleep, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';
@@ -284,4 +286,67 @@ test('nothing stays behind: the packet socket in the container\'s namespace goes
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
   assert.equal(packetSockets(), idle);
+});
+
+/** An IPv4/UDP packet with a correct header checksum (UDP checksum 0: none). */
+function udpPacket(src: string, dst: string, sport: number, dport: number, payload: string): Buffer {
+  const data = Buffer.from(payload);
+  const p = Buffer.alloc(28 + data.length);
+  p.writeUInt8(0x45, 0);
+  p.writeUInt16BE(p.length, 2);
+  p.writeUInt16BE(0x4000, 6);
+  p.writeUInt8(64, 8);
+  p.writeUInt8(17, 9);
+  Buffer.from(src.split('.').map(Number)).copy(p, 12);
+  Buffer.from(dst.split('.').map(Number)).copy(p, 16);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += p.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  p.writeUInt16BE(~sum & 0xffff, 10);
+  p.writeUInt16BE(sport, 20);
+  p.writeUInt16BE(dport, 22);
+  p.writeUInt16BE(8 + data.length, 24);
+  data.copy(p, 28);
+  return p;
+}
+
+test('a tun device (ARPHRD_NONE: raw IP, no link header): captured as raw IP, filtered by the raw-IP program', { skip: notRoot || noTshark, timeout: 60_000 }, async () => {
+  const ns = `tlscope-tun-${process.pid}`;
+  const dev = 'tlstun0';
+  let tunFd: number | undefined;
+  let holder: ChildProcess | undefined;
+  await sh(`ip netns add ${ns}`);
+  try {
+    // the device is made in the namespace of the thread that asks for it
+    tunFd = inNetns(`/run/netns/${ns}`, () => {
+      const fd = openSync('/dev/net/tun', 'r+');
+      const ifr = Buffer.alloc(40);
+      ifr.write(dev, 0);
+      ifr.writeUInt16LE(0x0001 | 0x1000, 16); // IFF_TUN | IFF_NO_PI
+      if ((c.ioctl(fd, 0x400454ca /* TUNSETIFF */, ifr) as number) < 0) {
+        closeSync(fd);
+        throw new Error('TUNSETIFF failed');
+      }
+      return fd;
+    });
+    await sh(`ip -n ${ns} addr add 10.99.0.1/24 dev ${dev} && ip -n ${ns} link set ${dev} up`);
+    holder = spawn('ip', ['netns', 'exec', ns, 'sleep', '120'], { stdio: 'ignore' });
+    const file = join(work, 'tun.pcapng');
+    const cap = capture(['--pid', String(holder.pid), '-i', dev, '-w', file, 'udp port 7777', '--timeout', '50']);
+    await cap.listening();
+    const body = marker('tun');
+    for (const port of [7777, 7778, 7777]) writeSync(tunFd, udpPacket('10.99.0.2', '10.99.0.1', 5555, port, `${body}-${port}`));
+    await sleep(300);
+    const r = await cap.stop();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^2 packets captured$/m);
+    const rows = await tsharkFields(file, ['frame.interface_name', 'frame.encap_type', 'udp.dstport', 'data.text', 'frame.p2p_dir'], undefined, ['-o', 'data.show_as_text:TRUE']);
+    assert.deepEqual(rows.map((x) => x.slice(0, 4)), [[dev, '7', '7777', `${body}-7777`], [dev, '7', '7777', `${body}-7777`]]);
+    const info = await sh(`capinfos -M ${file}`);
+    assert.match(info, /Encapsulation = Raw IPv4 \(129 - rawip4\)|Encapsulation = Raw IP/);
+  } finally {
+    if (tunFd !== undefined) closeSync(tunFd);
+    holder?.kill('SIGKILL');
+    await sh(`ip netns del ${ns}`).catch(() => undefined);
+  }
 });

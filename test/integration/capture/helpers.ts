@@ -108,8 +108,8 @@ export async function tshark(args: readonly string[]): Promise<TsharkResult> {
 }
 
 /** tshark -T fields over a file: one array of field values per packet. */
-export async function tsharkFields(file: string, fields: readonly string[], filter?: string): Promise<string[][]> {
-  const r = await tshark(['-r', file, ...(filter === undefined ? [] : ['-Y', filter]), '-T', 'fields', ...fields.flatMap((f) => ['-e', f])]);
+export async function tsharkFields(file: string, fields: readonly string[], filter?: string, extra: readonly string[] = []): Promise<string[][]> {
+  const r = await tshark(['-r', file, ...extra, ...(filter === undefined ? [] : ['-Y', filter]), '-T', 'fields', ...fields.flatMap((f) => ['-e', f])]);
   if (r.code !== 0) throw new Error(`tshark -r ${file} failed (${r.code}): ${r.stderr}`);
   assertNoDamage(r.stderr);
   return r.stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
