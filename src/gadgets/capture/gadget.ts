@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * capture: one filtered packet socket with a TPACKET_V3 ring per network namespace in scope
- * (NetnsScope adds and removes namespaces as containers come and go), all drained on one short
- * timer plus epoll readiness. Packets are handed to a handler synchronously, while their bytes
- * are still in the ring (no copy here); the handler prints or writes them and says when to stop.
- * This module never prints.
+ * (NetnsScope adds and removes namespaces as containers come and go), all read as the kernel
+ * hands blocks over (one epoll set for every socket). Packets are handed to a handler
+ * synchronously, while their bytes are still in the ring (no copy here); the handler prints
+ * or writes them and says when to stop. This module never prints.
  */
 import { CaptureSocket, CapturePoller, type CompiledFilter, type RingPacket } from '../../ebpf/capture.js';
 import { netnsInode } from '../../ebpf/packet.js';
@@ -37,8 +37,6 @@ export interface CaptureOptions {
   blockCount?: number;
   /** a partly filled block is handed over after this many ms (latency of the output) */
   retireMs?: number;
-  /** drain period in ms */
-  intervalMs?: number;
   owners?: FlowOwners;
   handler: PacketHandler;
   /** called once when the handler asked to stop */
@@ -54,6 +52,9 @@ export interface CaptureStats {
   /** packets the kernel flagged as following a loss */
   losing: number;
   targets: number;
+  /** epoll wake-ups with a block ready, and reads done at once because more was ready */
+  wakeups: number;
+  rereads: number;
 }
 
 export class CaptureGadget implements NetnsWatcher {
@@ -70,7 +71,7 @@ export class CaptureGadget implements NetnsWatcher {
 
   constructor(private readonly opts: CaptureOptions) {
     this.retireMs = opts.retireMs ?? 8;
-    this.poller = new CapturePoller(() => this.drainAll(), () => this.idle(), opts.intervalMs ?? 5);
+    this.poller = new CapturePoller(() => this.drainAll(), () => this.idle());
   }
 
   /** Starts capturing in the namespace at nsPath (default ours); idempotent by namespace inode. */
@@ -136,8 +137,8 @@ export class CaptureGadget implements NetnsWatcher {
     return go;
   }
 
-  private drainAll(): boolean {
-    if (this.stopped) return false;
+  private drainAll(): void {
+    if (this.stopped) return;
     let any = false;
     for (const t of this.targets.values()) {
       if (!t.socket.walker.ready()) continue;
@@ -146,7 +147,6 @@ export class CaptureGadget implements NetnsWatcher {
       if (!this.drainTarget(t)) break;
     }
     if (any) this.opts.handler.flush();
-    return any;
   }
 
   private hitLimit(): void {
@@ -165,7 +165,7 @@ export class CaptureGadget implements NetnsWatcher {
       s.freezes += k.freezes;
       s.losing += t.socket.walker.stats.losingPackets;
     }
-    return { delivered: this.delivered, ...s, targets: this.targetsEver };
+    return { delivered: this.delivered, ...s, targets: this.targetsEver, wakeups: this.poller.stats.wakeups, rereads: this.poller.stats.rereads };
   }
 
   /**
