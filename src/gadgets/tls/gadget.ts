@@ -362,24 +362,24 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     return { calls: m.sumU64(0), empty: m.sumU64(1), nested: m.sumU64(2), faults: m.sumU64(3), records: m.sumU64(4), truncated: m.sumU64(5), hints: m.sumU64(6) };
   }
 
-  /** @internal for tests: the kernel's per-call and per-connection maps. */
-  kernelMaps(): { calls: number; threads: number; conns: number; pids: number; keysOf: (pid: number) => number } {
+  /** @internal for tests: what the kernel's maps hold. */
+  kernelMaps(): { calls: number; conns: number; pids: number; callsOf(pid: number): number; keysOf(pid: number): number; threadHas(tid: number): boolean } {
     const calls = this.obj.map('tls_calls');
     const threads = this.obj.map('tls_thread_io');
     const conns = this.obj.map('tls_conns');
     const pids = this.obj.map('tls_pids');
+    const count = (keys: Iterable<Buffer>, pid: number): number => {
+      let n = 0;
+      for (const k of keys) if (k.readUInt32LE(0) === pid) n++;
+      return n;
+    };
     return {
       calls: calls.count(),
-      threads: threads.count(),
       conns: conns.count(),
       pids: pids.count(),
-      keysOf: (pid: number) => {
-        let n = 0;
-        for (const k of calls.keys()) if (k.readUInt32LE(0) === pid) n++;
-        for (const k of conns.keys()) if (k.readUInt32LE(0) === pid) n++;
-        for (const k of pids.keys()) if (k.readUInt32LE(0) === pid) n++;
-        return n;
-      },
+      callsOf: (pid) => count(calls.keys(), pid),
+      keysOf: (pid) => count(calls.keys(), pid) + count(conns.keys(), pid) + count(pids.keys(), pid),
+      threadHas: (tid) => count(threads.keys(), tid) > 0,
     };
   }
 

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0
+// The trace tls kernel side through the gadget in-process: the event layout against BTF, no
+// state left behind by a process killed in the middle of a call (OpenSSL and Go), --max-bytes,
+// a library a running process maps later (dlopen), and nothing attached after tlscope exits —
+// even by SIGKILL.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfObject } from '../../../src/ebpf/object.js';
+import { TLS_EVENT_LAYOUT, TLS_HINT_SIZE } from '../../../src/gadgets/tls/decode.js';
+import { notRoot } from '../../helpers/root.js';
+import {
+  CliTracer, buildGoApp, goSkipReason, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, until, type GoApp, type Session, openSession,
+} from './helpers.js';
+
+let work: ReturnType<typeof makeWorkDir>;
+let session: Session;
+
+before(() => {
+  if (notRoot) return;
+  work = makeWorkDir('tlscope-tls-kernel-');
+  session = openSession({}, { maxBytes: 1000 });
+});
+
+after(async () => {
+  if (notRoot) return;
+  await session?.close();
+  work?.remove();
+});
+
+test('struct tls_event and tls_hint: the TypeScript decoder matches the compiled BTF layout', { skip: notRoot }, () => {
+  const obj = BpfObject.load('tls');
+  try {
+    const l = obj.structLayout('tls_event');
+    assert.equal(l?.size, TLS_EVENT_LAYOUT.size);
+    const at = new Map(l?.members.map((m) => [m.name, m.offset]));
+    for (const [name, off] of Object.entries(TLS_EVENT_LAYOUT)) {
+      if (name === 'size') continue;
+      assert.equal(at.get(name), off, `offset of ${name}`);
+    }
+    assert.equal(obj.structLayout('tls_hint')?.size, TLS_HINT_SIZE);
+    assert.equal(obj.structLayout('tls_tuple')?.size, 40);
+  } finally {
+    obj.close();
+  }
+});
+
+const HANG_PY = `
+import socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))), server_hostname='hang.test')
+s.sendall(b'GET /never HTTP/1.1\\r\\nHost: hang.test\\r\\n\\r\\n')
+print('reading', flush=True)
+s.recv(100)
+`;
+
+/** Entries the kernel keeps for a process (calls, sessions, the pid) and the thread's socket record. */
+function stateOf(pid: number): { keyed: number; threadIo: boolean } {
+  const m = session.gadget.kernelMaps();
+  return { keyed: m.keysOf(pid), threadIo: m.threadHas(pid) };
+}
+
+test('a process killed in the middle of SSL_read_ex leaves no map entries behind', { skip: notRoot }, async () => {
+  const silent = await startPyServer(work, 'silent');
+  const script = join(work.dir, 'hang.py');
+  writeFileSync(script, HANG_PY);
+  try {
+    const p = runProcess('python3', [script, String(silent.port)], { timeoutMs: 60_000 });
+    await until('the client to block in SSL_read_ex', () => p.output().includes('reading'));
+    await until('its call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
+    assert.equal(stateOf(p.pid).threadIo, true, 'its socket I/O is recorded');
+    assert.ok(session.of(p.pid).some((e) => e.direction === 'write' && Buffer.from(e.data).toString().startsWith('GET /never')));
+    p.child.kill('SIGKILL');
+    await p.done;
+    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 5000);
+  } finally {
+    await silent.close();
+  }
+});
+
+let goApp: GoApp | undefined;
+
+test('a Go program killed in the middle of (*Conn).Read leaves no map entries behind', { skip: notRoot || goSkipReason() }, async () => {
+  goApp ??= buildGoApp(work.dir);
+  const silent = await startPyServer(work, 'silent');
+  try {
+    const p = runProcess(goApp.path, ['hang', `127.0.0.1:${silent.port}`], { timeoutMs: 60_000 });
+    await until('the Go binary to be probed', () => session.gadget.attachedFiles().some((f) => f.source === 'go' && f.path.endsWith('/tlsapp')));
+    await sleep(200);
+    p.child.stdin!.write('go\n');
+    await until('the Go client to block in Read', () => p.output().includes('reading'));
+    await until('its goroutine-keyed call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
+    p.child.kill('SIGKILL');
+    await p.done;
+    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0, 5000);
+  } finally {
+    await silent.close();
+  }
+});
+
+test('max bytes: a long call is cut at the limit and says so', { skip: notRoot }, async () => {
+  const body = Buffer.alloc(5000, 'x');
+  const file = join(work.dir, 'five-k.txt');
+  writeFileSync(file, body);
+  const server = await startPyServer(work, 'file', { file });
+  try {
+    const r = await runProcess('curl', ['-sk', '--resolve', `cut.test:${server.port}:127.0.0.1`, `https://cut.test:${server.port}/`, '-o', '/dev/null']).done;
+    assert.equal(r.code, 0, r.stderr);
+    const response = pyResponse(body);
+    await until('the server\'s write', () => session.of(server.pid).some((e) => e.direction === 'write'));
+    const w = session.of(server.pid).find((e) => e.direction === 'write')!;
+    assert.equal(w.len, response.length);
+    assert.equal(w.data.length, 1000);
+    assert.equal(w.truncated, true);
+    assert.deepEqual(Buffer.from(w.data), response.subarray(0, 1000));
+    // curl reads in pieces; each piece is cut on its own
+    await until('curl\'s reads', () => session.of(r.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= response.length);
+    for (const e of session.of(r.pid)) assert.equal(e.truncated, e.len > 1000);
+    assert.ok(session.gadget.stats().truncatedCalls >= 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a library a running process maps later (dlopen from its own directory) is probed', { skip: notRoot }, async () => {
+  // a private copy of libssl in a directory tlscope never looks into: found only in /proc/PID/maps
+  const libdir = join(work.dir, 'private-lib');
+  mkdirSync(libdir, { recursive: true });
+  const host = execFileSync('python3', ['-c', 'import _ssl, sys; print(_ssl.__file__)'], { encoding: 'utf8' }).trim();
+  const libssl = /=>\s*(\S*libssl\.so\.3)/.exec(execFileSync('ldd', [host], { encoding: 'utf8' }))?.[1];
+  assert.ok(libssl !== undefined, 'python\'s _ssl links libssl.so.3');
+  copyFileSync(libssl, join(libdir, 'libssl.so.3'));
+  const server = await startPyServer(work);
+  const script = join(work.dir, 'late.py');
+  writeFileSync(script, `
+import sys, time
+print('started', flush=True)
+sys.stdin.readline()
+import ssl, socket
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+print('loaded', flush=True)
+sys.stdin.readline()
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))), server_hostname='late.test')
+s.sendall(b'GET /late HTTP/1.1\\r\\nHost: late.test\\r\\n\\r\\n')
+got = b''
+while len(got) < int(sys.argv[2]):
+    got += s.recv(65536)
+print('done', flush=True)
+`);
+  try {
+    const p = runProcess('python3', [script, String(server.port), String(pyResponse().length)], { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 60_000 });
+    await until('python to start', () => p.output().includes('started'));
+    await sleep(300);
+    assert.ok(!session.gadget.attachedFiles().some((f) => f.path.includes('private-lib')), 'not probed before it is mapped');
+    p.child.stdin!.write('\n');
+    await until('python to load ssl', () => p.output().includes('loaded'));
+    await until('the private libssl to be probed', () => session.gadget.attachedFiles().some((f) => f.path.endsWith('private-lib/libssl.so.3') && f.source === 'openssl'), 5000);
+    p.child.stdin!.write('\n');
+    await until('the exchange', () => p.output().includes('done'));
+    await until('its events', () => session.of(p.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= pyResponse().length);
+    const evs = session.of(p.pid);
+    assert.ok(evs.every((e) => e.library === join(libdir, 'libssl.so.3')), `events come from the private copy: ${evs.map((e) => e.library).join(', ')}`);
+    assert.equal(Buffer.concat(evs.filter((e) => e.direction === 'write').map((e) => e.data)).toString(), 'GET /late HTTP/1.1\r\nHost: late.test\r\n\r\n');
+    p.child.stdin!.end();
+    await p.done;
+  } finally {
+    await server.close();
+  }
+});
+
+/** BPF program ids a process holds (fdinfo of its BPF fds). */
+function programIds(pid: number): Set<number> {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m !== null) ids.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return ids;
+}
+
+function programExists(id: number): boolean {
+  return spawnSync('bpftool', ['prog', 'show', 'id', String(id)], { stdio: 'ignore' }).status === 0;
+}
+
+for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+  test(`nothing stays attached after tlscope trace tls exits (${signal})`, { skip: notRoot }, async () => {
+    const tracer = new CliTracer(['--host']);
+    await tracer.ready();
+    const ids = programIds(tracer.child.pid ?? 0);
+    assert.ok(ids.size >= 10, `tlscope holds its programs (${ids.size})`);
+    assert.ok([...ids].every(programExists));
+    if (signal === 'SIGKILL') tracer.child.kill(signal);
+    const r = await tracer.stop(); // SIGINT, when it still runs
+    if (signal === 'SIGINT') assert.equal(r.code, 0, r.stderr);
+    await until('the kernel to free every program (and so every probe holding one)', () => [...ids].every((id) => !programExists(id)), 10_000);
+  });
+}
