@@ -486,6 +486,11 @@ export class CaptureSocket {
     return this.open;
   }
 
+  /** Size of the ring mapped for this socket. */
+  get ringBytes(): number {
+    return this.ringLen;
+  }
+
   /** Reads the final counters, unmaps the ring and closes the socket (the filter goes with it). */
   close(): void {
     if (!this.open) return;

@@ -7,9 +7,9 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { release } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ContainerIndex } from '../../containers/index.js';
 import { hasContainerFilter, parseSelectorFlags, SCOPE_HELP, type ContainerSelector } from '../../containers/selector.js';
-import type { ContainerInfo } from '../../containers/types.js';
 import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING, type RingPacket } from '../../ebpf/capture.js';
 import { hasCaps } from '../../ebpf/features.js';
 import { c } from '../../ebpf/native.js';
@@ -17,6 +17,7 @@ import { PermissionError, TlscopeError, errorMessage } from '../../errors.js';
 import { dissect, flowKeyOf } from '../../gadgets/capture/dissect.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from '../../gadgets/capture/gadget.js';
 import { FlowOwners, type FlowOwner } from '../../gadgets/capture/owners.js';
+import { labelFor, type NamespaceLabel } from '../../gadgets/capture/labels.js';
 import { NetnsScope } from '../../gadgets/netns-scope.js';
 import { processComm } from '../../proc/process.js';
 import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSummary, TcpSequences, TimeFormatter } from '../../output/packet-text.js';
@@ -36,7 +37,7 @@ const options: OptionSpecs = {
   hex: { type: 'boolean', short: 'X', description: 'print each packet (minus its link-level header) in hex and ASCII, as tcpdump -X' },
   write: { type: 'string', short: 'w', arg: 'FILE', description: 'write the packets to a pcapng file instead of printing them; "-" for standard output' },
   count: { type: 'string', arg: 'N', description: 'stop after N packets (tcpdump -c: -c is --containername in tlscope)' },
-  'buffer-size': { type: 'string', short: 'B', arg: 'KiB', description: 'capture ring per namespace, in KiB (default 8192), as tcpdump -B' },
+  'buffer-size': { type: 'string', short: 'B', arg: 'KiB', description: 'capture ring per namespace, in KiB, as tcpdump -B (default 8192 for the first 4 namespaces, 2048 for more)' },
   link: { type: 'boolean', short: 'e', description: 'print the link-level header (MAC addresses, ethertype) on each line' },
   'absolute-seq': { type: 'boolean', short: 'S', description: 'print absolute TCP sequence numbers' },
   numeric: { type: 'boolean', short: 'n', description: 'accepted for tcpdump habits: tlscope never resolves names or ports' },
@@ -94,26 +95,6 @@ function selectorFrom(v: ParsedValues): ContainerSelector {
   return s;
 }
 
-/** Who a network namespace belongs to, for labels: "web", "shop/cart-7d9f" (a pod), "host". */
-export interface NamespaceLabel {
-  /** on each printed line */
-  short: string;
-  /** in pcapng interface descriptions: "web (docker)" */
-  long: string;
-}
-
-export function labelFor(containers: readonly ContainerInfo[]): NamespaceLabel | undefined {
-  if (containers.length === 0) return undefined;
-  const first = containers[0] as ContainerInfo;
-  const runtime = [...new Set(containers.map((x) => x.runtime))].join(',');
-  if (first.k8s !== undefined && first.k8s.podName !== '') {
-    const pod = first.k8s.namespace === '' ? first.k8s.podName : `${first.k8s.namespace}/${first.k8s.podName}`;
-    return { short: pod, long: `pod ${pod} (${runtime})` };
-  }
-  const names = [...new Set(containers.map((x) => x.name))].join(',');
-  return { short: names, long: `${names} (${runtime})` };
-}
-
 /** Writes every byte of a chunk to a file descriptor (writeSync may write less). */
 function writeAll(fd: number, chunk: Uint8Array): void {
   let off = 0;
@@ -131,7 +112,8 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const snaplen = snapArg === undefined || snapArg === 0 ? MAX_SNAPLEN : snapArg;
   const count = int(values, 'count', { min: 1 });
   const timeout = int(values, 'timeout', { min: 1 });
-  const bufferKiB = int(values, 'buffer-size', { min: 256, max: 1 << 21 }) ?? 8192;
+  const bufferArg = int(values, 'buffer-size', { min: 256, max: 1 << 21 });
+  const bufferKiB = bufferArg ?? 8192;
   const ifname = str(values, 'interface');
   const interfaceName = ifname === undefined || ifname === 'any' ? undefined : ifname;
   const out = str(values, 'write');
@@ -150,6 +132,8 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   let blockSize = 1 << 18;
   while (blockSize < snaplen + 512) blockSize *= 2;
   const blockCount = Math.max(4, Math.floor((bufferKiB * 1024) / blockSize));
+  // Without -B, from the 5th namespace on rings get tcpdump's 2 MiB: 50 pods cost 124 MiB, not 400.
+  const manyTargets = bufferArg === undefined ? { after: 4, blockCount: Math.max(4, Math.floor((2 << 20) / blockSize)) } : undefined;
   const retireMs = out === undefined ? 8 : 25;
 
   const stop = new AbortController();
@@ -188,6 +172,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   // ---- the output ----
   let fileFd: number | undefined;
   let writer: PcapngWriter | undefined;
+  let writeError: unknown;
   if (out !== undefined) {
     if (out === '-') {
       const stdout = ctx.out as unknown as { write(b: Uint8Array): unknown };
@@ -199,7 +184,16 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
         throw new TlscopeError('ERR_OUTPUT', `cannot write ${out}: ${errorMessage(e)}`);
       }
       const fd = fileFd;
-      writer = new PcapngWriter((chunk) => writeAll(fd, chunk), { application: `tlscope ${VERSION}`, os: `Linux ${release()}` }, { reuseBuffer: true, bufferSize: 4 << 20 });
+      writer = new PcapngWriter((chunk) => {
+        if (writeError !== undefined) return;
+        try {
+          writeAll(fd, chunk);
+        } catch (e) {
+          // a full disk, say: stop capturing and say so at the end (never crash mid-drain)
+          writeError = e;
+          onAbort();
+        }
+      }, { application: `tlscope ${VERSION}`, os: `Linux ${release()}` }, { reuseBuffer: true, bufferSize: 1 << 20 });
     }
   }
 
@@ -305,13 +299,16 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       const label = labelOf(t);
       labels.set(t.id, label);
       const where = interfaceName === undefined ? 'every interface' : interfaceName;
-      ctx.err.write(`tlscope: listening on ${where} of ${label.long} (netns ${t.netns}), snapshot length ${snaplen} bytes\n`);
+      ctx.err.write(`tlscope: listening on ${where} of ${label.long} (netns ${t.netns}), snapshot length ${snaplen} bytes, ring ${t.socket.ringBytes >> 10} KiB\n`);
     },
     targetRemoved(t) {
       if (verbose) ctx.err.write(`tlscope: stopped listening in ${labels.get(t.id)?.long ?? t.netns}\n`);
     },
   };
 
+  // -v: how long the event loop was held at most (the ring must absorb that much traffic)
+  const loopDelay = verbose ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
+  loopDelay?.enable();
   try {
     await index.start();
     for (const x of index.all()) missingNames.delete(x.name);
@@ -324,6 +321,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     if (!bool(values, 'no-owners') && (writer !== undefined || verbose)) owners = FlowOwners.tryOpen(warn);
     gadget = new CaptureGadget({
       filter, blockSize, blockCount, retireMs, handler,
+      ...(manyTargets === undefined ? {} : { manyTargets }),
       ...(interfaceName === undefined ? {} : { interfaceName }),
       ...(owners === undefined ? {} : { owners }),
       onLimit: onAbort,
@@ -340,10 +338,12 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     writer?.flush();
     ctx.err.write(formatCaptureTotals({ captured, received: st.received, dropped: st.dropped }));
     if (verbose) {
-      ctx.err.write(`tlscope: ${st.targets} namespace${st.targets === 1 ? '' : 's'} captured, ${st.losing} packets marked as following a loss, ${st.freezes} ring freezes`);
+      ctx.err.write(`tlscope: ${st.targets} namespace${st.targets === 1 ? '' : 's'} captured, ${st.losing} packets marked as following a loss, ${st.freezes} ring freezes, ${st.wakeups} wake-ups, ${st.rereads} immediate re-reads`);
       if (owners !== undefined) ctx.err.write(`; ${owners.size} sockets attributed, ${owners.lost()} attribution records lost`);
+      if (loopDelay !== undefined) ctx.err.write(`; event loop held up to ${(loopDelay.max / 1e6).toFixed(1)} ms (p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms)`);
       ctx.err.write('\n');
     }
+    if (writeError !== undefined) throw new TlscopeError('ERR_OUTPUT', `writing ${out}: ${errorMessage(writeError)}`, { hint: 'the capture stopped there; the file holds what was written before' });
     if (missingNames.size > 0) {
       throw new TlscopeError('ERR_NO_CONTAINER', `container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} never appeared`, {
         hint: 'check the name with `tlscope containers` (or docker ps / ctr -n k8s.io containers ls / podman ps)',
@@ -357,6 +357,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     }
     return 0;
   } finally {
+    loopDelay?.disable();
     if (timer !== undefined) clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onAbort);
     scope?.stop();

@@ -35,6 +35,11 @@ export interface CaptureOptions {
   /** ring per namespace: block size (bytes, power of two) and count */
   blockSize?: number;
   blockCount?: number;
+  /**
+   * Many namespaces at once (every pod of a namespace): from the `after`-th namespace on,
+   * rings get `blockCount` blocks instead, so memory stays bounded.
+   */
+  manyTargets?: { after: number; blockCount: number };
   /** a partly filled block is handed over after this many ms (latency of the output) */
   retireMs?: number;
   owners?: FlowOwners;
@@ -84,7 +89,7 @@ export class CaptureGadget implements NetnsWatcher {
       ...(this.opts.interfaceName === undefined ? {} : { interfaceName: this.opts.interfaceName }),
       filter: this.opts.filter.program,
       ...(this.opts.blockSize === undefined ? {} : { blockSize: this.opts.blockSize }),
-      ...(this.opts.blockCount === undefined ? {} : { blockCount: this.opts.blockCount }),
+      ...(this.ringBlocks() === undefined ? {} : { blockCount: this.ringBlocks() as number }),
       retireMs: this.retireMs,
     });
     const target: CaptureTarget = { id: this.nextId++, netns: socket.netns, nsPath: path, socket };
@@ -93,6 +98,12 @@ export class CaptureGadget implements NetnsWatcher {
     this.poller.add(socket.fd);
     this.opts.handler.targetAdded?.(target);
     return socket.netns;
+  }
+
+  private ringBlocks(): number | undefined {
+    const many = this.opts.manyTargets;
+    if (many !== undefined && this.targets.size >= many.after) return many.blockCount;
+    return this.opts.blockCount;
   }
 
   unwatchNetns(inode: number): void {
