@@ -23,7 +23,7 @@ const SOURCE_NAMES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
 
 function describe(g: TlsGadget): string {
   const files = g.attachedFiles();
-  if (files.length === 0) return 'tracing: no TLS library or Go program in scope yet (new ones are picked up as they start)';
+  if (files.length === 0) return 'tracing 0 files: no TLS library or Go program in scope yet; new processes and containers are picked up as they start';
   const by = new Map<string, number>();
   for (const f of files) by.set(f.source, (by.get(f.source) ?? 0) + 1);
   return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start`;
