@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+// What `tlscope trace tls` prints: the default columns (COMM PID DIR LEN SRC DST and a
+// printable preview), --hex dumps, --http request/response pairs (client and server side),
+// -o json --hex, and --max-bytes from the command line.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { notRoot } from '../../helpers/root.js';
+import { CLI, CliTracer, dataOf, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, until, type PyServer } from './helpers.js';
+
+let work: ReturnType<typeof makeWorkDir>;
+let py: PyServer;
+
+before(async () => {
+  if (notRoot) return;
+  work = makeWorkDir('tlscope-tls-output-');
+  py = await startPyServer(work);
+});
+
+after(async () => {
+  if (notRoot) return;
+  await py?.close();
+  work?.remove();
+});
+
+async function curl(path: string, ...extra: string[]): Promise<number> {
+  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `out.test:${py.port}:127.0.0.1`, `https://out.test:${py.port}${path}`, ...extra]).done;
+  assert.equal(r.code, 0, r.stderr);
+  return r.pid;
+}
+
+test('columns: COMM PID DIR LEN SRC DST and a printable preview; --hex adds a dump under each line', { skip: notRoot }, async () => {
+  const tracer = new CliTracer(['--host', '--hex'], { json: false });
+  try {
+    await tracer.ready();
+    const pid = await curl('/columns');
+    await until('curl\'s write and read', () => tracer.lines.some((l) => new RegExp(`^curl\\s+${pid}\\s+read\\s`).test(l)));
+    await sleep(300);
+    const header = tracer.lines[0] ?? '';
+    assert.match(header, /^COMM\s+PID\s+DIR\s+LEN\s+SRC\s+DST\s+DATA$/);
+    const at = tracer.lines.findIndex((l) => new RegExp(`^curl\\s+${pid}\\s+write\\s`).test(l));
+    const row = tracer.lines[at] ?? '';
+    assert.match(row, new RegExp(`^curl\\s+${pid}\\s+write\\s+\\d+\\s+127\\.0\\.0\\.1:\\d+\\s+127\\.0\\.0\\.1:${py.port}\\s+GET /columns HTTP/1\\.1\\\\r\\\\nHost: out\\.test:${py.port}\\\\r\\\\n`));
+    // the dump: offset, 16 bytes in hex, the printable form
+    assert.match(tracer.lines[at + 1] ?? '', /^ {4}00000000 {2}47 45 54 20 2f 63 6f 6c {2}75 6d 6e 73 20 48 54 54 {2}\|GET \/columns HTT\|$/);
+    const read = tracer.lines.find((l) => new RegExp(`^curl\\s+${pid}\\s+read\\s+\\d+\\s+127\\.0\\.0\\.1:${py.port}\\s`).test(l)) ?? '';
+    assert.match(read, /HTTP\/1\.1 200 OK\\r\\nContent-Type: text\/plain\\r\\n/);
+  } finally {
+    const r = await tracer.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test('--http: requests paired with responses per connection, on the client and on the server', { skip: notRoot }, async () => {
+  const tracer = new CliTracer(['--host', '--http']);
+  try {
+    await tracer.ready();
+    // two requests on one keep-alive connection
+    const pid = await curl('/first?a=1', '--next', ...['-sk', '--http1.1', '--resolve', `out.test:${py.port}:127.0.0.1`, `https://out.test:${py.port}/second`]);
+    await until('both exchanges on both sides', () => tracer.events.filter((e) => (e as unknown as { path?: string }).path === '/second').length >= 2);
+    await sleep(300);
+    type HttpJson = { proc: { pid: number; comm: string }; role: string; method: string; path: string; status: number; latencyMs: number; client: string; server: string; host: string; responseBytes: number };
+    const all = tracer.events as unknown as HttpJson[];
+    const client = all.filter((e) => e.proc.pid === pid);
+    assert.deepEqual(client.map((e) => [e.role, e.method, e.path, e.status]), [['client', 'GET', '/first?a=1', 200], ['client', 'GET', '/second', 200]]);
+    for (const e of client) {
+      assert.equal(e.host, `out.test:${py.port}`);
+      assert.equal(e.server, `127.0.0.1:${py.port}`);
+      assert.ok(e.latencyMs >= 0 && e.latencyMs < 10_000);
+      assert.equal(e.responseBytes, pyResponse().length);
+    }
+    assert.equal(client[0]?.client, client[1]?.client, 'one connection');
+    const server = all.filter((e) => e.proc.pid === py.pid && e.client === client[0]?.client);
+    assert.deepEqual(server.map((e) => [e.role, e.method, e.path, e.status]), [['server', 'GET', '/first?a=1', 200], ['server', 'GET', '/second', 200]]);
+  } finally {
+    const r = await tracer.stop();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /tlscope: \d+ events?, 0 lost/);
+  }
+});
+
+test('-o json --hex and --max-bytes from the command line', { skip: notRoot }, async () => {
+  const tracer = new CliTracer(['--host', '--hex', '--max-bytes', '16']);
+  try {
+    await tracer.ready();
+    const pid = await curl('/json-hex');
+    await until('curl\'s events', () => tracer.of(pid).some((e) => e.direction === 'read'));
+    await sleep(300);
+    const w = tracer.of(pid).find((e) => e.direction === 'write')!;
+    assert.equal(w.dataEncoding, 'hex');
+    assert.equal(w.data, Buffer.from('GET /json-hex HT').toString('hex'));
+    assert.equal(w.truncated, true);
+    assert.ok(w.len > 16);
+    assert.equal(dataOf(w).length, 16);
+  } finally {
+    await tracer.stop();
+  }
+});
+
+test('--help lists the fields; bad flags are usage errors', { skip: notRoot }, async () => {
+  const h = await runProcess(process.execPath, [CLI, 'trace', 'tls', '--help']).done;
+  assert.equal(h.code, 0);
+  for (const f of ['direction', 'len', 'src', 'dst', 'tupleSource', 'dataEncoding', 'latencyNs', '--http', '--hex', '--max-bytes']) assert.ok(h.stdout.includes(f), f);
+  const bad = await runProcess(process.execPath, [CLI, 'trace', 'tls', '--max-bytes', 'lots']).done;
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--max-bytes wants a size/);
+  const src = await runProcess(process.execPath, [CLI, 'trace', 'tls', '--sources', 'openssl,rustls']).done;
+  assert.equal(src.code, 2);
+  assert.match(src.stderr, /unknown TLS stack "rustls"/);
+});
