@@ -22,7 +22,8 @@ import {
   addressOf, c, errno, pcap, viewMemory, pageSize, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE,
   EPOLLIN, EPOLL_CTL_ADD, EPOLL_CLOEXEC, type Ptr,
 } from './native.js';
-import { kernelError } from './object.js';
+import { BPF_MAP_TYPE_RINGBUF, kernelError, type BpfMap } from './object.js';
+import { RingWalker, type Decoder } from './ringbuf.js';
 import { inNetns, netnsInode } from './packet.js';
 
 const AF_PACKET = 17;
@@ -617,5 +618,56 @@ export class CapturePoller {
     await this.done;
     c.close(this.epfd);
     this.epfd = -1;
+  }
+}
+
+// ---- a BPF ring buffer read only when asked -----------------------------------------------------
+
+/**
+ * A BPF ring buffer read synchronously, only when the caller asks (no timer, no epoll): for
+ * side information that is needed exactly when something else is read — capture's socket
+ * owners, read just before each batch of packets. The walk is ringbuf.ts's RingWalker.
+ */
+export class PolledRingBuffer<T> {
+  private readonly walker: RingWalker<T>;
+  private readonly consumerPtr: Ptr;
+  private readonly dataPtr: Ptr;
+  private readonly page: number;
+  private readonly dataLen: number;
+  private open = true;
+
+  constructor(readonly map: BpfMap, decode: Decoder<T>) {
+    if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new TlscopeError('ERR_RINGBUF', `${map.name} is not a ring buffer map`);
+    this.page = pageSize();
+    this.dataLen = this.page + 2 * map.maxEntries;
+    const cons = c.mmap(null, this.page, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0) as Ptr;
+    if (cons === MAP_FAILED) throw kernelError(`mmap consumer page of ${map.name}`, errno());
+    const data = c.mmap(null, this.dataLen, PROT_READ, MAP_SHARED, map.fd, this.page) as Ptr;
+    if (data === MAP_FAILED) {
+      const e = errno();
+      c.munmap(cons, this.page);
+      throw kernelError(`mmap data pages of ${map.name}`, e);
+    }
+    this.consumerPtr = cons;
+    this.dataPtr = data;
+    this.walker = new RingWalker(viewMemory(cons, this.page), viewMemory(data, this.dataLen), this.page, map.maxEntries, decode);
+  }
+
+  /** Everything committed so far (at most `max` records). */
+  read(max = 65536): T[] {
+    const out: T[] = [];
+    if (this.open) this.walker.drain(out, max);
+    return out;
+  }
+
+  get decodeErrors(): number {
+    return this.walker.stats.decodeErrors;
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    c.munmap(this.dataPtr, this.dataLen);
+    c.munmap(this.consumerPtr, this.page);
   }
 }

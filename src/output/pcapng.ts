@@ -134,7 +134,7 @@ export class PcapngWriter {
     b.writeUInt16LE(value.length, this.pos + 2);
     value.copy(b, this.pos + 4);
     const padded = (value.length + 3) & ~3;
-    b.fill(0, this.pos + 4 + value.length, this.pos + 4 + padded);
+    for (let i = this.pos + 4 + value.length; i < this.pos + 4 + padded; i++) b[i] = 0;
     this.pos += 4 + padded;
   }
 
@@ -219,7 +219,7 @@ export class PcapngWriter {
     p += 28;
     if (src instanceof Buffer) src.copy(b, p, offset, offset + caplen);
     else b.set(src.subarray(offset, offset + caplen), p);
-    if (padded > caplen) b.fill(0, p + caplen, p + padded);
+    for (let i = p + caplen; i < p + padded; i++) b[i] = 0;
     this.pos = p + padded;
     if (optsLen > 0) {
       if (commentBuf !== undefined) this.putOption(OPT_COMMENT, commentBuf);

@@ -14,7 +14,7 @@ import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_
 import { hasCaps } from '../../ebpf/features.js';
 import { c } from '../../ebpf/native.js';
 import { PermissionError, TlscopeError, errorMessage } from '../../errors.js';
-import { dissect, flowKeyOf } from '../../gadgets/capture/dissect.js';
+import { dissect, FlowKeyReader } from '../../gadgets/capture/dissect.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from '../../gadgets/capture/gadget.js';
 import { FlowOwners, type FlowOwner } from '../../gadgets/capture/owners.js';
 import { labelFor, type NamespaceLabel } from '../../gadgets/capture/labels.js';
@@ -213,9 +213,10 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   let commentCache = new Map<string, { text: string; bytes: Buffer } | null>();
   let commentVersion = -1;
 
+  const flowKeys = new FlowKeyReader();
   const commentFor = (p: RingPacket, linkType: number): { text: string; bytes: Buffer } | undefined => {
     if (owners === undefined || owners.size === 0) return undefined;
-    const k = flowKeyOf(p.buf, p.offset, p.caplen, linkType);
+    const k = flowKeys.read(p.buf, p.offset, p.caplen, linkType);
     if (k === undefined) return undefined;
     if (commentVersion !== owners.version) {
       commentCache = new Map();
@@ -328,6 +329,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     });
     scope = new NetnsScope(gadget, selector, index, warn);
     scope.start();
+    loopDelay?.reset(); // from here on: while capturing (loading BPF above holds the loop too)
     if (verbose && filter.rawError !== undefined) ctx.err.write(`tlscope: the filter does not apply to raw-IP interfaces (${filter.rawError}): none of their packets are captured\n`);
 
     if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));

@@ -326,31 +326,34 @@ function arp(b: Uint8Array, p: number, end: number, info: PacketInfo): void {
 
 // ---- flow keys, for matching packets with the sockets that carry them ----------------------
 
+/** Offset of the IP header of a packet (after Ethernet and VLAN tags), or -1. */
+function ipOffset(b: Uint8Array, off: number, end: number, linkType: number): number {
+  if (linkType === LINKTYPE_RAW) return off < end ? off : -1;
+  if (linkType !== LINKTYPE_ETHERNET || off + 14 > end) return -1;
+  let p = off + 14;
+  let type = u16(b, off + 12);
+  while ((type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) && p + 4 <= end) {
+    type = u16(b, p + 2);
+    p += 4;
+  }
+  return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? p : -1;
+}
+
+export interface FlowKeys {
+  forward: string;
+  reverse: string;
+}
+
 /**
  * A key naming one direction of a TCP or UDP flow, the same for a packet (src → dst) and for a
- * socket whose local end is src: "6|10.0.0.1|1234|10.0.0.2|80". Built from the raw bytes, so
- * it is cheap enough for every packet; undefined for anything else.
+ * socket whose local end is src: "6|167772161|1234|167772162|80" (IPv4 addresses as numbers,
+ * IPv6 as hex). Undefined for anything else.
  */
-export function flowKeyOf(b: Uint8Array, off: number, caplen: number, linkType: number): { forward: string; reverse: string } | undefined {
+export function flowKeyOf(b: Uint8Array, off: number, caplen: number, linkType: number): FlowKeys | undefined {
   const end = off + caplen;
-  let p = off;
-  let version: number;
-  if (linkType === LINKTYPE_ETHERNET) {
-    if (caplen < 34) return undefined;
-    let type = u16(b, p + 12);
-    p += 14;
-    while ((type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) && p + 4 <= end) {
-      type = u16(b, p + 2);
-      p += 4;
-    }
-    if (type === ETHERTYPE_IPV4) version = 4;
-    else if (type === ETHERTYPE_IPV6) version = 6;
-    else return undefined;
-  } else if (linkType === LINKTYPE_RAW) {
-    version = (b[p] ?? 0) >> 4;
-  } else {
-    return undefined;
-  }
+  const p = ipOffset(b, off, end, linkType);
+  if (p < 0) return undefined;
+  const version = (b[p] ?? 0) >> 4;
   let proto: number;
   let src: string;
   let dst: string;
@@ -375,6 +378,40 @@ export function flowKeyOf(b: Uint8Array, off: number, caplen: number, linkType: 
   const sport = u16(b, q);
   const dport = u16(b, q + 2);
   return { forward: `${proto}|${src}|${sport}|${dst}|${dport}`, reverse: `${proto}|${dst}|${dport}|${src}|${sport}` };
+}
+
+/**
+ * flowKeyOf with a memory of the last IPv4 flow: in a busy capture most packets follow one of
+ * the same flow, and those cost a few comparisons instead of two new strings.
+ */
+export class FlowKeyReader {
+  private proto = -1;
+  private src = 0;
+  private dst = 0;
+  private ports = 0;
+  private last: FlowKeys | undefined;
+
+  read(b: Uint8Array, off: number, caplen: number, linkType: number): FlowKeys | undefined {
+    const end = off + caplen;
+    const p = ipOffset(b, off, end, linkType);
+    if (p >= 0 && (b[p] ?? 0) >> 4 === 4 && p + 20 <= end) {
+      const q = p + ((b[p] ?? 0) & 0x0f) * 4;
+      if (q + 4 <= end && (u16(b, p + 6) & 0x1fff) === 0) {
+        const proto = b[p + 9] ?? 0;
+        const src = u32(b, p + 12);
+        const dst = u32(b, p + 16);
+        const ports = u32(b, q);
+        if (proto === this.proto && src === this.src && dst === this.dst && ports === this.ports) return this.last;
+        this.last = flowKeyOf(b, off, caplen, linkType);
+        this.proto = proto;
+        this.src = src;
+        this.dst = dst;
+        this.ports = ports;
+        return this.last;
+      }
+    }
+    return flowKeyOf(b, off, caplen, linkType);
+  }
 }
 
 function v6Key(b: Uint8Array, o: number): string {

@@ -153,11 +153,19 @@ export class CaptureGadget implements NetnsWatcher {
     let any = false;
     for (const t of this.targets.values()) {
       if (!t.socket.walker.ready()) continue;
-      if (!any) this.opts.owners?.poll(); // owners first: they name the packets' processes
+      if (!any) this.pollOwners(); // owners first: they name the packets' processes
       any = true;
       if (!this.drainTarget(t)) break;
     }
     if (any) this.opts.handler.flush();
+    else if (performance.now() - this.ownersPolledAt > 100) this.pollOwners(); // keep their ring from filling
+  }
+
+  private ownersPolledAt = 0;
+
+  private pollOwners(): void {
+    this.ownersPolledAt = performance.now();
+    this.opts.owners?.poll();
   }
 
   private hitLimit(): void {

@@ -11,7 +11,7 @@
  * Linux 6.3 — on older kernels attribution is off and tlscope says why.
  */
 import { BpfObject, type BpfLink } from '../../ebpf/object.js';
-import { RingBufReader } from '../../ebpf/ringbuf.js';
+import { PolledRingBuffer } from '../../ebpf/capture.js';
 import { requireFeature } from '../../ebpf/features.js';
 import { errorMessage } from '../../errors.js';
 import { flowKeyOfTuple } from './dissect.js';
@@ -53,17 +53,13 @@ type Decoded = { key: string; owner: FlowOwner };
 export class FlowOwners {
   private readonly owners = new Map<string, FlowOwner>();
   private readonly links: BpfLink[] = [];
-  private readonly reader: RingBufReader<Decoded>;
-  private readonly loop: Promise<void>;
+  private readonly ring: PolledRingBuffer<Decoded>;
+  private finalLost: bigint | undefined;
   /** bumps whenever an owner is learnt, so callers can cache what they derive */
   version = 0;
 
   private constructor(private readonly obj: BpfObject, private readonly capacity: number) {
-    const reader = new RingBufReader<Decoded>(obj.map('owners'), { decode: (v, at) => decodeOwner(v, at), lostCounter: obj.map('tlscope_lost'), intervalMs: 10 });
-    this.reader = reader;
-    this.loop = (async () => {
-      for await (const batch of reader) this.apply(batch);
-    })();
+    this.ring = new PolledRingBuffer<Decoded>(obj.map('owners'), (v, at) => decodeOwner(v, at));
   }
 
   /**
@@ -107,9 +103,12 @@ export class FlowOwners {
     if (batch.length > 0) this.version++;
   }
 
-  /** Reads what the kernel has queued now (call before reading packets, so owners come first). */
+  /**
+   * Reads what the kernel has queued (call before reading packets, so that owners come first;
+   * and now and then when no packets come, so that the ring does not fill).
+   */
   poll(): void {
-    this.apply(this.reader.drainNow());
+    this.apply(this.ring.read());
   }
 
   /** The process using the socket whose local end is the key's source. */
@@ -123,14 +122,15 @@ export class FlowOwners {
 
   /** Records lost because the owner ring was full. */
   lost(): bigint {
-    return this.reader.lost();
+    return this.finalLost ?? this.obj.map('tlscope_lost').sumU64(0);
   }
 
   async close(): Promise<void> {
+    if (this.finalLost !== undefined) return;
     for (const l of this.links) l.close();
     this.links.length = 0;
-    await this.reader.close();
-    await this.loop;
+    this.finalLost = this.lost();
+    this.ring.close();
     this.obj.close();
   }
 }

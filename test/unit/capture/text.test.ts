@@ -3,7 +3,7 @@
 // tcpdump 4.99 prints for the same packets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dissect, flowKeyOf, flowKeyOfTuple, LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../../../src/gadgets/capture/dissect.js';
+import { dissect, flowKeyOf, flowKeyOfTuple, FlowKeyReader, LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../../../src/gadgets/capture/dissect.js';
 import { decodeOwner } from '../../../src/gadgets/capture/owners.js';
 import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSummary, tcpFlags, TcpSequences, TimeFormatter } from '../../../src/output/packet-text.js';
 import { arpRequest, ethernet, icmpEcho, ipv4, ipv4Bytes, ipv6, tcp, udp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from './packets.js';
@@ -99,4 +99,13 @@ test('flow keys: a packet and the socket that sent it agree, in both directions'
   const d = decodeOwner(new DataView(rec.buffer, rec.byteOffset, rec.length), 0);
   assert.equal(d.key, k.reverse);
   assert.deepEqual({ pid: d.owner.pid, tid: d.owner.tid, comm: d.owner.comm, mntns: d.owner.mntns }, { pid: 5550, tid: 5551, comm: 'httpd', mntns: 4026532184 });
+});
+
+test('FlowKeyReader: the same keys as flowKeyOf, also when flows alternate and repeat', () => {
+  const mk = (src: string, sport: number, proto = 6): Buffer => Buffer.from(ethernet(0x0800, ipv4(src, '10.0.0.9', proto, proto === 6 ? tcp({ sport, dport: 80, flags: TCP_ACK }) : udp(sport, 53, 'q'))));
+  const v6 = Buffer.from(ethernet(0x86dd, ipv6('fd00::1', 'fd00::2', 6, tcp({ sport: 1, dport: 2, flags: TCP_ACK }))));
+  const arp = Buffer.from(ethernet(0x0806, arpRequest('02:42:ac:11:00:02', '1.1.1.1', '2.2.2.2')));
+  const seq = [mk('10.0.0.1', 1000), mk('10.0.0.1', 1000), mk('10.0.0.1', 1001), mk('10.0.0.2', 1000), mk('10.0.0.1', 1000, 17), v6, arp, mk('10.0.0.1', 1000), v6];
+  const r = new FlowKeyReader();
+  for (const p of seq) assert.deepEqual(r.read(p, 0, p.length, LINKTYPE_ETHERNET), flowKeyOf(p, 0, p.length, LINKTYPE_ETHERNET));
 });
