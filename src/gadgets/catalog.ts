@@ -16,5 +16,5 @@ export const gadgetCatalog: GadgetRequirement[] = [
   { gadget: 'trace tls: OpenSSL, GnuTLS, node', what: 'TLS plaintext through library uprobes', requires: [['ringbuf'], ['uprobe']], implemented: false },
   { gadget: 'trace tls: Go crypto/tls', what: 'TLS plaintext of Go programs (uprobes on each RET)', requires: [['ringbuf'], ['uprobe']], implemented: false },
   { gadget: 'trace tls: kTLS', what: 'kernel TLS plaintext (tls_sw_sendmsg/tls_sw_recvmsg)', requires: [['ringbuf'], ['ktls'], ['fentry', 'kprobe']], implemented: false },
-  { gadget: 'capture', what: 'tcpdump-style capture inside a container network namespace', requires: [['socket_filter']], implemented: false },
+  { gadget: 'capture', what: 'tcpdump-style capture inside a container network namespace', requires: [['socket_filter']], implemented: true },
 ];
