@@ -9,7 +9,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { release } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ContainerIndex } from '../../containers/index.js';
-import { hasContainerFilter, parseSelectorFlags, SCOPE_HELP, type ContainerSelector } from '../../containers/selector.js';
+import { hasContainerFilter, parseSelectorFlags, type ContainerSelector } from '../../containers/selector.js';
 import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING, type RingPacket } from '../../ebpf/capture.js';
 import { hasCaps } from '../../ebpf/features.js';
 import { c } from '../../ebpf/native.js';
@@ -54,7 +54,7 @@ const ABOUT = `Targets: -c NAME, -r RUNTIME, --k8s-namespace/--k8s-podname/--k8s
 each labelled with its container or pod; containers that start later and match are added.
 With no scope flag, the host's own namespace is captured (as tcpdump would), not every
 container's: container traffic crossing the host's bridge and veths shows there already.
-(${SCOPE_HELP})
+-r, -c and the --k8s-* flags choose containers and leave the host out; --host adds it back.
 
 The filter is tcpdump's (man pcap-filter), compiled by libpcap and run in the kernel on each
 packet socket: what it rejects is never copied to tlscope. All the words after the options
@@ -64,7 +64,8 @@ Differences from tcpdump: every interface is captured by default (link-layer hea
 Ethernet, veth and loopback as Ethernet, tun/wireguard/ipip as raw IP; other link types are
 not captured); -c is the container name, so the packet count is --count; names are never
 resolved (-n is implied); -r is --runtimes (no reading of files); the line shows the container
-and interface before the direction. Loopback packets show twice (Out and In), as tcpdump -i lo.
+and interface before the direction. Loopback packets show once, as with tcpdump -i lo (the
+outgoing copy of each is dropped in the kernel).
 
 In -w files, each (namespace, interface) is one interface whose description names the container
 ("web (docker) eth0"), and a packet whose TCP or connected UDP socket tlscope saw in use carries

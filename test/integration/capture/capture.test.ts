@@ -147,6 +147,20 @@ test('docker: -A prints the request and the response body as text, tcpdump style
   assert.doesNotMatch(text, /\r/);
 });
 
+test('the seed\'s walkthrough: -A -s 0 with its payload-only expression shows the request and the body, and only packets with data', { skip: skipDocker, timeout: 120_000 }, async () => {
+  const web = await webServer('docker');
+  const cap = capture(['-c', web.c.name, '-A', '-s', '0', '(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)', '--timeout', '90']);
+  await cap.listening();
+  await curl(`http://${web.ip}:8000/${web.path}`);
+  await waitUntil('the body in the output', () => cap.stdoutText.includes(web.body), 10_000, () => cap.stdoutText);
+  const r = await cap.stop();
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.toString('utf8').split('\n').filter((l) => /^\d\d:\d\d:\d\d\.\d{6} /.test(l));
+  assert.ok(lines.length >= 2, lines.join('\n'));
+  for (const l of lines) assert.match(l, /Flags \[P?\.\], seq \d+:\d+, .*length [1-9]\d*$/, l);
+  assert.match(r.stdout.toString('utf8'), new RegExp(`GET /${web.path} HTTP/1\\.1`));
+});
+
 test('docker: `tlscope capture … -w - | tshark -r -` (a real pipe) reads the stream', { skip: skipDocker || noTshark, timeout: 120_000 }, async () => {
   const web = await webServer('docker');
   const errFile = join(work, 'pipe.stderr');
