@@ -224,6 +224,50 @@ int BPF_PROG(tls_sock_recv, struct sock *sk, int ret, int flags)
 	return record_io(sk, TLS_DIR_READ);
 }
 
+/* Before Linux 6.3 (no sock_*_length tracepoints): the socket behind the fd of read/write/
+ * send/recv system calls, through the task's fd table. A file is a socket when the socket its
+ * private_data points to points back at it. */
+static __always_inline const struct sock *sock_of_fd(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) < 0 || !f)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != f)
+		return 0;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline int record_fd_io(long fd, __u8 direction)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&tls_pids, &tgid))
+		return 0;
+	const struct sock *sk = sock_of_fd(fd);
+	return sk ? record_io(sk, direction) : 0;
+}
+
+#define TLS_SYSCALL_IO(name, direction)                                  \
+	SEC("tp/syscalls/sys_enter_" #name)                              \
+	int tls_sys_##name(struct trace_event_raw_sys_enter *ctx)        \
+	{                                                                \
+		return record_fd_io((long)ctx->args[0], direction);      \
+	}
+
+TLS_SYSCALL_IO(write, TLS_DIR_WRITE)
+TLS_SYSCALL_IO(writev, TLS_DIR_WRITE)
+TLS_SYSCALL_IO(sendto, TLS_DIR_WRITE)
+TLS_SYSCALL_IO(sendmsg, TLS_DIR_WRITE)
+TLS_SYSCALL_IO(read, TLS_DIR_READ)
+TLS_SYSCALL_IO(readv, TLS_DIR_READ)
+TLS_SYSCALL_IO(recvfrom, TLS_DIR_READ)
+TLS_SYSCALL_IO(recvmsg, TLS_DIR_READ)
+
 /* The tuple of a call's connection, and how it was found (enum tls_tuple_source). */
 static __always_inline __u8 resolve_tuple(__u32 tgid, __u32 tid, const struct tls_call *call, __u64 now, struct tls_tuple *out)
 {

@@ -23,10 +23,14 @@ const SOURCE_NAMES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
 
 function describe(g: TlsGadget): string {
   const files = g.attachedFiles();
-  if (files.length === 0) return 'tracing 0 files: no TLS library or Go program in scope yet; new processes and containers are picked up as they start';
+  if (files.length === 0) return `tracing 0 files: no TLS library or Go program in scope yet; new processes and containers are picked up as they start; ${tuples(g)}`;
   const by = new Map<string, number>();
   for (const f of files) by.set(f.source, (by.get(f.source) ?? 0) + 1);
-  return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start`;
+  return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start; ${tuples(g)}`;
+}
+
+function tuples(g: TlsGadget): string {
+  return g.tupleHooks === 'sock' ? 'sockets from sock_send_length/sock_recv_length' : 'sockets from the fds of read/write/send/recv system calls (kernel before 6.3)';
 }
 
 function details(g: TlsGadget): string {

@@ -69,7 +69,23 @@ export interface TlsOptions {
   onWarning?: (msg: string) => void;
   /** each file as it gets probes */
   onProbed?: (file: AttachedFile) => void;
+  /**
+   * How sockets are found for connection tuples: the sock_send_length/sock_recv_length
+   * tracepoints (Linux ≥ 6.3), or the fd of read/write/send/recv system calls looked up in the
+   * task's fd table (older kernels). Default: the tracepoints when the kernel has them.
+   */
+  tupleHooks?: 'auto' | 'sock' | 'syscalls';
 }
+
+export type TupleHooks = 'sock' | 'syscalls';
+
+const COMMON_PROGRAMS = [
+  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_lib_ret',
+  'tls_go_write_reg', 'tls_go_read_reg', 'tls_go_ret_reg', 'tls_go_write_stack', 'tls_go_read_stack', 'tls_go_ret_stack',
+  'tls_exit', 'tls_exec', 'tls_mmap',
+];
+const SOCK_PROGRAMS = ['tls_sock_send', 'tls_sock_recv'];
+const SYSCALLS = ['write', 'writev', 'sendto', 'sendmsg', 'read', 'readv', 'recvfrom', 'recvmsg'];
 
 export interface AttachedFile {
   /** path the probes were attached through */
@@ -127,6 +143,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   private hintTimer: NodeJS.Timeout | undefined;
   private hintLoop: Promise<void> | undefined;
   private closed = false;
+  /** how connection tuples are found on this kernel */
+  tupleHooks: TupleHooks = 'sock';
   private events = 0;
   private bytes = 0;
   private truncated = 0;
@@ -151,15 +169,31 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     ensureTracefs();
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > 0xffffffff) throw new TlscopeError('ERR_USAGE', `max bytes ${maxBytes} is out of range`);
-    const obj = BpfObject.load('tls', {
+    const load = (hooks: TupleHooks): BpfObject => BpfObject.load('tls', {
       constants: { max_bytes: maxBytes },
+      programs: [...COMMON_PROGRAMS, ...(hooks === 'sock' ? SOCK_PROGRAMS : SYSCALLS.map((n) => `tls_sys_${n}`))],
       ...(opts.ringBytes === undefined ? {} : { maxEntries: { events: opts.ringBytes } }),
     });
+    let hooks: TupleHooks = opts.tupleHooks === 'syscalls' ? 'syscalls' : 'sock';
+    let obj: BpfObject;
+    try {
+      obj = load(hooks);
+    } catch (e) {
+      // Linux < 6.3 has no sock_send_length/sock_recv_length: their tp_btf programs do not load
+      if (opts.tupleHooks !== undefined && opts.tupleHooks !== 'auto') throw e;
+      if (!(e instanceof TlscopeError) || !/tls_sock_(send|recv)/.test(e.message)) throw e;
+      hooks = 'syscalls';
+      obj = load(hooks);
+    }
     let g: TlsGadget | undefined;
     try {
       g = new TlsGadget(obj, opts);
-      g.links.push(obj.program('tls_sock_send').attachTrace());
-      g.links.push(obj.program('tls_sock_recv').attachTrace());
+      g.tupleHooks = hooks;
+      if (hooks === 'sock') {
+        for (const p of SOCK_PROGRAMS) g.links.push(obj.program(p).attachTrace());
+      } else {
+        for (const n of SYSCALLS) g.links.push(obj.program(`tls_sys_${n}`).attachTracepoint('syscalls', `sys_enter_${n}`));
+      }
       g.links.push(obj.program('tls_exit').attachTrace());
       g.links.push(obj.program('tls_exec').attachTrace());
       g.links.push(obj.program('tls_mmap').attachTracepoint('syscalls', 'sys_enter_mmap'));

@@ -201,3 +201,27 @@ for (const signal of ['SIGINT', 'SIGKILL'] as const) {
     await until('the kernel to free every program (and so every probe holding one)', () => [...ids].every((id) => !programExists(id)), 10_000);
   });
 }
+
+test('kernels before 6.3: sockets found from the fds of read/write/send/recv system calls name the same connection', { skip: notRoot }, async () => {
+  const server = await startPyServer(work);
+  const old = openSession({}, { tupleHooks: 'syscalls' });
+  try {
+    assert.equal(old.gadget.tupleHooks, 'syscalls');
+    assert.equal(session.gadget.tupleHooks, 'sock', 'this kernel has the tracepoints');
+    const r = await runProcess('curl', ['-sk', '--resolve', `old.test:${server.port}:127.0.0.1`, `https://old.test:${server.port}/old-kernel`]).done;
+    assert.equal(r.code, 0, r.stderr);
+    await until('curl\'s events in both sessions', () => [old, session].every((s) => s.of(r.pid).some((e) => e.direction === 'read')));
+    const req = server.requests.at(-1)!;
+    for (const s of [old, session]) {
+      for (const e of s.of(r.pid)) {
+        assert.equal(e.local, `127.0.0.1:${req.clientPort}`);
+        assert.equal(e.remote, `127.0.0.1:${server.port}`);
+        assert.equal(e.tupleSource, e.direction === 'write' ? 'socket' : e.tupleSource);
+      }
+    }
+    assert.ok(old.of(r.pid).some((e) => e.tupleSource === 'socket'));
+  } finally {
+    await old.close();
+    await server.close();
+  }
+});
