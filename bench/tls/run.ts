@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * bench/tls: what tracing TLS plaintext costs a busy HTTPS keep-alive conversation, and how
+ * much of the plaintext each tracer gets, for
+ *   none      the load alone
+ *   tlscope   tlscope trace tls -p SERVER -p CLIENT -o json > file
+ *   bpftrace  a bpftrace script on the same functions (uprobe + uretprobe on node's SSL_write
+ *             and SSL_read, the two node calls), printing each call's bytes (buf(), at most
+ *             BPFTRACE_STRLEN = 200 bytes per call in bpftrace 0.17) > file
+ *
+ * The load (bench/tls/load.ts): a node TLS client makes REQUESTS sequential HTTP/1.1 requests
+ * over one keep-alive connection to a node TLS server on 127.0.0.1; both sides are traced, so
+ * each request crosses SSL_write and SSL_read twice. Request and response sizes are exact, so
+ * the bytes moved are known: 2 × (request + response) per request.
+ *
+ * Columns: req/s (client-measured, median of --reps); captured (plaintext bytes the tracer
+ * wrote out for the two processes ÷ bytes moved); calls/request (tlscope's kernel counters:
+ * probed calls that moved bytes and those that did not, e.g. node's SSL_read returning
+ * WANT_READ); added µs/call = (1/rate_traced − 1/rate_untraced) ÷ calls per request — the
+ * conversation is a sequential ping-pong, so the probes' cost is on its critical path; tracer
+ * CPU = the tracer process's own CPU (the BPF programs run in the traced processes).
+ *
+ *   npm run build && node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096]
+ *
+ * Needs root, openssl, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, release } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { request, response } from './load.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const BIN = join(ROOT, 'dist/src/cli/bin.js');
+const LOAD = join(ROOT, 'dist/bench/tls/load.js');
+const OUT_DIR = join(ROOT, 'bench/out');
+const TICK = 100;
+
+type Mode = 'none' | 'tlscope' | 'bpftrace';
+
+interface Options {
+  requests: number;
+  reps: number;
+  bodies: number[];
+  modes: Mode[];
+}
+
+function options(argv: string[]): Options {
+  const o: Options = { requests: 3000, reps: 3, bodies: [64, 4096], modes: ['none', 'tlscope', 'bpftrace'] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--quick') {
+      o.requests = 300;
+      o.reps = 1;
+    } else if (a === '--requests' && v !== undefined) (o.requests = Number(v)), i++;
+    else if (a === '--reps' && v !== undefined) (o.reps = Number(v)), i++;
+    else if (a === '--body' && v !== undefined) (o.bodies = v.split(',').map(Number)), i++;
+    else if (a === '--modes' && v !== undefined) (o.modes = v.split(',') as Mode[]), i++;
+    else throw new Error(`unknown option ${a}`);
+  }
+  return o;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  } catch {
+    return 0;
+  }
+}
+
+interface Proc {
+  child: ChildProcess;
+  out: string[];
+  /** the start of standard output when it goes to a file */
+  head: string;
+  err: string;
+  exited: Promise<void>;
+}
+
+function start(cmd: string, args: string[], opts: { stdout?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const p: Proc = { child, out: [], head: '', err: '', exited: new Promise((r) => child.on('exit', () => r())) };
+  if (opts.stdout !== undefined) {
+    const file = opts.stdout;
+    const chunks: Buffer[] = [];
+    child.stdout!.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (p.head.length < 4096) p.head += d.toString('latin1', 0, Math.min(d.length, 4096));
+    });
+    p.exited = p.exited.then(() => writeFileSync(file, Buffer.concat(chunks)));
+  } else {
+    createInterface({ input: child.stdout! }).on('line', (l) => p.out.push(l));
+  }
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (p.err += d));
+  return p;
+}
+
+async function stop(p: Proc, signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+  await Promise.race([p.exited, sleep(30_000)]);
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  await p.exited;
+}
+
+function bpftraceScript(pids: number[]): string {
+  const who = pids.map((p) => `pid == ${p}`).join(' || ');
+  const fn = (name: string, v: string): string => `
+uprobe:/usr/bin/node:${name} /${who}/ { @${v}[tid] = arg1; }
+uretprobe:/usr/bin/node:${name} /@${v}[tid]/ { $n = (int32)retval; if ($n > 0) { printf("%d %d %r\\n", pid, $n, buf(@${v}[tid], $n)); } delete(@${v}[tid]); }`;
+  return `${fn('SSL_write', 'w')}\n${fn('SSL_read', 'r')}\n`;
+}
+
+/** Bytes of one bpftrace %r field: printable bytes as themselves, others as \xNN. */
+function unescapedLength(s: string): number {
+  return s.replace(/\\x[0-9a-f]{2}/g, '.').length;
+}
+
+async function capturedBytes(mode: Mode, file: string, pids: Set<number>): Promise<{ bytes: number; lost: number }> {
+  let bytes = 0;
+  let lost = 0;
+  const rl = createInterface({ input: createReadStream(file) });
+  for await (const line of rl) {
+    if (mode === 'tlscope') {
+      if (!line.startsWith('{')) continue;
+      const e = JSON.parse(line) as { proc: { pid: number }; data: string; dataEncoding: string; lostBytes: number };
+      if (!pids.has(e.proc.pid)) continue;
+      bytes += Buffer.from(e.data, e.dataEncoding === 'utf8' ? 'utf8' : e.dataEncoding === 'hex' ? 'hex' : 'base64').length - e.lostBytes;
+      lost += e.lostBytes;
+    } else {
+      const m = /^(\d+) (\d+) (.*)$/.exec(line);
+      if (m === null || !pids.has(Number(m[1]))) continue;
+      bytes += unescapedLength(m[3] ?? '');
+    }
+  }
+  return { bytes, lost };
+}
+
+interface Run {
+  mode: Mode;
+  body: number;
+  rep: number;
+  requests: number;
+  seconds: number;
+  rate: number;
+  movedBytes: number;
+  capturedBytes: number;
+  tracerCpuPct: number | undefined;
+  callsWithData: number | undefined;
+  callsWithout: number | undefined;
+  lostEvents: number | undefined;
+}
+
+async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: string): Promise<Run> {
+  const server = start(process.execPath, [LOAD, 'server', join(work, 'cert.pem'), join(work, 'key.pem'), String(body)]);
+  await until('the load server', () => server.out.some((l) => l.startsWith('port ')));
+  const port = Number(server.out.find((l) => l.startsWith('port '))?.split(' ')[1]);
+  const client = start(process.execPath, [LOAD, 'client', String(port), String(o.requests), String(body)]);
+  await until('the load client', () => client.out.includes('ready'));
+  const pids = [server.child.pid ?? 0, client.child.pid ?? 0];
+  const outFile = join(work, `${mode}-${body}-${rep}.out`);
+  let tracer: Proc | undefined;
+  if (mode === 'tlscope') {
+    tracer = start(process.execPath, [BIN, 'trace', 'tls', '-v', ...pids.flatMap((p) => ['-p', String(p)]), '-o', 'json', '--fields', 'proc.pid,len,lostBytes,data,dataEncoding'], { stdout: outFile });
+    await until('tlscope', () => /tlscope: tracing \d+ file/.test(tracer!.err) || tracer!.child.exitCode !== null, 120_000);
+  } else if (mode === 'bpftrace') {
+    const script = join(work, 'trace.bt');
+    writeFileSync(script, bpftraceScript(pids));
+    tracer = start('bpftrace', [script], { stdout: outFile, env: { ...process.env, BPFTRACE_STRLEN: '200' } });
+    await until('bpftrace', () => /Attaching \d+ probes/.test(tracer!.head) || tracer!.child.exitCode !== null, 120_000);
+    await sleep(500); // "Attaching" is printed before the probes are in
+  }
+  if (tracer !== undefined && tracer.child.exitCode !== null) throw new Error(`${mode} exited: ${tracer.err}`);
+  const cpu0 = tracer === undefined ? 0 : cpuTicks(tracer.child.pid ?? 0);
+  const t0 = Date.now();
+  client.child.stdin!.write('go\n');
+  await until('the client to finish', () => client.out.some((l) => l.startsWith('{')), 600_000);
+  const wall = (Date.now() - t0) / 1000;
+  const cpu1 = tracer === undefined ? 0 : cpuTicks(tracer.child.pid ?? 0);
+  const result = JSON.parse(client.out.find((l) => l.startsWith('{')) ?? '{}') as { requests: number; seconds: number; requestBytes: number; responseBytes: number };
+  await sleep(300); // let the tracer drain
+  if (tracer !== undefined) await stop(tracer);
+  await stop(client, 'SIGTERM');
+  await stop(server, 'SIGTERM');
+  const moved = 2 * (result.requestBytes + result.responseBytes);
+  const cap = tracer === undefined ? { bytes: 0, lost: 0 } : await capturedBytes(mode, outFile, new Set(pids));
+  const k = /kernel: (\d+) calls with data, (\d+) without/.exec(tracer?.err ?? '');
+  const lostEv = /tlscope: \d+ events?, (\d+) lost/.exec(tracer?.err ?? '');
+  rmSync(outFile, { force: true });
+  return {
+    mode,
+    body,
+    rep,
+    requests: result.requests,
+    seconds: result.seconds,
+    rate: result.requests / result.seconds,
+    movedBytes: moved,
+    capturedBytes: cap.bytes,
+    tracerCpuPct: tracer === undefined ? undefined : ((cpu1 - cpu0) / TICK / wall) * 100,
+    callsWithData: k === null ? undefined : Number(k[1]),
+    callsWithout: k === null ? undefined : Number(k[2]),
+    lostEvents: lostEv === null ? undefined : Number(lostEv[1]),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.floor((s.length - 1) / 2)] as number);
+}
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const work = mkdtempSync(join(tmpdir(), 'tlscope-bench-tls-'));
+  const runs: Run[] = [];
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem'), '-days', '1', '-subj', '/CN=bench.test'], { stdio: 'ignore' });
+    for (const body of o.bodies) {
+      for (let rep = 0; rep < o.reps; rep++) {
+        // rotate the order so no mode always runs first (cold caches) or last
+        const order = o.modes.map((_, i) => o.modes[(i + rep) % o.modes.length] as Mode);
+        for (const mode of order) {
+          const r = await runOnce(mode, body, rep, o, work);
+          runs.push(r);
+          console.error(`${mode} body ${body} rep ${rep}: ${r.rate.toFixed(0)} req/s, captured ${((r.capturedBytes / r.movedBytes) * 100).toFixed(1)} %`);
+        }
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  mkdirSync(OUT_DIR, { recursive: true });
+  const file = join(OUT_DIR, `tls-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify({ kernel: release(), node: process.version, options: o, requestBytes: request(0).length, responseBytes: o.bodies.map((b) => response(b).length), runs }, null, 2)}\n`);
+  for (const body of o.bodies) {
+    const of = (m: Mode): Run[] => runs.filter((r) => r.body === body && r.mode === m);
+    const base = median(of('none').map((r) => r.rate));
+    const calls = median(of('tlscope').map((r) => ((r.callsWithData ?? 0) + (r.callsWithout ?? 0)) / r.requests));
+    console.log(`\n**body ${body} B** (request ${request(0).length} B, response ${response(body).length} B; ${o.requests} requests × ${o.reps} reps)\n`);
+    console.log('| tracer | req/s | vs untraced | plaintext captured | lost | tracer CPU % of one core | calls/request | added µs/call |');
+    console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
+    for (const m of o.modes) {
+      const rs = of(m);
+      if (rs.length === 0) continue;
+      const rate = median(rs.map((r) => r.rate));
+      const share = m === 'none' ? '–' : `${(median(rs.map((r) => r.capturedBytes / r.movedBytes)) * 100).toFixed(1)} %`;
+      const cpu = m === 'none' ? '–' : median(rs.map((r) => r.tracerCpuPct ?? 0)).toFixed(1);
+      const lost = m === 'tlscope' ? String(Math.max(...rs.map((r) => r.lostEvents ?? 0))) : '–';
+      const added = m === 'none' || !Number.isFinite(calls) || calls === 0 ? '–' : (((1 / rate - 1 / base) * 1e6) / calls).toFixed(1);
+      console.log(`| ${m} | ${rate.toFixed(0)} | ${m === 'none' ? '1.00' : (rate / base).toFixed(2)} | ${share} | ${lost} | ${cpu} | ${m === 'none' ? '–' : calls.toFixed(1)} | ${added} |`);
+    }
+  }
+  console.log(`\nruns: ${file}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
