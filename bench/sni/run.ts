@@ -14,7 +14,8 @@
  * tracers), the generator's top rate with both tracers, and fixed rates.
  *
  *   npm run build && node dist/bench/sni/run.js [--quick] [--count 200000] [--rates 2000,5000,10000]
- *        [--seconds 15] [--pq|--no-pq] [--quiet-pct 20] [--quiet-wait 60]
+ *        [--seconds 15] [--pq|--no-pq] [--quiet-pct 20] [--quiet-wait 60] [--only baseline,top,rates]
+ *        [--tlscope-args "--ring-size 16"]
  *
  * What the CPU columns leave out: the kernel work done in the sender's context (the socket
  * filters of both tools, tlscope's tcp_sendmsg_locked program, the packet copies for tshark's
@@ -45,10 +46,14 @@ interface Options {
   postQuantum: boolean;
   quietPct: number;
   quietWaitS: number;
+  /** which scenarios: baseline (generator alone), top, rates */
+  only: string[];
+  /** extra arguments for `tlscope trace sni` (e.g. --ring-size 16) */
+  tlscopeArgs: string[];
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, count: 200_000, rates: [2000, 5000, 10_000], seconds: 15, postQuantum: true, quietPct: 20, quietWaitS: 60 };
+  const o: Options = { quick: false, count: 200_000, rates: [2000, 5000, 10_000], seconds: 15, postQuantum: true, quietPct: 20, quietWaitS: 60, only: ['baseline', 'top', 'rates'], tlscopeArgs: [] };
   let countSet = false;
   let secondsSet = false;
   for (let i = 0; i < argv.length; i++) {
@@ -67,8 +72,10 @@ function parseOptions(argv: string[]): Options {
       case '--no-pq': o.postQuantum = false; break;
       case '--quiet-pct': o.quietPct = Number(val()); break;
       case '--quiet-wait': o.quietWaitS = Number(val()); break;
+      case '--only': o.only = val().split(','); break;
+      case '--tlscope-args': o.tlscopeArgs = val().split(/\s+/).filter(Boolean); break;
       case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/sni/run.js [--quick] [--count 200000] [--rates 2000,5000,10000] [--seconds 15] [--pq|--no-pq] [--quiet-pct 20] [--quiet-wait 60]\n');
+        process.stdout.write('usage: node dist/bench/sni/run.js [--quick] [--count 200000] [--rates 2000,5000,10000] [--seconds 15] [--pq|--no-pq] [--quiet-pct 20] [--quiet-wait 60] [--only baseline,top,rates] [--tlscope-args "--ring-size 16"]\n');
         process.exit(0);
         break;
       default: throw new Error(`unknown option ${a}`);
@@ -274,7 +281,7 @@ async function runScenario(sc: Scenario, o: Options, gen: string, helloFile: str
   try {
     if (sc.tracers) {
       const fd1 = openSync(tlsOut, 'w');
-      tlscope = spawn(process.execPath, [CLI, 'trace', 'sni', '--host', '-o', 'json', '-v'], { stdio: ['ignore', fd1, 'pipe'] });
+      tlscope = spawn(process.execPath, [CLI, 'trace', 'sni', '--host', '-o', 'json', '-v', ...o.tlscopeArgs], { stdio: ['ignore', fd1, 'pipe'] });
       closeSync(fd1);
       tlsErr = collect(tlscope, 'stderr');
       const fd2 = openSync(tsharkOut, 'w');
@@ -365,7 +372,7 @@ function table(results: RunResult[]): string {
   ];
   for (const r of results) {
     if (r.tlscope === undefined || r.tshark === undefined) {
-      rows.push(`| ${r.scenario} (no tracers) | ${k(r.sent)} | ${k(r.achievedRate)} | – | – | – | – | – | – | – |`);
+      rows.push(`| ${r.scenario} | ${k(r.sent)} | ${k(r.achievedRate)} | – | – | – | – | – | – | – |`);
       continue;
     }
     const tlPct = (100 * r.tlscope.cpuNs) / (r.windowSeconds * 1e9);
@@ -399,9 +406,9 @@ async function main(): Promise<void> {
     const digitsOffset = built.serverNameOffset + 1;
     const randomOffset = 5 + 4 + 2; // record header, handshake header, legacy_version
     const scenarios: Scenario[] = [
-      { name: 'top rate, no tracers', count: o.count, rate: 0, tracers: false },
-      { name: 'top rate', count: o.count, rate: 0, tracers: true },
-      ...o.rates.map((rate) => ({ name: `${rate}/s`, count: Math.round(rate * o.seconds), rate, tracers: true })),
+      ...(o.only.includes('baseline') ? [{ name: 'top rate, no tracers', count: o.count, rate: 0, tracers: false }] : []),
+      ...(o.only.includes('top') ? [{ name: 'top rate', count: o.count, rate: 0, tracers: true }] : []),
+      ...(o.only.includes('rates') ? o.rates.map((rate) => ({ name: `${rate}/s`, count: Math.round(rate * o.seconds), rate, tracers: true })) : []),
     ];
     const results: RunResult[] = [];
     for (const sc of scenarios) {
@@ -412,7 +419,7 @@ async function main(): Promise<void> {
     }
 
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, node ${process.version}, ${execFileSync('tshark', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
-    process.stdout.write(`\n## bench/sni — ${built.bytes.length}-byte ClientHellos, one TCP connection each, 127.0.0.1\n\n${machine}\n\n${table(results)}\n\n`);
+    process.stdout.write(`\n## bench/sni — ${built.bytes.length}-byte ClientHellos, one TCP connection each, 127.0.0.1; tlscope trace sni --host -o json -v ${o.tlscopeArgs.join(' ')}\n\n${machine}\n\n${table(results)}\n\n`);
     const withTracers = results.filter((r) => r.tlscope !== undefined && r.tshark !== undefined);
     for (const r of withTracers) {
       const tl = r.tlscope!;

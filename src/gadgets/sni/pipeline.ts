@@ -110,14 +110,14 @@ export class SniPipeline {
           started = this.restart(key, s.seq);
         }
       }
-      if (s.owner !== undefined) this.remember(this.owners, key, s.owner, FLOW_MEMORY);
+      if (s.owner !== undefined) this.noteOwner(key, s.owner);
       // startFlow may already have settled the flow (held segments completed it, or it was finished)
       let r = started !== undefined && started.status !== 'pending' ? started : this.assembler.push(key, s.seq, s.payload);
       if (r.status === 'finished' && s.first && this.flows.get(key)?.done === false) {
         // The assembler still holds a finished flow this pipeline has no note of any more
         // (bounded memory): this hello is new.
         this.restart(key, s.seq);
-        if (s.owner !== undefined) this.remember(this.owners, key, s.owner, FLOW_MEMORY);
+        if (s.owner !== undefined) this.noteOwner(key, s.owner);
         r = this.assembler.push(key, s.seq, s.payload);
       }
       if (r.status === 'dropped') this.markDone(key);
@@ -133,6 +133,12 @@ export class SniPipeline {
     }
     this.events += out.length;
     return out;
+  }
+
+  /** Every copy of a flow's segments carries the same owner: store it once, not per segment. */
+  private noteOwner(key: string, owner: SniOwner): void {
+    const known = this.owners.get(key);
+    if (known === undefined || known.tid !== owner.tid || known.pid !== owner.pid) this.remember(this.owners, key, owner, FLOW_MEMORY);
   }
 
   private restart(key: string, startSeq: number): AssemblerResult {
