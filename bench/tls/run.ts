@@ -20,12 +20,18 @@
  * conversation is a sequential ping-pong, so the probes' cost is on its critical path; tracer
  * CPU = the tracer process's own CPU (the BPF programs run in the traced processes).
  *
- *   npm run build && node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096]
+ * BPF µs/call: what tlscope's programs themselves run per probed call (entry + return), from
+ * the kernel's BPF statistics (kernel.bpf_stats_enabled is set to 1 for the run and restored);
+ * the rest of the added time is the two traps of a uprobe + return probe.
  *
- * Needs root, openssl, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
+ *   npm run build && node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096]
+ *       [--modes none,tlscope,bpftrace] [--quiet-pct 15] [--quiet-wait 60]
+ *
+ * Before each run it waits until the machine was at most --quiet-pct busy for half a second.
+ * Needs root, openssl, bpftool, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -45,10 +51,13 @@ interface Options {
   reps: number;
   bodies: number[];
   modes: Mode[];
+  /** before each run, wait (up to quietWaitS) until the machine was at most this % busy for half a second */
+  quietPct: number;
+  quietWaitS: number;
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { requests: 3000, reps: 3, bodies: [64, 4096], modes: ['none', 'tlscope', 'bpftrace'] };
+  const o: Options = { requests: 3000, reps: 3, bodies: [64, 4096], modes: ['none', 'tlscope', 'bpftrace'], quietPct: 15, quietWaitS: 60 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -59,6 +68,8 @@ function options(argv: string[]): Options {
     else if (a === '--reps' && v !== undefined) (o.reps = Number(v)), i++;
     else if (a === '--body' && v !== undefined) (o.bodies = v.split(',').map(Number)), i++;
     else if (a === '--modes' && v !== undefined) (o.modes = v.split(',') as Mode[]), i++;
+    else if (a === '--quiet-pct' && v !== undefined) (o.quietPct = Number(v)), i++;
+    else if (a === '--quiet-wait' && v !== undefined) (o.quietWaitS = Number(v)), i++;
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -74,6 +85,50 @@ async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Pro
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Waits until the machine was at most `pct` % busy over half a second (other work skews rates). */
+async function quiet(pct: number, waitS: number): Promise<number> {
+  const end = Date.now() + waitS * 1000;
+  for (;;) {
+    const a = machineTicks();
+    await sleep(500);
+    const b = machineTicks();
+    const busy = b.total === a.total ? 0 : ((b.busy - a.busy) / (b.total - a.total)) * 100;
+    if (busy <= pct || Date.now() > end) return busy;
+  }
+}
+
+interface ProgStat {
+  name: string;
+  runTimeNs: number;
+  runCnt: number;
+}
+
+/** run_time_ns and run_cnt of the tls_* programs tlscope holds (kernel.bpf_stats_enabled must be 1). */
+function bpfStats(pid: number): ProgStat[] {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      const m = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m !== null) ids.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number }[];
+  return all.filter((p) => ids.has(p.id)).map((p) => ({ name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 }));
+}
+
+function setBpfStats(on: boolean): void {
+  writeFileSync('/proc/sys/kernel/bpf_stats_enabled', on ? '1' : '0');
 }
 
 function cpuTicks(pid: number): number {
@@ -96,7 +151,7 @@ interface Proc {
 
 function start(cmd: string, args: string[], opts: { stdout?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
-  const p: Proc = { child, out: [], head: '', err: '', exited: new Promise((r) => child.on('exit', () => r())) };
+  const p: Proc = { child, out: [], head: '', err: '', exited: new Promise((r) => child.on('close', () => r())) };
   if (opts.stdout !== undefined) {
     const file = opts.stdout;
     const chunks: Buffer[] = [];
@@ -139,7 +194,13 @@ async function capturedBytes(mode: Mode, file: string, pids: Set<number>): Promi
   for await (const line of rl) {
     if (mode === 'tlscope') {
       if (!line.startsWith('{')) continue;
-      const e = JSON.parse(line) as { proc: { pid: number }; data: string; dataEncoding: string; lostBytes: number };
+      let e: { proc: { pid: number }; data: string; dataEncoding: string; lostBytes: number };
+      try {
+        e = JSON.parse(line) as typeof e;
+      } catch {
+        writeFileSync(join(OUT_DIR, 'tls-bad-line.txt'), `${line}\n`, { flag: 'a' });
+        continue;
+      }
       if (!pids.has(e.proc.pid)) continue;
       bytes += Buffer.from(e.data, e.dataEncoding === 'utf8' ? 'utf8' : e.dataEncoding === 'hex' ? 'hex' : 'base64').length - e.lostBytes;
       lost += e.lostBytes;
@@ -165,6 +226,10 @@ interface Run {
   callsWithData: number | undefined;
   callsWithout: number | undefined;
   lostEvents: number | undefined;
+  /** machine busy % before the run */
+  busyBefore: number;
+  /** tlscope: ns the BPF programs ran per probed call (entry + return programs), from bpf_stats */
+  bpfNsPerCall: number | undefined;
 }
 
 async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: string): Promise<Run> {
@@ -187,6 +252,8 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
     await sleep(500); // "Attaching" is printed before the probes are in
   }
   if (tracer !== undefined && tracer.child.exitCode !== null) throw new Error(`${mode} exited: ${tracer.err}`);
+  const stats0 = mode === 'tlscope' ? bpfStats(tracer?.child.pid ?? 0) : [];
+  const busyBefore = await quiet(o.quietPct, o.quietWaitS);
   const cpu0 = tracer === undefined ? 0 : cpuTicks(tracer.child.pid ?? 0);
   const t0 = Date.now();
   client.child.stdin!.write('go\n');
@@ -195,6 +262,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const cpu1 = tracer === undefined ? 0 : cpuTicks(tracer.child.pid ?? 0);
   const result = JSON.parse(client.out.find((l) => l.startsWith('{')) ?? '{}') as { requests: number; seconds: number; requestBytes: number; responseBytes: number };
   await sleep(300); // let the tracer drain
+  const stats1 = mode === 'tlscope' ? bpfStats(tracer?.child.pid ?? 0) : [];
   if (tracer !== undefined) await stop(tracer);
   await stop(client, 'SIGTERM');
   await stop(server, 'SIGTERM');
@@ -203,7 +271,14 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const k = /kernel: (\d+) calls with data, (\d+) without/.exec(tracer?.err ?? '');
   const lostEv = /tlscope: \d+ events?, (\d+) lost/.exec(tracer?.err ?? '');
   rmSync(outFile, { force: true });
+  // per probed call: one entry program run and one return program run (uretprobe or RET uprobe)
+  const probeProgs = (xs: ProgStat[]): ProgStat[] => xs.filter((p) => /^tls_(ssl|gnutls|go|lib)_/.test(p.name));
+  const delta = (f: (p: ProgStat) => number): number => probeProgs(stats1).reduce((n, p) => n + f(p), 0) - probeProgs(stats0).reduce((n, p) => n + f(p), 0);
+  const entries = probeProgs(stats1).filter((p) => !/_ret/.test(p.name)).reduce((n, p) => n + p.runCnt, 0) - probeProgs(stats0).filter((p) => !/_ret/.test(p.name)).reduce((n, p) => n + p.runCnt, 0);
+  const bpfNs = mode === 'tlscope' && entries > 0 ? delta((p) => p.runTimeNs) / entries : undefined;
   return {
+    busyBefore,
+    bpfNsPerCall: bpfNs,
     mode,
     body,
     rep,
@@ -228,7 +303,9 @@ async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   const work = mkdtempSync(join(tmpdir(), 'tlscope-bench-tls-'));
   const runs: Run[] = [];
+  const statsWas = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim() === '1';
   try {
+    setBpfStats(true);
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem'), '-days', '1', '-subj', '/CN=bench.test'], { stdio: 'ignore' });
     for (const body of o.bodies) {
       for (let rep = 0; rep < o.reps; rep++) {
@@ -242,6 +319,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    setBpfStats(statsWas);
     rmSync(work, { recursive: true, force: true });
   }
   mkdirSync(OUT_DIR, { recursive: true });
@@ -252,8 +330,8 @@ async function main(): Promise<void> {
     const base = median(of('none').map((r) => r.rate));
     const calls = median(of('tlscope').map((r) => ((r.callsWithData ?? 0) + (r.callsWithout ?? 0)) / r.requests));
     console.log(`\n**body ${body} B** (request ${request(0).length} B, response ${response(body).length} B; ${o.requests} requests × ${o.reps} reps)\n`);
-    console.log('| tracer | req/s | vs untraced | plaintext captured | lost | tracer CPU % of one core | calls/request | added µs/call |');
-    console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
+    console.log('| tracer | req/s | vs untraced | plaintext captured | lost | tracer CPU % of one core | calls/request | added µs/call | BPF µs/call |');
+    console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
     for (const m of o.modes) {
       const rs = of(m);
       if (rs.length === 0) continue;
@@ -262,7 +340,9 @@ async function main(): Promise<void> {
       const cpu = m === 'none' ? '–' : median(rs.map((r) => r.tracerCpuPct ?? 0)).toFixed(1);
       const lost = m === 'tlscope' ? String(Math.max(...rs.map((r) => r.lostEvents ?? 0))) : '–';
       const added = m === 'none' || !Number.isFinite(calls) || calls === 0 ? '–' : (((1 / rate - 1 / base) * 1e6) / calls).toFixed(1);
-      console.log(`| ${m} | ${rate.toFixed(0)} | ${m === 'none' ? '1.00' : (rate / base).toFixed(2)} | ${share} | ${lost} | ${cpu} | ${m === 'none' ? '–' : calls.toFixed(1)} | ${added} |`);
+      const bpfNs = rs.map((r) => r.bpfNsPerCall).filter((x): x is number => x !== undefined);
+      const bpf = bpfNs.length === 0 ? '–' : (median(bpfNs) / 1000).toFixed(2);
+      console.log(`| ${m} | ${rate.toFixed(0)} | ${m === 'none' ? '1.00' : (rate / base).toFixed(2)} | ${share} | ${lost} | ${cpu} | ${m === 'none' ? '–' : calls.toFixed(1)} | ${added} | ${bpf} |`);
     }
   }
   console.log(`\nruns: ${file}`);

@@ -228,6 +228,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       let identity = this.identities.get(f.key);
       if (identity === undefined) {
         identity = fileIdentity(probePath) ?? null;
+        if (this.identities.size >= 65536) this.identities.clear(); // bounded; it is only a cache of stat()s
         this.identities.set(f.key, identity);
       }
       if (identity === null) continue;

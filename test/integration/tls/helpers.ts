@@ -309,7 +309,8 @@ export class CliTracer {
         this.nonJsonLines.push(l);
       }
     });
-    this.exited = new Promise((r) => this.child.on('exit', (code, signal) => r({ code, signal })));
+    // 'close': the process exited and its stdout is read to the end
+    this.exited = new Promise((r) => this.child.on('close', (code, signal) => r({ code, signal })));
   }
 
   /** Resolves once the tracer has probed what is there and says so. */
