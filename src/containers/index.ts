@@ -12,6 +12,7 @@
  *   namespace is unknown and whose cgroup path names a container is resolved through its
  *   runtime, or — when that runtime cannot be asked — indexed from the cgroup path alone.
  */
+import { setMaxListeners } from 'node:events';
 import { TlscopeError } from '../errors.js';
 import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath } from '../proc/cgroup.js';
 import { namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
@@ -79,6 +80,9 @@ export class ContainerIndex {
     this.procRoot = options.procRoot;
     this.rescanIntervalMs = options.rescanIntervalMs ?? 1000;
     this.onWarning = options.onWarning ?? (() => {});
+    // Every request to a runtime listens on this signal until it completes: when many containers
+    // start at once, far more than the default 10 are in flight, and that is no leak.
+    setMaxListeners(0, this.controller.signal);
     this.pidCache = new PidMountNamespaceCache(options.pidCacheSize ?? 16384, 2000, options.procRoot);
     const sink: SessionSink = {
       sync: (session, containers) => this.syncSession(session, containers),
@@ -284,38 +288,55 @@ export class ContainerIndex {
     return { ...info, k8s, source: 'cgroup' };
   }
 
-  /** Adds or refreshes an entry, keeping one entry per container (and per mount namespace). */
+  /**
+   * Adds or refreshes an entry, keeping exactly one entry per container. A container is its
+   * runtime + full id (+ containerd namespace), and it is its mount namespace: an entry already
+   * held for either is the same container and is replaced (`updated`), never joined by a second
+   * one (`added`). What a runtime said is never traded for what a cgroup path says while the
+   * runtime's entry is alive: a fallback that lost a race to the runtime changes nothing.
+   */
   private upsert(c: ContainerInfo, owner: RuntimeSession | undefined): void {
     if (this.closed) return;
     const key = keyOfContainer(c);
-    const existing = this.lookup.byKey(key);
-    if (existing !== undefined) {
-      if (existing.pid === c.pid && existing.source === c.source && existing.name === c.name) {
-        this.owner.set(key, owner);
+    let previous = this.lookup.byKey(key);
+    const sameMntns = this.lookup.byMntns(c.mntns);
+    if (sameMntns !== undefined && sameMntns !== previous) {
+      // Known from its cgroup under another key: the path may not say what only the runtime knows
+      // (a `cri-containerd-<id>.scope` path does not name the containerd namespace). Same runtime
+      // and id prove it is this container even if the process that was seen has exited since.
+      const foundByCgroup = sameMntns.source === 'cgroup' && c.source === 'runtime'
+        && ((sameMntns.runtime === c.runtime && sameMntns.id === c.id) || this.stillRunning(sameMntns));
+      if (foundByCgroup) {
+        if (previous === undefined) previous = sameMntns;
+        else this.remove(sameMntns);
+      } else if (!this.stillRunning(sameMntns)) {
+        this.remove(sameMntns); // gone; its namespace inode was recycled for this one
+      } else if (previous === undefined) {
+        // Reported already: by another client (containerd and its CRI plugin both configured),
+        // or by its runtime before this cgroup-derived sighting.
         return;
       }
-      this.lookup.delete(existing);
+    }
+    if (previous === undefined) {
       this.lookup.add(c);
       this.noteNamespace(c);
       this.owner.set(key, owner);
-      this.emit({ type: 'updated', container: c, previous: existing });
+      this.scanner.forgetIgnored(c.mntns);
+      this.emit({ type: 'added', container: c });
       return;
     }
-    const sameMntns = this.lookup.byMntns(c.mntns);
-    if (sameMntns !== undefined) {
-      if (this.stillRunning(sameMntns)) {
-        // Another client already reports this container (e.g. both containerd and its CRI
-        // plugin were configured): keep the first, unless it came from a cgroup path only.
-        if (sameMntns.source === 'runtime' || c.source === 'cgroup') return;
-      }
-      // Otherwise it is gone and its namespace inode number was recycled for this one.
-      this.remove(sameMntns);
+    if (previous.source === 'runtime' && c.source === 'cgroup' && this.stillRunning(previous)) return;
+    if (previous === this.lookup.byKey(key) && previous.pid === c.pid && previous.source === c.source && previous.name === c.name) {
+      this.owner.set(key, owner);
+      return;
     }
+    this.lookup.delete(previous);
+    this.owner.delete(keyOfContainer(previous));
     this.lookup.add(c);
     this.noteNamespace(c);
     this.owner.set(key, owner);
     this.scanner.forgetIgnored(c.mntns);
-    this.emit({ type: 'added', container: c });
+    this.emit({ type: 'updated', container: c, previous });
   }
 
   private remove(c: ContainerInfo): void {
@@ -403,8 +424,9 @@ export class ContainerIndex {
           if (info !== undefined) this.upsert(info, session);
           return;
         }
-        // Every runtime that could own it says it is not a workload (a pod sandbox, say).
-        this.scanner.ignore(mntns, pid);
+        // Every runtime that could own it says it is not a workload (a pod sandbox, say) — unless
+        // its start event indexed it meanwhile (it was not running yet when asked).
+        if (this.lookup.byMntns(mntns) === undefined) this.scanner.ignore(mntns, pid);
       } catch {
         if (this.closed) return;
         // The runtime failed right now; its session reports breakage. Index what the cgroup says.

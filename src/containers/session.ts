@@ -2,8 +2,11 @@
 /**
  * Keeps one runtime client followed for the lifetime of the index: subscribe to events, list
  * (so nothing between the two is missed), then apply events as they come; when the connection
- * breaks, report it once and reconnect with backoff, re-listing to catch up. A runtime whose
- * socket does not exist is absent: it is looked for again now and then, silently.
+ * breaks, report it once and reconnect with backoff, re-listing to catch up. A connection that
+ * had been followed for a while and ends is first reconnected once, quietly (podman 4.3's service
+ * has been seen ending every event stream at once while it kept running, around a rotation of its
+ * event log); only if that fails is it reported. A runtime whose socket does not exist is
+ * absent: it is looked for again now and then, silently.
  */
 import { TlscopeError } from '../errors.js';
 import { RuntimeError } from './errors.js';
@@ -89,6 +92,8 @@ export class RuntimeSession {
 
   private async run(): Promise<void> {
     let backoff = this.timing.minBackoffMs;
+    /** When the current connection was listed and started being followed. */
+    let followedSince: number | undefined;
     while (!this.signal.aborted) {
       if (!this.client.isPresent()) {
         this.state = 'absent';
@@ -97,12 +102,14 @@ export class RuntimeSession {
         continue;
       }
       const events = this.client.watch(this.signal)[Symbol.asyncIterator]();
+      let retryQuietly = false;
       try {
         const containers = await this.client.list(this.signal);
         if (this.signal.aborted) break;
         this.state = 'healthy';
         this.warned = false;
         backoff = this.timing.minBackoffMs;
+        followedSince = Date.now();
         this.sink.sync(this, containers);
         this.resolveFirstAttempt();
         for (;;) {
@@ -112,14 +119,24 @@ export class RuntimeSession {
         }
       } catch (e) {
         if (this.signal.aborted) break;
+        // A connection followed for a while that ends is reconnected (and re-listed) once before
+        // it counts as broken: a live daemon may end its streams (podman's service did, around a
+        // rotation of its event log). A runtime that is really gone fails that reconnection, which
+        // is then reported. One that ends streams right after connecting is reported at once.
+        retryQuietly = this.state === 'healthy' && followedSince !== undefined && Date.now() - followedSince >= this.timing.maxBackoffMs;
         this.state = 'broken';
-        if (!this.warned) {
+        followedSince = undefined;
+        if (!retryQuietly && !this.warned) {
           this.warned = true;
           this.sink.warn({ runtime: this.client.name, socketPath: this.client.socketPath, error: asTlscopeError(this.client, e) });
         }
         this.resolveFirstAttempt();
       } finally {
         await events.return?.();
+      }
+      if (retryQuietly) {
+        await sleep(this.timing.minBackoffMs, this.signal);
+        continue;
       }
       await sleep(backoff, this.signal);
       backoff = Math.min(backoff * 2, this.timing.maxBackoffMs);
