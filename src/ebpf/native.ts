@@ -76,10 +76,9 @@ export const c = {
   vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
   syscall3: libc.func('long syscall(long nr, ...)'),
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, void *data)'),
-  // packet capture (src/ebpf/capture.ts): interface lookups on a socket (in that socket's
-  // network namespace) and the bound address of a packet socket
+  // packet capture (src/ebpf/capture.ts): interface lookups on a socket, which answer for
+  // that socket's network namespace (SIOCGIFINDEX, SIOCGIFNAME)
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
-  getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
 };
 
 export const PROT_READ = 1;
