@@ -19,6 +19,7 @@ import { CaptureGadget, type CaptureTarget, type PacketHandler } from '../../gad
 import { FlowOwners, type FlowOwner } from '../../gadgets/capture/owners.js';
 import { labelFor, type NamespaceLabel } from '../../gadgets/capture/labels.js';
 import { NetnsScope } from '../../gadgets/netns-scope.js';
+import { namespaceInode } from '../../proc/namespaces.js';
 import { processComm } from '../../proc/process.js';
 import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSummary, TcpSequences, TimeFormatter } from '../../output/packet-text.js';
 import { EPB_BROADCAST, EPB_INBOUND, EPB_MULTICAST, EPB_OUTBOUND, EPB_PROMISCUOUS, EPB_UNICAST, PcapngWriter } from '../../output/pcapng.js';
@@ -152,8 +153,16 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   };
   const index = new ContainerIndex({ onWarning: (w) => warn(w.kind === 'runtime' ? `${w.runtime}: ${errorMessage(w.error)}` : errorMessage(w.error)) });
 
+  // The host's network namespace: pid 1's, or ours where pid 1's cannot be read (as the index does)
+  let hostNetns: number | undefined;
+  try {
+    hostNetns = namespaceInode(1, 'net');
+  } catch {
+    hostNetns = undefined;
+  }
+  hostNetns ??= namespaceInode(process.pid, 'net');
   const labelOf = (t: CaptureTarget): NamespaceLabel => {
-    if (t.netns === index.hostNamespaces?.net) return { short: 'host', long: 'host' };
+    if (t.netns === (index.hostNamespaces?.net ?? hostNetns)) return { short: 'host', long: 'host' };
     const fromIndex = labelFor(index.byNetns(t.netns));
     if (fromIndex !== undefined) return fromIndex;
     const pid = /^\/proc\/(\d+)\//.exec(t.nsPath)?.[1];
@@ -312,14 +321,6 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const loopDelay = verbose ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
   loopDelay?.enable();
   try {
-    await index.start();
-    for (const x of index.all()) missingNames.delete(x.name);
-    const unsubscribeNames = index.subscribe((e) => {
-      if (e.type !== 'removed') missingNames.delete(e.container.name);
-    });
-    if (missingNames.size > 0) {
-      ctx.err.write(`tlscope: waiting for container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} to start${timeout === undefined ? ' (Ctrl-C to stop)' : ` (up to ${timeout} s)`}\n`);
-    }
     if (!bool(values, 'no-owners') && (writer !== undefined || verbose)) owners = FlowOwners.tryOpen(warn);
     gadget = new CaptureGadget({
       filter, blockSize, blockCount, retireMs, handler,
@@ -329,11 +330,32 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       onLimit: onAbort,
     });
     scope = new NetnsScope(gadget, selector, index, warn);
-    scope.start();
+    // The host and pids need no container index to be found: listen at once (a runtime that is
+    // slow to answer delays only the names in comments). Containers are found through it.
+    const early = !hasContainerFilter(selector);
+    if (early) scope.start();
+    const stopped = new Promise<void>((resolve) => {
+      if (stop.signal.aborted) resolve();
+      else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await Promise.race([index.start(), stopped]); // --timeout and Ctrl-C also while runtimes are slow
+    for (const x of index.all()) missingNames.delete(x.name);
+    const unsubscribeNames = index.subscribe((e) => {
+      if (e.type !== 'removed') missingNames.delete(e.container.name);
+    });
+    if (missingNames.size > 0) {
+      ctx.err.write(`tlscope: waiting for container${missingNames.size > 1 ? 's' : ''} ${[...missingNames].join(', ')} to start${timeout === undefined ? ' (Ctrl-C to stop)' : ` (up to ${timeout} s)`}\n`);
+    }
+    if (early) {
+      // a pid's namespace may turn out to be a container's, now that the index knows them
+      for (const t of gadget.watched()) labels.set(t.id, labelOf(t));
+    } else if (!stop.signal.aborted) {
+      scope.start();
+    }
     loopDelay?.reset(); // from here on: while capturing (loading BPF above holds the loop too)
     if (verbose && filter.rawError !== undefined) ctx.err.write(`tlscope: the filter does not apply to raw-IP interfaces (${filter.rawError}): none of their packets are captured\n`);
 
-    if (!stop.signal.aborted) await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await stopped;
     unsubscribeNames();
     scope.stop();
     await gadget.close();
