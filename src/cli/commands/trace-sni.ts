@@ -26,7 +26,7 @@ Examples:
   tlscope trace sni --fields comm,pid,src,dst,alpn,tlsversion,name --filter 'name~\\.test$'`,
   fields: sniFields(),
   extraOptions: {
-    'ring-size': { type: 'string', arg: 'MIB', description: 'ring buffer size in MiB, a power of two (default 4)' },
+    'ring-size': { type: 'string', arg: 'MIB', description: 'ring buffer size in MiB, a power of two (default 32)' },
   },
   open(values, signal) {
     const mib = int(values, 'ring-size', { min: 1, max: 1024 });
