@@ -331,6 +331,14 @@ export async function sh(cmd: string, args: readonly string[], timeoutMs = 20_00
   }
 }
 
+/**
+ * The tracer's own warnings and errors on stderr, leaving out those about a container
+ * runtime's API (a daemon shared with other tests may be slow; that is not the tracer's doing).
+ */
+export function tracerComplaints(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => /^tlscope: (warning|error)/.test(l) && !/^tlscope: warning: (docker|containerd|podman|cri-o)\b/.test(l));
+}
+
 /** The local port of "addr:port" / "[v6]:port". */
 export function portOf(endpoint: string): number {
   return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
