@@ -32,8 +32,11 @@ export interface GoFunction {
 
 const BUILDINFO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 
+/** Where the pclntab is: its own section, or inside .data.rel.ro for -buildmode=pie. */
+const PCLNTAB_SECTIONS = ['.gopclntab', '.data.rel.ro.gopclntab'];
+
 export function isGoBinary(elf: ElfFile): boolean {
-  return elf.section('.go.buildinfo') !== undefined || elf.section('.gopclntab') !== undefined || elf.section('.note.go.buildid') !== undefined;
+  return elf.section('.go.buildinfo') !== undefined || elf.section('.note.go.buildid') !== undefined || PCLNTAB_SECTIONS.some((n) => elf.section(n) !== undefined);
 }
 
 function readUvarint(b: Buffer, off: number): { value: number; next: number } | undefined {
@@ -192,7 +195,8 @@ export function goFunctions(elf: ElfFile, names: readonly string[]): Map<string,
     if (s.size > 0n) out.set(name, { name, address: s.address, size: Number(s.size), fileOffset: s.fileOffset });
   }
   if (out.size === want.size) return out;
-  const tab = elf.readSection('.gopclntab');
+  const name = PCLNTAB_SECTIONS.find((n) => elf.section(n) !== undefined);
+  const tab = name === undefined ? undefined : elf.readSection(name);
   if (tab === undefined) return out;
   const text = elf.section('.text')?.addr ?? 0n;
   for (const f of parsePclntab(tab, text, (n) => want.has(n) && !out.has(n))) {

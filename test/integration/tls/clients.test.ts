@@ -212,7 +212,7 @@ test('gnutls-cli: gnutls_record_send and gnutls_record_recv', { skip: notRoot },
 
 let goApp: GoApp | undefined;
 
-test('Go: a client (symbols) and a server (stripped) built here: paired by goroutine, nothing crashes', { skip: notRoot || goSkipReason() }, async () => {
+test('Go: a client (stripped PIE) and a server (stripped) built here: paired by goroutine, nothing crashes', { skip: notRoot || goSkipReason() }, async () => {
   goApp ??= buildGoApp(work.dir);
   // the server first: exec'd after the tracer started, probed from the exec hint
   const server = runProcess(goApp.stripped, ['server', '127.0.0.1:0', work.cert, work.key], { timeoutMs: 120_000 });
@@ -220,8 +220,8 @@ test('Go: a client (symbols) and a server (stripped) built here: paired by gorou
   await sleep(300);
   // the server listens on a port the kernel chose: find it
   const port = await listeningPort(server.pid);
-  const client = runProcess(goApp.path, ['client', `127.0.0.1:${port}`, '/a,/b/c'], { input: 'go\n', inputDelayMs: 10_000 });
-  await tracer.waitForStderr(new RegExp(`probing go in /proc/${client.pid}/root\\S*tlsapp \\(`));
+  const client = runProcess(goApp.pie, ['client', `127.0.0.1:${port}`, '/a,/b/c'], { input: 'go\n', inputDelayMs: 10_000 });
+  await tracer.waitForStderr(new RegExp(`probing go in /proc/${client.pid}/root\\S*tlsapp-pie \\(`));
   client.child.stdin!.write('go\n');
   const r = await client.done;
   try {

@@ -2,13 +2,14 @@
 // trace tls in a docker container with its own copy of libssl (the test image carries curl,
 // openssl and their libraries): the container starts after the tracer, its libssl is probed
 // through /proc/PID/root, curl inside talks to an openssl server inside (container loopback),
-// events carry the container's name, and a host process outside the scope is not shown.
+// events carry the container's name, and a host process outside the scope is not shown. Then
+// a Go server and client (static, built here) copied into the container and run there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
-import { CliTracer, dataOf, makeWorkDir, runProcess, sleep, startPyServer, until } from './helpers.js';
+import { CliTracer, buildGoApp, dataOf, goSkipReason, makeWorkDir, runProcess, sleep, startPyServer, until } from './helpers.js';
 
 const skip = notRoot || runtimeSkipReason('docker');
 let containers: TestContainers | undefined;
@@ -66,6 +67,42 @@ test('a docker container with its own libssl, started while tracing: curl inside
     await tracer.stop();
     await host.close();
     if (c !== undefined) await containers!.remove(c);
+    work.remove();
+  }
+});
+
+test('Go inside a docker container: a server and a client built here, run in the container, traced by goroutine', { skip: skip || goSkipReason(), timeout: 300_000 }, async () => {
+  const name = uniqueName('tlscope-tls-go');
+  const work = makeWorkDir('tlscope-tls-containers-go-');
+  const app = buildGoApp(work.dir); // CGO_ENABLED=0: static, runs on the busybox image
+  const c = await containers!.run('docker', { name });
+  const tracer = new CliTracer(['-r', 'docker', '-c', name, '--timeout', '300']);
+  try {
+    await tracer.ready();
+    for (const [from, to] of [[app.stripped, '/tmp/tlsapp'], [work.cert, '/tmp/c.pem'], [work.key, '/tmp/k.pem']] as const) execFileSync('docker', ['cp', from, `${c.id}:${to}`]);
+    execFileSync('docker', ['exec', '-d', c.id, '/tmp/tlsapp', 'server', '127.0.0.1:9443', '/tmp/c.pem', '/tmp/k.pem']);
+    // probed from the exec hint, through the container's root
+    await tracer.waitForStderr(/probing go in \/proc\/\d+\/root\/tmp\/tlsapp \(go1\.\d+[.\d]*, register ABI, \d+ RETs/, 30_000);
+    await sleep(500);
+    const client = runProcess('docker', ['exec', '-i', c.id, '/tmp/tlsapp', 'client', '127.0.0.1:9443', '/inside/a,/inside/b'], { input: 'go\n', inputDelayMs: 500, timeoutMs: 60_000 });
+    const r = await client.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '200 31\n200 31\n');
+    await until('both sides', () => tracer.events.filter((e) => e.source === 'go' && dataOf(e).toString().includes('hi to /inside/b')).length >= 2, 20_000);
+    await sleep(300);
+    const go = tracer.events.filter((e) => e.source === 'go');
+    const writes = Buffer.concat(go.filter((e) => e.direction === 'write' && dataOf(e).toString().startsWith('GET ')).map(dataOf)).toString();
+    assert.match(writes, /^GET \/inside\/a HTTP\/1\.1\r\n[\s\S]*GET \/inside\/b HTTP\/1\.1\r\n/);
+    for (const e of go) {
+      assert.equal(e.runtime?.containerName, name);
+      assert.equal(e.library, '/tmp/tlsapp');
+      assert.ok(e.local === '127.0.0.1:9443' || e.remote === '127.0.0.1:9443', `tuple ${e.local} ${e.remote}`);
+    }
+    const done = await tracer.stop();
+    assert.equal(done.code, 0, done.stderr);
+  } finally {
+    await tracer.stop();
+    await containers!.remove(c);
     work.remove();
   }
 });

@@ -227,6 +227,8 @@ export interface GoApp {
   path: string;
   /** built with -ldflags=-s -w: no .symtab, functions come from the pclntab */
   stripped: string;
+  /** -buildmode=pie, stripped: the pclntab sits in .data.rel.ro.gopclntab */
+  pie: string;
   version: string;
 }
 
@@ -250,8 +252,10 @@ export function buildGoApp(dir: string): GoApp {
   const stripped = join(dir, 'tlsapp-stripped');
   execFileSync('go', ['build', '-o', path, '.'], { cwd: src, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
   execFileSync('go', ['build', '-ldflags=-s -w', '-o', stripped, '.'], { cwd: src, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  const pie = join(dir, 'tlsapp-pie');
+  execFileSync('go', ['build', '-buildmode=pie', '-ldflags=-s -w', '-o', pie, '.'], { cwd: src, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
   const version = execFileSync('go', ['version'], { encoding: 'utf8' }).trim();
-  return { path, stripped, version };
+  return { path, stripped, pie, version };
 }
 
 // ---- the CLI as tracer ----
