@@ -49,11 +49,15 @@ async function dockerIp(name: string): Promise<string> {
   return (await sh(`docker inspect -f '{{.NetworkSettings.IPAddress}}' ${name}`)).trim();
 }
 
+/** The container's eth0 address; `ctr run --cni` can hand out the pid before CNI has set it. */
 async function netnsIp(pid: number): Promise<string> {
-  const out = await sh(`nsenter -t ${pid} -n ip -4 -o addr show eth0`);
-  const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
-  if (ip === undefined) throw new Error(`no IPv4 address on eth0 of pid ${pid}: ${out}`);
-  return ip;
+  let out = '';
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    out = await sh(`nsenter -t ${pid} -n ip -4 -o addr show eth0`).catch((e: unknown) => String(e));
+    const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
+    if (ip !== undefined) return ip;
+  }
+  throw new Error(`no IPv4 address on eth0 of pid ${pid} within 10 s: ${out}`);
 }
 
 interface WebServer {
