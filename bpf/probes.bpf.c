@@ -38,3 +38,7 @@ int probe_tcx(struct __sk_buff *skb) { return -1; /* TCX_NEXT: no effect on traf
 
 SEC("cgroup_skb/egress")
 int probe_cgroup_skb(struct __sk_buff *skb) { return 1; /* allow */ }
+
+/* trace sni's owner hook: the tcp_sendmsg_locked tracepoint exists since Linux 6.16. */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(probe_tcp_sendmsg_locked, const struct sock *sk) { return 0; }

@@ -14,7 +14,7 @@ import { ensureTracefs } from './tracefs.js';
 
 export type FeatureName =
   | 'bpf' | 'btf' | 'ringbuf' | 'socket_filter' | 'tracepoint' | 'tp_btf' | 'raw_tp' | 'uprobe' | 'uprobe_multi'
-  | 'fentry' | 'kprobe' | 'tcx' | 'cgroup_skb' | 'ktls';
+  | 'fentry' | 'kprobe' | 'tcx' | 'cgroup_skb' | 'ktls' | 'tp_tcp_sendmsg_locked';
 
 export interface FeatureResult {
   feature: FeatureName;
@@ -152,6 +152,17 @@ const probes: Record<FeatureName, Probe> = {
       const sym = symbolOffsets(path, ['getppid']).get('getppid');
       if (sym === undefined) throw new Error(`no getppid in ${path}`);
       withObject('probe_uprobe_multi', (o) => o.program('probe_uprobe_multi').attachUprobeMulti(path, [sym.fileOffset], process.pid), { expectedAttachType: BPF_TRACE_UPROBE_MULTI });
+    },
+  },
+  tp_tcp_sendmsg_locked: {
+    title: 'tcp_sendmsg_locked tracepoint',
+    since: '6.16',
+    run() {
+      try {
+        withObject('probe_tcp_sendmsg_locked', (o) => o.program('probe_tcp_sendmsg_locked').attachTrace());
+      } catch (e) {
+        throw new NotSupportedError('tp_tcp_sendmsg_locked', `the kernel has no tcp_sendmsg_locked tracepoint (added in Linux 6.16): ${errorMessage(e)}`);
+      }
     },
   },
   fentry: {

@@ -12,7 +12,7 @@ export interface GadgetRequirement {
 }
 
 export const gadgetCatalog: GadgetRequirement[] = [
-  { gadget: 'trace sni', what: 'TLS server names asked for, by process, container and pod', requires: [['ringbuf'], ['socket_filter'], ['tp_btf']], implemented: true },
+  { gadget: 'trace sni', what: 'TLS server names asked for, by process, container and pod', requires: [['ringbuf'], ['socket_filter'], ['tp_tcp_sendmsg_locked']], implemented: true },
   { gadget: 'trace tls: OpenSSL, GnuTLS, node', what: 'TLS plaintext through library uprobes', requires: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']], implemented: true },
   { gadget: 'trace tls: Go crypto/tls', what: 'TLS plaintext of Go programs (uprobes on each RET)', requires: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']], implemented: true },
   { gadget: 'trace tls: kTLS', what: 'kernel TLS plaintext (tls_sw_sendmsg/tls_sw_recvmsg)', requires: [['ringbuf'], ['ktls'], ['fentry', 'kprobe']], implemented: false },

@@ -49,7 +49,7 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
   /** Loads and attaches the kernel side; add namespaces with watchNetns. */
   static open(opts: SniOptions = {}): SniGadget {
     requireFeature('ringbuf');
-    requireFeature('tp_btf');
+    requireFeature('tp_tcp_sendmsg_locked');
     requireFeature('socket_filter');
     const obj = BpfObject.load('sni', opts.ringBytes === undefined ? {} : { maxEntries: { events: opts.ringBytes } });
     let g: SniGadget | undefined;
