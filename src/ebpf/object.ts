@@ -426,22 +426,27 @@ export class BpfProgram {
   }
 
   /** uprobe_multi (Linux ≥ 6.6) through raw BPF_LINK_CREATE; the program must be loaded with
-   * expected attach type BPF_TRACE_UPROBE_MULTI. */
-  attachUprobeMulti(path: string, offsets: number[], pid = 0, retprobe = false): BpfLink {
+   * expected attach type BPF_TRACE_UPROBE_MULTI. `cookies`, one per offset, are what
+   * bpf_get_attach_cookie() returns there. */
+  attachUprobeMulti(path: string, offsets: number[], pid = 0, retprobe = false, cookies?: readonly bigint[]): BpfLink {
     const pathBuf = Buffer.from(`${path}\0`);
     const offs = Buffer.alloc(8 * offsets.length);
     offsets.forEach((o, i) => offs.writeBigUInt64LE(BigInt(o), i * 8));
+    const cookieBuf = cookies === undefined ? undefined : Buffer.alloc(8 * offsets.length);
+    cookies?.forEach((c, i) => cookieBuf?.writeBigUInt64LE(BigInt.asUintN(64, c), i * 8));
     const attr = Buffer.alloc(168);
     attr.writeUInt32LE(this.fd, 0);
     attr.writeUInt32LE(BPF_TRACE_UPROBE_MULTI, 8);
     attr.writeBigUInt64LE(addressOf(pathBuf), 16);
     attr.writeBigUInt64LE(addressOf(offs), 24);
+    if (cookieBuf !== undefined) attr.writeBigUInt64LE(addressOf(cookieBuf), 40);
     attr.writeUInt32LE(offsets.length, 48);
     attr.writeUInt32LE(retprobe ? 1 : 0, 52); // BPF_F_UPROBE_MULTI_RETURN
     attr.writeUInt32LE(pid, 56);
     const fd = bpfSyscall(BPF_LINK_CREATE, attr);
     const err = errno();
     void pathBuf;
+    void cookieBuf;
     if (fd < 0) throw kernelError(`attach ${this.name} to uprobe_multi ${path} (${offsets.length} offsets)`, err);
     return new BpfLink(this.obj, `${this.name} → uprobe_multi ${path}`, 0n, fd);
   }

@@ -202,12 +202,15 @@ for (const signal of ['SIGINT', 'SIGKILL'] as const) {
   });
 }
 
-test('kernels before 6.3: sockets found from the fds of read/write/send/recv system calls name the same connection', { skip: notRoot }, async () => {
+test('kernels before 6.3: per-offset uprobe links, sockets from the fds of read/write/send/recv system calls — same events', { skip: notRoot }, async () => {
   const server = await startPyServer(work);
-  const old = openSession({}, { tupleHooks: 'syscalls' });
+  // before 6.3: no sock_send_length/sock_recv_length; before 6.6: no uprobe_multi
+  const old = openSession({}, { tupleHooks: 'syscalls', uprobeMulti: false });
   try {
     assert.equal(old.gadget.tupleHooks, 'syscalls');
+    assert.equal(old.gadget.multi, false);
     assert.equal(session.gadget.tupleHooks, 'sock', 'this kernel has the tracepoints');
+    assert.equal(session.gadget.multi, true, 'and uprobe_multi');
     const r = await runProcess('curl', ['-sk', '--resolve', `old.test:${server.port}:127.0.0.1`, `https://old.test:${server.port}/old-kernel`]).done;
     assert.equal(r.code, 0, r.stderr);
     await until('curl\'s events in both sessions', () => [old, session].every((s) => s.of(r.pid).some((e) => e.direction === 'read')));
@@ -217,8 +220,10 @@ test('kernels before 6.3: sockets found from the fds of read/write/send/recv sys
         assert.equal(e.local, `127.0.0.1:${req.clientPort}`);
         assert.equal(e.remote, `127.0.0.1:${server.port}`);
         assert.equal(e.tupleSource, e.direction === 'write' ? 'socket' : e.tupleSource);
+        assert.match(e.library ?? '', /libssl\.so\.3$/, 'the attach cookie names the file in both modes');
       }
     }
+    assert.deepEqual(Buffer.concat(old.of(r.pid).map((e) => e.data)), Buffer.concat(session.of(r.pid).map((e) => e.data)));
     assert.ok(old.of(r.pid).some((e) => e.tupleSource === 'socket'));
   } finally {
     await old.close();
