@@ -140,7 +140,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   /** file identity (plus @pid per process) → what is attached there */
   private readonly files = new Map<string, FileState>();
   /** maps key (dev:inode) → file identity, so a library mapped by many processes is stat'ed once */
-  private readonly identities = new Map<string, string | null>();
+  private readonly identities = new Map<string, string>();
   /** attach cookie → the probed file as processes see it (for the library field) */
   private readonly fileNames = new Map<number, string>();
   private nextFileId = 1;
@@ -240,11 +240,11 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       const probePath = !f.deleted && existsSync(rooted) ? rooted : `/proc/${pid}/map_files/${f.range}`;
       let identity = this.identities.get(f.key);
       if (identity === undefined) {
-        identity = fileIdentity(probePath) ?? null;
+        identity = fileIdentity(probePath);
+        if (identity === undefined) continue; // gone meanwhile: not remembered, the next process will tell
         if (this.identities.size >= 65536) this.identities.clear(); // bounded; it is only a cache of stat()s
         this.identities.set(f.key, identity);
       }
-      if (identity === null) continue;
       if (this.ensureFile(identity, probePath, f.path, pid) !== undefined) probed = true;
     }
     // Record its socket I/O from now on, not only from its first TLS call: a handshake (not
