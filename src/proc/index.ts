@@ -9,4 +9,4 @@ export {
   cgroup2MountPoint, cgroupIdOfPath, cgroupMemberships, parseCgroup2MountPoint, parseProcCgroup, primaryCgroupPath,
   unifiedCgroupPath, type CgroupMembership,
 } from './cgroup.js';
-export { listPids, namespacedPids, parseProcStatus, processComm, processStatus, type ProcessStatus } from './process.js';
+export { listPids, namespacedPids, processAlive, parseProcStatus, processComm, processStatus, type ProcessStatus } from './process.js';

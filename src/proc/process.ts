@@ -21,6 +21,17 @@ export function processComm(pid: number, procRoot = DEFAULT_PROC_ROOT): string |
   return text === undefined ? undefined : text.replace(/\n$/, '');
 }
 
+/**
+ * Whether a process still runs: false once it is gone or a zombie (its exit has run, only the
+ * parent's wait is missing) — the answer a caller needs before leaving state behind for it.
+ */
+export function processAlive(pid: number, procRoot = DEFAULT_PROC_ROOT): boolean {
+  const stat = readProcText(`${procRoot}/${pid}/stat`);
+  if (stat === undefined) return false;
+  const state = stat.charAt(stat.lastIndexOf(')') + 2); // "pid (comm) S ..."; comm may hold ')'
+  return state !== 'Z' && state !== 'X' && state !== 'x';
+}
+
 /** The fields of /proc/PID/status that tlscope uses. */
 export interface ProcessStatus {
   readonly name: string;

@@ -16,6 +16,7 @@ import { RingBufReader } from '../../ebpf/ringbuf.js';
 import { ensureTracefs } from '../../ebpf/tracefs.js';
 import type { CommonEvent } from '../../fields/common.js';
 import { mappedCodeFiles, processMappings } from '../../proc/maps.js';
+import { processAlive } from '../../proc/process.js';
 import { monotonicToEpochMs } from '../clock.js';
 import { CallAssembler, type TlsCall } from './assembler.js';
 import { decodeTlsChunk, decodeTlsHint, type TlsChunk, type TlsDirection, type TlsHint, type TlsSource, type TupleSource } from './decode.js';
@@ -259,6 +260,29 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       this.obj.map('tls_pids').update(key, Buffer.from([1]), 'noexist');
     } catch {
       // already there (EEXIST), or the map is full of live entries: the first call adds it
+      return;
+    }
+    // It may have died while we read its maps: its exit hook has run, so nothing in the kernel
+    // would remove the entry just added.
+    if (!processAlive(pid)) this.forgetProcess(pid);
+  }
+
+  /**
+   * The process left /proc. Its exit hook normally cleared its kernel state; an entry still in
+   * tls_pids means user space marked it after that hook ran (the race above), so its
+   * leftovers are swept here.
+   */
+  forgetProcess(pid: number): void {
+    if (this.closed) return;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(pid, 0);
+    if (!this.obj.map('tls_pids').delete(key)) return;
+    this.swept++;
+    this.obj.map('tls_thread_io').delete(key);
+    for (const name of ['tls_calls', 'tls_conns']) {
+      const map = this.obj.map(name);
+      const stale = [...map.keys()].filter((k) => k.readUInt32LE(0) === pid);
+      for (const k of stale) map.delete(k);
     }
   }
 
@@ -415,6 +439,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   }
 
   private finalKernelStats: Record<string, bigint> | undefined;
+  /** Processes whose kernel state user space had to sweep after their exit (see forgetProcess). */
+  private swept = 0;
 
   /** Kernel counters: calls with data, empty returns, nested entries skipped, read faults, records, truncated calls, hints. */
   kernelStats(): Record<string, bigint> {
@@ -424,7 +450,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   }
 
   /** @internal for tests: what the kernel's maps hold. */
-  kernelMaps(): { calls: number; conns: number; pids: number; callsOf(pid: number): number; keysOf(pid: number): number; threadHas(tid: number): boolean } {
+  kernelMaps(): { calls: number; conns: number; pids: number; swept: number; callsOf(pid: number): number; keysOf(pid: number): number; threadHas(tid: number): boolean } {
     const calls = this.obj.map('tls_calls');
     const threads = this.obj.map('tls_thread_io');
     const conns = this.obj.map('tls_conns');
@@ -437,6 +463,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     return {
       calls: calls.count(),
       conns: conns.count(),
+      swept: this.swept,
       pids: pids.count(),
       callsOf: (pid) => count(calls.keys(), pid),
       keysOf: (pid) => count(calls.keys(), pid) + count(conns.keys(), pid) + count(pids.keys(), pid),

@@ -74,7 +74,8 @@ test('a process killed in the middle of SSL_read_ex leaves no map entries behind
     assert.ok(session.of(p.pid).some((e) => e.direction === 'write' && Buffer.from(e.data).toString().startsWith('GET /never')));
     p.child.kill('SIGKILL');
     await p.done;
-    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 5000);
+    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 5000)
+      .catch((e: Error) => assert.fail(`${e.message}; left: ${JSON.stringify({ ...stateOf(p.pid), calls: session.gadget.kernelMaps().callsOf(p.pid) })}`));
   } finally {
     await silent.close();
   }
