@@ -37,8 +37,8 @@ test('a docker container with its own libssl, started while tracing: curl inside
     execFileSync('docker', ['cp', work.cert, `${c.id}:/tmp/c.pem`]);
     execFileSync('docker', ['cp', work.key, `${c.id}:/tmp/k.pem`]);
     execFileSync('docker', ['exec', '-d', c.id, 'openssl', 's_server', '-accept', '127.0.0.1:8443', '-cert', '/tmp/c.pem', '-key', '/tmp/k.pem', '-www', '-quiet']);
-    await sleep(1000);
-    const out = await containers!.exec(c, ['curl', '-sk', '--http1.1', '--resolve', 'box.test:8443:127.0.0.1', 'https://box.test:8443/inside']);
+    // s_server may take a moment to listen: curl retries refused connections (no TLS happens on those)
+    const out = await containers!.exec(c, ['curl', '-sk', '--retry', '30', '--retry-connrefused', '--retry-delay', '1', '--http1.1', '--resolve', 'box.test:8443:127.0.0.1', 'https://box.test:8443/inside']);
     assert.match(out, /s_server/);
     // a host client talking to a host server: outside the scope
     const hostCurl = await runProcess('curl', ['-sk', '--resolve', `shop.test:${host.port}:127.0.0.1`, `https://shop.test:${host.port}/host`]).done;

@@ -166,9 +166,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -185,6 +187,14 @@ func main() {
 		}
 	case "client":
 		bufio.NewReader(os.Stdin).ReadString('\\n') // wait for the go signal
+		// a server started just before may not listen yet: wait for it (plain TCP, no TLS)
+		for i := 0; i < 300; i++ {
+			if probe, err := net.Dial("tcp", os.Args[2]); err == nil {
+				probe.Close()
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "shop.test"}, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 		c := &http.Client{Transport: tr}
 		for _, p := range strings.Split(os.Args[3], ",") {

@@ -74,7 +74,7 @@ test('a process killed in the middle of SSL_read_ex leaves no map entries behind
     assert.ok(session.of(p.pid).some((e) => e.direction === 'write' && Buffer.from(e.data).toString().startsWith('GET /never')));
     p.child.kill('SIGKILL');
     await p.done;
-    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 5000)
+    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 15_000)
       .catch((e: Error) => assert.fail(`${e.message}; left: ${JSON.stringify({ ...stateOf(p.pid), calls: session.gadget.kernelMaps().callsOf(p.pid) })}`));
   } finally {
     await silent.close();
@@ -95,7 +95,7 @@ test('a Go program killed in the middle of (*Conn).Read leaves no map entries be
     await until('its goroutine-keyed call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
     p.child.kill('SIGKILL');
     await p.done;
-    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0, 5000);
+    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0, 15_000);
   } finally {
     await silent.close();
   }
@@ -157,7 +157,7 @@ print('done', flush=True)
     assert.ok(!session.gadget.attachedFiles().some((f) => f.path.includes('private-lib')), 'not probed before it is mapped');
     p.child.stdin!.write('\n');
     await until('python to load ssl', () => p.output().includes('loaded'));
-    await until('the private libssl to be probed', () => session.gadget.attachedFiles().some((f) => f.path.endsWith('private-lib/libssl.so.3') && f.source === 'openssl'), 5000);
+    await until('the private libssl to be probed', () => session.gadget.attachedFiles().some((f) => f.path.endsWith('private-lib/libssl.so.3') && f.source === 'openssl'), 15_000);
     p.child.stdin!.write('\n');
     await until('the exchange', () => p.output().includes('done'));
     await until('its events', () => session.of(p.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= pyResponse().length);
