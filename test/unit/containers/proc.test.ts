@@ -2,10 +2,11 @@
 // src/proc: parsers on real-looking text, readers on a fake tree and on this process.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readlinkSync, statSync } from 'node:fs';
+import { mkdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   cgroupIdOfPath, cgroupMemberships, listPids, namespaceInode, namespacedPids, parseCgroup2MountPoint, parseNamespaceLink, parseProcCgroup,
-  parseProcStatus, primaryCgroupPath, processComm, processNamespaces, unifiedCgroupPath,
+  parseProcStatus, primaryCgroupPath, processAlive, processComm, processNamespaces, unifiedCgroupPath,
 } from '../../../src/proc/index.js';
 import { FakeProc } from './fake-proc.js';
 
@@ -102,4 +103,16 @@ test('a pid that exits between listing and reading gives undefined (never throws
     assert.equal(cgroupMemberships(pid), undefined);
     assert.equal(processComm(pid), undefined);
   }
+});
+
+test('processAlive: running and sleeping are alive; a zombie, a dead task and a vanished pid are not', () => {
+  assert.equal(processAlive(process.pid), true);
+  const states: [number, string, boolean][] = [[7001, 'S', true], [7002, 'R', true], [7003, 'Z', false], [7004, 'X', false]];
+  for (const [pid, state, alive] of states) {
+    mkdirSync(join(fake.root, String(pid)), { recursive: true });
+    // a comm with ") Z (" in it must not fool the parser: the state follows the last ')'
+    writeFileSync(join(fake.root, String(pid), 'stat'), `${pid} (evil) Z (x) ${state} 1 ${pid} ${pid} 0 -1 4194560\n`);
+    assert.equal(processAlive(pid, fake.root), alive, `state ${state}`);
+  }
+  assert.equal(processAlive(7999, fake.root), false);
 });
