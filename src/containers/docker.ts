@@ -4,6 +4,12 @@
  * service (`podman system service`). Plain node:http with `socketPath`: every request opens and
  * closes its own connection, so nothing stays open between calls except the event stream.
  *
+ * A caller's AbortSignal is not handed to node:http: that adds one 'abort' listener to the
+ * signal per request, and the index passes one long-lived signal to every request, dozens at a
+ * time when many containers start at once (MaxListenersExceededWarning). Instead the client puts
+ * one listener on each signal it has requests in flight for, and removes it when the last of
+ * them ends; the event stream's listener goes when the stream ends.
+ *
  * Uses: GET /version (negotiation), /containers/json, /containers/ID/json (State.Pid, Name,
  * Config.Image, Config.Labels), /events (streamed, container start/die/destroy).
  */
@@ -77,6 +83,8 @@ export class DockerEngineClient implements RuntimeClient {
   private apiVersion: Promise<string> | undefined;
   /** Requests in flight (the event streams included), destroyed by close(). */
   private readonly requests = new Set<ClientRequest>();
+  /** Requests in flight per caller signal, with the one 'abort' listener that ends them all. */
+  private readonly bySignal = new Map<AbortSignal, { readonly requests: Set<ClientRequest>; readonly onAbort: () => void }>();
   private closed = false;
 
   constructor(options: DockerClientOptions) {
@@ -104,21 +112,50 @@ export class DockerEngineClient implements RuntimeClient {
         reject(this.error('client is closed'));
         return;
       }
+      if (signal?.aborted === true) {
+        reject(this.error(`GET ${path}: the operation was aborted`, signal.reason));
+        return;
+      }
       const req = request({
         socketPath: this.socketPath,
         path,
         method: 'GET',
         headers: { Host: 'localhost', Accept: 'application/json' },
         agent: false, // one connection per request, closed with it
-        ...(signal === undefined ? {} : { signal }),
         ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
       });
       req.on('timeout', () => req.destroy(this.error(`GET ${path}: no answer within ${timeoutMs} ms`)));
       req.on('error', (e) => reject(e instanceof RuntimeError ? e : this.error(`GET ${path}: ${e.message}`, e)));
       req.on('response', resolve);
-      req.on('close', () => this.requests.delete(req));
-      this.requests.add(req);
+      this.track(req, signal);
       req.end();
+    });
+  }
+
+  /** Remembers a request until it closes, and ends it when `signal` aborts (one listener per signal). */
+  private track(req: ClientRequest, signal: AbortSignal | undefined): void {
+    this.requests.add(req);
+    let entry = signal === undefined ? undefined : this.bySignal.get(signal);
+    if (signal !== undefined && entry === undefined) {
+      const requests = new Set<ClientRequest>();
+      const onAbort = (): void => {
+        this.bySignal.delete(signal);
+        // each request's 'error' handler names its own path
+        for (const r of requests) r.destroy(Object.assign(new Error('the operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' }));
+        requests.clear();
+      };
+      entry = { requests, onAbort };
+      this.bySignal.set(signal, entry);
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    entry?.requests.add(req);
+    req.on('close', () => {
+      this.requests.delete(req);
+      if (signal === undefined || entry === undefined || !entry.requests.delete(req)) return;
+      if (entry.requests.size === 0 && this.bySignal.get(signal) === entry) {
+        this.bySignal.delete(signal);
+        signal.removeEventListener('abort', entry.onAbort);
+      }
     });
   }
 
@@ -166,12 +203,18 @@ export class DockerEngineClient implements RuntimeClient {
 
   watch(signal: AbortSignal): AsyncIterable<RuntimeEvent> {
     const stop = new AbortController();
-    const queue = new AsyncQueue<RuntimeEvent>(() => stop.abort());
+    const onAbort = (): void => queue.end();
+    // However the stream ends (caller's abort, the daemon, the consumer breaking out), the
+    // listener goes with it: the session watches again on the same signal after every reconnect.
+    const queue = new AsyncQueue<RuntimeEvent>(() => {
+      signal.removeEventListener('abort', onAbort);
+      stop.abort();
+    });
     if (signal.aborted) {
       queue.end();
       return queue;
     }
-    signal.addEventListener('abort', () => queue.end(), { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
     this.versioned(`/events?filters=${filters}`)
       .then((path) => this.open(path, stop.signal, undefined))

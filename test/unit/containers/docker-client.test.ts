@@ -3,6 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,9 +18,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const ID = 'a4297a833e6c2ba3cd0cb4171ebecd52448048bb414d37a09cdcbe8feda5d2eb';
 
-async function fakeEngine(apiVersion: string) {
-  const socketPath = join(dir, `engine-${apiVersion}.sock`);
+async function fakeEngine(apiVersion: string, opts: { name?: string; holdInspect?: boolean } = {}) {
+  const socketPath = join(dir, `engine-${opts.name ?? apiVersion}.sock`);
   const paths: string[] = [];
+  /** Inspect answers held back (opts.holdInspect) until the test sends them. */
+  const held: (() => void)[] = [];
   const streams = new Set<ServerResponse>();
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
@@ -33,7 +36,12 @@ async function fakeEngine(apiVersion: string) {
     const m = /^\/v[\d.]+(\/.*)$/.exec(url);
     const path = m?.[1] ?? '';
     if (path === '/containers/json') return json(200, [{ Id: ID, Names: ['/web'] }, { Id: 'gone' }]);
-    if (path === `/containers/${ID}/json`) return json(200, { Id: ID, Name: '/web', State: { Running: true, Pid: 4242 }, Config: { Image: 'nginx', Labels: { app: 'web' } } });
+    if (path === `/containers/${ID}/json`) {
+      const answer = () => json(200, { Id: ID, Name: '/web', State: { Running: true, Pid: 4242 }, Config: { Image: 'nginx', Labels: { app: 'web' } } });
+      if (opts.holdInspect === true) held.push(answer);
+      else answer();
+      return;
+    }
     if (path.startsWith('/containers/')) return json(404, { message: 'No such container' });
     if (path.startsWith('/events')) {
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -58,7 +66,7 @@ async function fakeEngine(apiVersion: string) {
     }
   };
   const close = () => new Promise<void>((r) => server.close(() => r()));
-  return { socketPath, paths, streams, sockets, push, close };
+  return { socketPath, paths, streams, sockets, held, push, close };
 }
 
 async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
@@ -169,5 +177,94 @@ test('a crashed daemon’s socket (file there, nobody listening): the index warn
   } finally {
     clearInterval(keepAlive);
     await index.close();
+  }
+});
+
+/** Collects the process warnings emitted while `fn` runs (they are emitted on the next tick). */
+async function warningsDuring(fn: () => Promise<void>): Promise<Error[]> {
+  const seen: Error[] = [];
+  const onWarning = (w: Error) => seen.push(w);
+  process.on('warning', onWarning);
+  try {
+    await fn();
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.off('warning', onWarning);
+  }
+  return seen;
+}
+
+test('many requests in flight on one signal: one abort listener on it, not one per request (no MaxListenersExceededWarning)', async () => {
+  const engine = await fakeEngine('1.41', { name: 'held', holdInspect: true });
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: engine.socketPath });
+  // A signal the caller keeps for its whole life, as the index does, with Node's default limit.
+  const ac = new AbortController();
+  const N = 24;
+  let answers: Promise<unknown> | undefined;
+  try {
+    const warnings = await warningsDuring(async () => {
+      await client.inspect('nope', undefined, ac.signal); // negotiates the version first
+      const all = Promise.all(Array.from({ length: N }, () => client.inspect(ID, undefined, ac.signal)));
+      answers = all;
+      await until(`${N} inspects in flight`, () => engine.held.length === N);
+      assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
+      for (const answer of engine.held.splice(0)) answer();
+      assert.equal((await all).filter((c) => c?.pid === 4242).length, N);
+      // each request lets go of the signal when its connection closes, just after the answer
+      await until('no abort listener left once they are answered', () => getEventListeners(ac.signal, 'abort').length === 0);
+    });
+    assert.deepEqual(warnings.map((w) => w.message), []);
+  } finally {
+    for (const answer of engine.held.splice(0)) answer();
+    await answers?.catch(() => undefined);
+    client.close();
+    await engine.close();
+  }
+});
+
+test('aborting the shared signal still ends every request in flight on it, and only those', async () => {
+  const engine = await fakeEngine('1.41', { name: 'abort', holdInspect: true });
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: engine.socketPath });
+  const ac = new AbortController();
+  const other = new AbortController();
+  try {
+    await client.inspect('nope');
+    const doomed = Array.from({ length: 3 }, () => client.inspect(ID, undefined, ac.signal));
+    const kept = client.inspect(ID, undefined, other.signal);
+    await until('4 inspects in flight', () => engine.held.length === 4);
+    ac.abort();
+    for (const p of doomed) await assert.rejects(p, (e: unknown) => e instanceof RuntimeError && /aborted/.test(e.message));
+    for (const answer of engine.held.splice(0)) answer();
+    assert.equal((await kept)?.pid, 4242);
+    await assert.rejects(client.inspect(ID, undefined, ac.signal), (e: unknown) => e instanceof RuntimeError && /aborted/.test(e.message), 'an aborted signal sends nothing');
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+    await until('no abort listener left on the other signal', () => getEventListeners(other.signal, 'abort').length === 0);
+  } finally {
+    client.close();
+    await engine.close();
+  }
+});
+
+test('event streams the daemon ends leave no listener on the caller\'s signal (one watch per reconnect)', async () => {
+  const engine = await fakeEngine('1.41', { name: 'reconnect' });
+  const client = new DockerEngineClient({ runtime: 'docker', socketPath: engine.socketPath });
+  const ac = new AbortController();
+  try {
+    const warnings = await warningsDuring(async () => {
+      for (let i = 0; i < 15; i++) {
+        const events = client.watch(ac.signal)[Symbol.asyncIterator]();
+        const next = events.next();
+        await until('event stream', () => engine.streams.size === 1);
+        for (const s of engine.streams) s.end(); // the daemon restarts
+        await assert.rejects(next, /event stream ended/);
+        await events.return?.();
+        await until('stream closed', () => engine.streams.size === 0);
+      }
+    });
+    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
+    assert.deepEqual(warnings.map((w) => w.message), []);
+  } finally {
+    client.close();
+    await engine.close();
   }
 });
