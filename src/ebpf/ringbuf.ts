@@ -23,6 +23,9 @@ const PLAIN_HEADER_LOADS = process.arch === 'x64';
 /** next() drains at once only with this much waiting; below it, the timer and epoll deliver
  * (tiny synchronous drains cost a promise and an array per few records). */
 const EAGER_DRAIN_BYTES = 64 * 1024;
+/** Eager drains chain in microtasks, which starve timers, I/O and signal handlers; after this
+ * long without a turn of the event loop the next drain waits for one (setImmediate). */
+const EAGER_BUDGET_MS = 15;
 
 /**
  * Turns one record into a value. `view` is only valid during the call: copy any bytes you
@@ -256,12 +259,31 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     if (q !== undefined) return { value: q, done: false };
     if (this.state !== 'open') return { value: undefined, done: true };
     if (this.walker.pending() >= EAGER_DRAIN_BYTES) {
-      const now = this.drainNow();
-      if (now.length > 0) return { value: now, done: false };
+      if (this.withinEagerBudget()) {
+        const now = this.drainNow();
+        if (now.length > 0) return { value: now, done: false };
+      } else {
+        // let timers, I/O and signals run, then go on draining right after them
+        setImmediate(() => this.pump());
+      }
     }
     return new Promise((resolve) => {
       this.waiter = { resolve };
     });
+  }
+
+  /** When the current run of eager drains started; reset by each turn of the event loop. */
+  private eagerSince = -1;
+
+  private withinEagerBudget(): boolean {
+    const now = performance.now();
+    if (this.eagerSince < 0) {
+      this.eagerSince = now;
+      setImmediate(() => {
+        this.eagerSince = -1;
+      });
+    }
+    return now - this.eagerSince < EAGER_BUDGET_MS;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T[]> {
