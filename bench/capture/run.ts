@@ -23,16 +23,13 @@
  * removed at the end, also on failure or Ctrl-C.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, markdownTable, median, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'dist/src/cli/bin.js');
 const TRAFFIC = join(ROOT, 'dist/bench/capture/traffic.js');
-const OUT_DIR = join(ROOT, 'bench/out');
-const TICK = 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s
 
 type Tool = 'tcpdump' | 'tlscope';
 const TOOLS: Tool[] = ['tcpdump', 'tlscope'];
@@ -108,45 +105,23 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICK;
-}
-
-/** Busy share of all cores over `ms` (from /proc/stat), in %. */
-async function machineBusyPct(ms = 500): Promise<number> {
-  const read = (): { busy: number; total: number } => {
-    const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-    const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
-    const total = cpu.reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
-  };
-  const a = read();
-  await sleep(ms);
-  const b = read();
-  return b.total === a.total ? 0 : (100 * (b.busy - a.busy)) / (b.total - a.total);
+  const ns = statCpuNs(pid);
+  if (ns === undefined) throw new Error(`process ${pid} is gone`);
+  return ns / 1e9;
 }
 
 /** Waits until other work leaves the machine alone; returns how busy it was at the start. */
-async function waitForQuiet(o: Options): Promise<number> {
-  const deadline = Date.now() + o.quietWaitS * 1000;
-  let busy = await machineBusyPct();
-  while (busy > o.quietPct && Date.now() < deadline) {
-    process.stderr.write(`(machine ${busy.toFixed(0)} % busy with other work: waiting)\n`);
-    await sleep(2000);
-    busy = await machineBusyPct();
-  }
-  return busy;
+function waitForQuiet(o: Options): Promise<number> {
+  return waitQuiet(o.quietPct, o.quietWaitS, {
+    pauseMs: 2000,
+    onBusy: (busy) => process.stderr.write(`(machine ${busy.toFixed(0)} % busy with other work: waiting)\n`),
+  });
 }
 
 class Proc {
@@ -295,21 +270,13 @@ async function runOnce(o: Options, scenario: string, rep: number, dir: string): 
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
 function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
 }
 
 function table(runs: RunResult[], o: Options): string {
-  const lines = [
-    `| scenario | tool | packets/s written (median) | captured | received by filter | dropped by kernel | drop % | CPU % of a core (median) | MB/s sent (median) |`,
-    `|---|---|---:|---:|---:|---:|---:|---:|---:|`,
-  ];
+  const head = ['scenario', 'tool', 'packets/s written (median)', 'captured', 'received by filter', 'dropped by kernel', 'drop %', 'CPU % of a core (median)', 'MB/s sent (median)'];
+  const rows: string[][] = [];
   for (const scenario of o.scenarios) {
     const rs = runs.filter((r) => r.scenario === scenario);
     if (rs.length === 0) continue;
@@ -318,12 +285,12 @@ function table(runs: RunResult[], o: Options): string {
       const cap = ts.reduce((n, t) => n + t.captured, 0);
       const recv = ts.reduce((n, t) => n + t.received, 0);
       const drop = ts.reduce((n, t) => n + t.dropped, 0);
-      lines.push(`| ${scenario} | ${tool} | ${fmt(median(ts.map((t) => t.pps)))} | ${cap} | ${recv} | ${drop} | ${recv ? ((100 * drop) / recv).toFixed(2) : '0'} | ${fmt(median(ts.map((t) => t.cpuPct)))} | ${fmt(median(rs.map((r) => r.sentBytes / r.seconds / 1e6)))} |`);
+      rows.push([scenario, tool, fmt(median(ts.map((t) => t.pps))), String(cap), String(recv), String(drop), recv ? ((100 * drop) / recv).toFixed(2) : '0', fmt(median(ts.map((t) => t.cpuPct))), fmt(median(rs.map((r) => r.sentBytes / r.seconds / 1e6)))]);
     }
     const ratio = median(rs.map((r) => (r.results[1]?.pps ?? 0) / Math.max(1, r.results[0]?.pps ?? 0)));
-    lines.push(`| ${scenario} | tlscope / tcpdump | ×${ratio.toFixed(2)} | | | | | | |`);
+    rows.push([scenario, 'tlscope / tcpdump', `×${ratio.toFixed(2)}`, '', '', '', '', '', '']);
   }
-  return lines.join('\n');
+  return markdownTable(head, 'llrrrrrrr', rows);
 }
 
 async function main(): Promise<void> {
@@ -363,9 +330,7 @@ async function main(): Promise<void> {
   const busiest = Math.max(...runs.map((r) => r.backgroundBusyPct));
   const header = `tcpdump ${tcpdumpVersion} vs tlscope capture, ${o.seconds} s of traffic × ${o.reps} rep(s), machine at most ${busiest.toFixed(0)} % busy before a run, files in ${o.dir ?? tmpdir()}, ring: ${o.bufferKiB === undefined ? 'each tool\'s default (tcpdump 2 MiB, tlscope 8 MiB)' : `${o.bufferKiB} KiB for both`}, snap length ${o.snaplen ?? 262144}`;
   process.stdout.write(`\n${header}\n\n${table(runs, o)}\n`);
-  mkdirSync(OUT_DIR, { recursive: true });
-  const file = join(OUT_DIR, `capture-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ options: o, tcpdumpVersion, runs }, null, 2)}\n`);
+  const file = writeResults('capture', { options: o, tcpdumpVersion, runs });
   process.stderr.write(`results: ${file}\n`);
 }
 

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { ClientHelloAssembler } from '../../src/protocols/clienthello-assembler.js';
 import { parseClientHello } from '../../src/protocols/tls.js';
 import { buildClientHello, splitIntoSegments, type ClientHelloSpec } from '../../test/helpers/clienthello.js';
+import { opsPerSecond } from '../common.js';
 
 const secondsPerCase = Number(process.argv[2] ?? 1);
 
@@ -60,19 +61,7 @@ function assemblerCase(name: string, stream: Uint8Array): Case {
 
 /** Runs batches until the time is up; returns operations per second. */
 function measure(c: Case): number {
-  c.run(2000); // warm up: let the JIT settle
-  let batch = 1000;
-  let done = 0;
-  const start = process.hrtime.bigint();
-  const deadline = start + BigInt(Math.round(secondsPerCase * 1e9));
-  let now = start;
-  while (now < deadline) {
-    c.run(batch);
-    done += batch;
-    now = process.hrtime.bigint();
-    if (now - start < 50_000_000n) batch *= 2;
-  }
-  return done / (Number(now - start) / 1e9);
+  return opsPerSecond(c.run, secondsPerCase);
 }
 
 const curl = new Uint8Array(readFileSync(new URL('../../../test/fixtures/clienthello/curl.bin', import.meta.url)));

@@ -9,6 +9,7 @@
  */
 import { Http1Parser } from '../../src/protocols/http1.js';
 import { HttpPairer } from '../../src/protocols/http1-pairer.js';
+import { opsPerSecond } from '../common.js';
 
 const secondsPerCase = Number(process.argv[2] ?? 1);
 const encode = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -72,20 +73,9 @@ function pairerCase(): Case {
   };
 }
 
+/** Runs batches until the time is up; returns operations per second. */
 function measure(c: Case): number {
-  c.run(2000);
-  let batch = 1000;
-  let done = 0;
-  const start = process.hrtime.bigint();
-  const deadline = start + BigInt(Math.round(secondsPerCase * 1e9));
-  let now = start;
-  while (now < deadline) {
-    c.run(batch);
-    done += batch;
-    now = process.hrtime.bigint();
-    if (now - start < 50_000_000n) batch *= 2;
-  }
-  return done / (Number(now - start) / 1e9);
+  return opsPerSecond(c.run, secondsPerCase);
 }
 
 console.log(`node ${process.version}, ${secondsPerCase}s per case`);

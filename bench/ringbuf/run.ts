@@ -20,17 +20,14 @@
  * bench/out/.
  */
 import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { ROOT, busyPct, fixed, machineTimes, markdownTable, median, schedstatCpuNs, sleep, waitQuiet, writeResults } from '../common.js';
 
-// dist/bench/ringbuf/run.js → the checkout's root is three levels up
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const OBJECT = join(ROOT, 'dist/bpf/selftest.bpf.o');
 const JS_CONSUMER = join(ROOT, 'dist/bench/ringbuf/js-consumer.js');
-const OUT_DIR = join(ROOT, 'bench/out');
 
 type ConsumerName = 'js' | 'c-timer' | 'c-poll';
 const CONSUMERS: ConsumerName[] = ['js', 'c-timer', 'c-poll'];
@@ -250,45 +247,10 @@ class Child {
   }
 }
 
-/** CPU time of every thread of a process, in ns (schedstat: ns resolution, all threads). */
-function processCpuNs(pid: number): number {
-  let sum = 0;
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      } catch {
-        // thread gone
-      }
-    }
-  } catch {
-    return Number.NaN;
-  }
-  return sum;
-}
-
-/** Busy and total jiffies of the whole machine. */
-function systemTimes(): { busy: number; total: number } {
-  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
-}
+/** CPU time of every thread of a process, in ns; NaN once it is gone. */
+const processCpuNs = (pid: number): number => schedstatCpuNs(pid) ?? Number.NaN;
 
 const nowNs = (): number => Number(process.hrtime.bigint()); // CLOCK_MONOTONIC
-const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
-
-/** Waits until the machine was at most `pct` % busy over half a second; returns the last reading. */
-async function waitQuiet(pct: number, maxS: number): Promise<number> {
-  const until = Date.now() + maxS * 1000;
-  for (;;) {
-    const a = systemTimes();
-    await sleep(500);
-    const b = systemTimes();
-    const busy = (100 * (b.busy - a.busy)) / Math.max(1, b.total - a.total);
-    if (busy <= pct || Date.now() > until) return busy;
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // one run
@@ -335,7 +297,7 @@ async function runOnce(tools: Tools, sc: Scenario, consumer: ConsumerName, rep: 
       producer.send('go');
       done = await producer.line(120_000);
     }
-    const sys0 = systemTimes();
+    const sys0 = machineTimes();
     const cpu0 = processCpuNs(cons.pid);
     const go = nowNs();
     if (sc.backlog === true) cons.send('drain');
@@ -343,7 +305,7 @@ async function runOnce(tools: Tools, sc: Scenario, consumer: ConsumerName, rep: 
     const line = await cons.line(300_000);
     const cpu1 = processCpuNs(cons.pid);
     const end = nowNs();
-    const sys1 = systemTimes();
+    const sys1 = machineTimes();
     const res = JSON.parse(line) as ConsumerResult;
     if (sc.backlog !== true) done = await producer.line(30_000);
     if (!done.startsWith('done ')) throw new Error(`producer said ${done}`);
@@ -373,7 +335,7 @@ async function runOnce(tools: Tools, sc: Scenario, consumer: ConsumerName, rep: 
       cpuNsPerEvent: res.received > 0 ? cpuNs / res.received : Number.NaN,
       producerEventsPerSec: producerSpan > 0 ? res.emitted / (producerSpan / 1e9) : Number.NaN,
       producerCpuPct,
-      systemBusyPct: (100 * (sys1.busy - sys0.busy)) / Math.max(1, sys1.total - sys0.total),
+      systemBusyPct: busyPct(sys0, sys1),
       finalLagMs: (res.lastDeliveryNs - res.lastEventTsNs) / 1e6,
       loopMaxGapMs: res.loopMaxGapMs ?? Number.NaN,
       backgroundBusyPct,
@@ -386,13 +348,6 @@ async function runOnce(tools: Tools, sc: Scenario, consumer: ConsumerName, rep: 
 
 // ---------------------------------------------------------------------------------------
 // summary
-
-const median = (xs: number[]): number => {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 interface Summary {
   scenario: string;
@@ -444,7 +399,7 @@ function summarize(runs: RunResult[]): Summary[] {
 }
 
 const fmtRate = (x: number): string => (Number.isNaN(x) ? '–' : x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : `${(x / 1e3).toFixed(0)} k`);
-const fmt = (x: number, d = 1): string => (Number.isNaN(x) ? '–' : x.toFixed(d));
+const fmt = fixed;
 
 function table(sums: Summary[], scs: Scenario[]): string {
   const lines: string[] = [];
@@ -453,11 +408,23 @@ function table(sums: Summary[], scs: Scenario[]): string {
     if (rows.length === 0) continue;
     lines.push(`**${sc.name}** — ${sc.what}; ${(sc.triggers * sc.burst).toLocaleString('en-US')} events per run; each column is the median of ${rows[0]?.runs ?? 0} runs (lost, missing, out of order: the worst run)`);
     lines.push('');
-    lines.push('| consumer | events/s into consumer | lost (max) | missing (max) | out of order (max) | consumer CPU % of one core | CPU ns/event | producer events/s (BPF side) | producer CPU % | machine busy % (both cores, all processes) | batches | lag at end (ms) | js timer gap (ms) |');
-    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-    for (const s of rows) {
-      lines.push(`| ${s.consumer} | ${fmtRate(s.eventsPerSec)} | ${s.lostMax} | ${s.missingMax} | ${s.outOfOrderMax} | ${fmt(s.cpuPct)} | ${fmt(s.cpuNsPerEvent)} | ${fmtRate(s.producerEventsPerSec)} | ${Number.isNaN(s.producerCpuPct) ? '≈100 (busy loop)' : fmt(s.producerCpuPct)} | ${fmt(s.systemBusyPct)} | ${fmt(s.batches, 0)} | ${fmt(s.finalLagMs, 2)} | ${s.loopMaxGapMs < 0 ? '–' : fmt(s.loopMaxGapMs, 0)} |`);
-    }
+    const head = ['consumer', 'events/s into consumer', 'lost (max)', 'missing (max)', 'out of order (max)', 'consumer CPU % of one core', 'CPU ns/event', 'producer events/s (BPF side)', 'producer CPU %', 'machine busy % (both cores, all processes)', 'batches', 'lag at end (ms)', 'js timer gap (ms)'];
+    const cells = rows.map((s) => [
+      s.consumer,
+      fmtRate(s.eventsPerSec),
+      String(s.lostMax),
+      String(s.missingMax),
+      String(s.outOfOrderMax),
+      fmt(s.cpuPct),
+      fmt(s.cpuNsPerEvent),
+      fmtRate(s.producerEventsPerSec),
+      Number.isNaN(s.producerCpuPct) ? '≈100 (busy loop)' : fmt(s.producerCpuPct),
+      fmt(s.systemBusyPct),
+      fmt(s.batches, 0),
+      fmt(s.finalLagMs, 2),
+      s.loopMaxGapMs < 0 ? '–' : fmt(s.loopMaxGapMs, 0),
+    ]);
+    lines.push(markdownTable(head, 'lrrrrrrrrrrrr', cells, 2));
     lines.push('');
   }
   return lines.join('\n');
@@ -581,9 +548,7 @@ async function main(): Promise<void> {
   if (saturated.length > 0) {
     process.stdout.write(`\nNote: the machine was ≥ 90 % busy (both cores) during ${saturated.map((s) => `${s.scenario}/${s.consumer}`).join(', ')}: producer and consumer compete for the CPUs there.\n`);
   }
-  mkdirSync(OUT_DIR, { recursive: true });
-  const file = join(OUT_DIR, `ringbuf-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ machine: mach, options: o, scenarios: scs, runs, summary: sums, verdicts: vs }, null, 2)}\n`);
+  const file = writeResults('ringbuf', { machine: mach, options: o, scenarios: scs, runs, summary: sums, verdicts: vs });
   process.stderr.write(`wrote ${file}\n`);
 }
 

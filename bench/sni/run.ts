@@ -24,18 +24,15 @@
  * Needs root, cc, tshark. Prints a markdown table and ratios; writes JSON to bench/out/.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildClientHello } from '../../test/helpers/clienthello.js';
+import { ROOT, busyPct, fixed, machineTimes, markdownTable, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
 
-// dist/bench/sni/run.js → the checkout's root is three levels up
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
 const GENERATOR_SRC = join(ROOT, 'bench/sni/generator.c');
-const OUT_DIR = join(ROOT, 'bench/out');
 const NAME = /^h([0-9a-f]{8})\.sni-bench\.test$/;
 
 interface Options {
@@ -93,20 +90,8 @@ function parseOptions(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------
 // /proc
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
 /** utime + stime of a process (all its threads), in ns; 0 once it is gone. */
-function cpuNs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // fields after "pid (comm) ": state=0 … utime=11 stime=12
-    return ((Number(f[11]) + Number(f[12])) * 1e9) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
+const cpuNs = (pid: number | undefined): number => (pid === undefined ? 0 : statCpuNs(pid) ?? 0);
 
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -121,27 +106,6 @@ function childrenOf(pid: number): number[] {
     }
   }
   return out;
-}
-
-function machineTicks(): { busy: number; total: number } {
-  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (up to waitS) until the machine was at most pct % busy for half a second; returns how busy it was. */
-async function waitQuiet(pct: number, waitS: number): Promise<number> {
-  const deadline = Date.now() + waitS * 1000;
-  for (;;) {
-    const a = machineTicks();
-    await sleep(500);
-    const b = machineTicks();
-    const busy = b.total === a.total ? 0 : (100 * (b.busy - a.busy)) / (b.total - a.total);
-    if (busy <= pct || Date.now() > deadline) return busy;
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,7 +267,7 @@ async function runScenario(sc: Scenario, o: Options, gen: string, helloFile: str
     }
 
     const cpu0 = { tlscope: cpuNs(tlscope?.pid), tshark: cpuNs(tshark?.pid) + cpuNs(dumpcap) };
-    const m0 = machineTicks();
+    const m0 = machineTimes();
     const t0 = process.hrtime.bigint();
     const genProc = spawn(gen, ['send', '127.0.0.1', String(port), helloFile, String(digitsOffset), String(randomOffset), String(sc.count), String(sc.rate), String(Math.floor(Math.random() * 2 ** 31))], { stdio: ['ignore', 'pipe', 'inherit'] });
     const genOut = collect(genProc, 'stdout');
@@ -327,7 +291,7 @@ async function runScenario(sc: Scenario, o: Options, gen: string, helloFile: str
     // the 3 quiet seconds are not part of the window (but the tools' idle CPU in them is tiny)
     const windowNs = Number(process.hrtime.bigint() - t0) - (sc.tracers ? 3e9 : 0);
     const cpu1 = { tlscope: cpuNs(tlscope?.pid), tshark: cpuNs(tshark?.pid) + cpuNs(dumpcap) };
-    const m1 = machineTicks();
+    const m1 = machineTimes();
 
     const result: RunResult = {
       scenario: sc.name,
@@ -338,7 +302,7 @@ async function runScenario(sc: Scenario, o: Options, gen: string, helloFile: str
       generatorSeconds: g.elapsedNs / 1e9,
       achievedRate: g.sent / (g.elapsedNs / 1e9),
       windowSeconds: windowNs / 1e9,
-      machineBusyPct: (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total),
+      machineBusyPct: busyPct(m0, m1),
       backgroundBusyPct,
     };
     if (tlscope !== undefined && tshark !== undefined) {
@@ -361,25 +325,34 @@ async function runScenario(sc: Scenario, o: Options, gen: string, helloFile: str
 
 // ---------------------------------------------------------------------------------------
 
-const fmt = (n: number, d = 1): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
+const fmt = fixed;
 const pct = (a: number, b: number): string => (b === 0 ? '–' : `${fmt((100 * a) / b, a === b ? 0 : 2)} %`);
 const k = (n: number): string => (n >= 10_000 ? `${fmt(n / 1000, 1)} k` : String(Math.round(n)));
 
 function table(results: RunResult[]): string {
-  const rows = [
-    '| scenario | sent | rate (hellos/s) | tlscope seen | tlscope CPU | tlscope µs/hello | tshark seen | tshark CPU | tshark µs/hello | tshark/tlscope CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ];
+  const head = ['scenario', 'sent', 'rate (hellos/s)', 'tlscope seen', 'tlscope CPU', 'tlscope µs/hello', 'tshark seen', 'tshark CPU', 'tshark µs/hello', 'tshark/tlscope CPU'];
+  const rows: string[][] = [];
   for (const r of results) {
     if (r.tlscope === undefined || r.tshark === undefined) {
-      rows.push(`| ${r.scenario} | ${k(r.sent)} | ${k(r.achievedRate)} | – | – | – | – | – | – | – |`);
+      rows.push([r.scenario, k(r.sent), k(r.achievedRate), '–', '–', '–', '–', '–', '–', '–']);
       continue;
     }
     const tlPct = (100 * r.tlscope.cpuNs) / (r.windowSeconds * 1e9);
     const tsPct = (100 * r.tshark.cpuNs) / (r.windowSeconds * 1e9);
-    rows.push(`| ${r.scenario} | ${k(r.sent)} | ${k(r.achievedRate)} | ${pct(r.tlscope.seen, r.sent)}${r.tlscope.duplicates ? ` (+${r.tlscope.duplicates} dup)` : ''} | ${fmt(r.tlscope.cpuNs / 1e9, 2)} s (${fmt(tlPct, 0)} %) | ${fmt(r.tlscope.cpuNs / 1e3 / r.sent, 1)} | ${pct(r.tshark.seen, r.sent)}${r.tshark.duplicates ? ` (+${r.tshark.duplicates} dup)` : ''} | ${fmt(r.tshark.cpuNs / 1e9, 2)} s (${fmt(tsPct, 0)} %) | ${fmt(r.tshark.cpuNs / 1e3 / r.sent, 1)} | ${fmt(r.tshark.cpuNs / Math.max(1, r.tlscope.cpuNs), 1)}× |`);
+    rows.push([
+      r.scenario,
+      k(r.sent),
+      k(r.achievedRate),
+      `${pct(r.tlscope.seen, r.sent)}${r.tlscope.duplicates ? ` (+${r.tlscope.duplicates} dup)` : ''}`,
+      `${fmt(r.tlscope.cpuNs / 1e9, 2)} s (${fmt(tlPct, 0)} %)`,
+      fmt(r.tlscope.cpuNs / 1e3 / r.sent, 1),
+      `${pct(r.tshark.seen, r.sent)}${r.tshark.duplicates ? ` (+${r.tshark.duplicates} dup)` : ''}`,
+      `${fmt(r.tshark.cpuNs / 1e9, 2)} s (${fmt(tsPct, 0)} %)`,
+      fmt(r.tshark.cpuNs / 1e3 / r.sent, 1),
+      `${fmt(r.tshark.cpuNs / Math.max(1, r.tlscope.cpuNs), 1)}×`,
+    ]);
   }
-  return rows.join('\n');
+  return markdownTable(head, 'lrrrrrrrrr', rows);
 }
 
 async function main(): Promise<void> {
@@ -428,9 +401,7 @@ async function main(): Promise<void> {
     }
     const noisy = results.filter((r) => r.backgroundBusyPct > o.quietPct);
     if (noisy.length > 0) process.stdout.write(`\nNote: other work kept the machine above ${o.quietPct} % busy before ${noisy.map((r) => r.scenario).join(', ')}: those numbers are skewed.\n`);
-    mkdirSync(OUT_DIR, { recursive: true });
-    const file = join(OUT_DIR, `sni-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, `${JSON.stringify({ machine, options: o, helloBytes: built.bytes.length, results }, null, 2)}\n`);
+    const file = writeResults('sni', { machine, options: o, helloBytes: built.bytes.length, results });
     process.stdout.write(`\n(JSON: ${file})\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });

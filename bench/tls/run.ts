@@ -31,18 +31,15 @@
  * Needs root, openssl, bpftool, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { OUT_DIR, ROOT, markdownTable, median as medianOf, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
 import { request, response } from './load.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'dist/src/cli/bin.js');
 const LOAD = join(ROOT, 'dist/bench/tls/load.js');
-const OUT_DIR = join(ROOT, 'bench/out');
-const TICK = 100;
 
 type Mode = 'none' | 'tlscope' | 'bpftrace';
 
@@ -70,13 +67,12 @@ function options(argv: string[]): Options {
     else if (a === '--modes' && v !== undefined) (o.modes = v.split(',') as Mode[]), i++;
     else if (a === '--quiet-pct' && v !== undefined) (o.quietPct = Number(v)), i++;
     else if (a === '--quiet-wait' && v !== undefined) (o.quietWaitS = Number(v)), i++;
-    else throw new Error(`unknown option ${a}`);
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,bpftrace] [--quiet-pct 15] [--quiet-wait 60]\n');
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}`);
   }
   return o;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -84,25 +80,6 @@ async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Pro
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
-  }
-}
-
-function machineTicks(): { busy: number; total: number } {
-  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
-}
-
-/** Waits until the machine was at most `pct` % busy over half a second (other work skews rates). */
-async function quiet(pct: number, waitS: number): Promise<number> {
-  const end = Date.now() + waitS * 1000;
-  for (;;) {
-    const a = machineTicks();
-    await sleep(500);
-    const b = machineTicks();
-    const busy = b.total === a.total ? 0 : ((b.busy - a.busy) / (b.total - a.total)) * 100;
-    if (busy <= pct || Date.now() > end) return busy;
   }
 }
 
@@ -131,14 +108,8 @@ function setBpfStats(on: boolean): void {
   writeFileSync('/proc/sys/kernel/bpf_stats_enabled', on ? '1' : '0');
 }
 
-function cpuTicks(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return Number(f[11]) + Number(f[12]); // utime + stime
-  } catch {
-    return 0;
-  }
-}
+/** utime + stime of a process, in ns; 0 once it is gone. */
+const cpuNs = (pid: number): number => statCpuNs(pid) ?? 0;
 
 interface Proc {
   child: ChildProcess;
@@ -253,13 +224,13 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   }
   if (tracer !== undefined && tracer.child.exitCode !== null) throw new Error(`${mode} exited: ${tracer.err}`);
   const stats0 = mode === 'tlscope' ? bpfStats(tracer?.child.pid ?? 0) : [];
-  const busyBefore = await quiet(o.quietPct, o.quietWaitS);
-  const cpu0 = tracer === undefined ? 0 : cpuTicks(tracer.child.pid ?? 0);
+  const busyBefore = await waitQuiet(o.quietPct, o.quietWaitS);
+  const cpu0 = tracer === undefined ? 0 : cpuNs(tracer.child.pid ?? 0);
   const t0 = Date.now();
   client.child.stdin!.write('go\n');
   await until('the client to finish', () => client.out.some((l) => l.startsWith('{')), 600_000);
   const wall = (Date.now() - t0) / 1000;
-  const cpu1 = tracer === undefined ? 0 : cpuTicks(tracer.child.pid ?? 0);
+  const cpu1 = tracer === undefined ? 0 : cpuNs(tracer.child.pid ?? 0);
   const result = JSON.parse(client.out.find((l) => l.startsWith('{')) ?? '{}') as { requests: number; seconds: number; requestBytes: number; responseBytes: number };
   await sleep(300); // let the tracer drain
   const stats1 = mode === 'tlscope' ? bpfStats(tracer?.child.pid ?? 0) : [];
@@ -287,17 +258,15 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
     rate: result.requests / result.seconds,
     movedBytes: moved,
     capturedBytes: cap.bytes,
-    tracerCpuPct: tracer === undefined ? undefined : ((cpu1 - cpu0) / TICK / wall) * 100,
+    tracerCpuPct: tracer === undefined ? undefined : ((cpu1 - cpu0) / 1e9 / wall) * 100,
     callsWithData: k === null ? undefined : Number(k[1]),
     callsWithout: k === null ? undefined : Number(k[2]),
     lostEvents: lostEv === null ? undefined : Number(lostEv[1]),
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : (s[Math.floor((s.length - 1) / 2)] as number);
-}
+/** The lower median (of an even count, the lower middle value), as these tables always had. */
+const median = (xs: number[]): number => medianOf(xs, 'lower');
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
@@ -322,16 +291,14 @@ async function main(): Promise<void> {
     setBpfStats(statsWas);
     rmSync(work, { recursive: true, force: true });
   }
-  mkdirSync(OUT_DIR, { recursive: true });
-  const file = join(OUT_DIR, `tls-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify({ kernel: release(), node: process.version, options: o, requestBytes: request(0).length, responseBytes: o.bodies.map((b) => response(b).length), runs }, null, 2)}\n`);
+  const file = writeResults('tls', { kernel: release(), node: process.version, options: o, requestBytes: request(0).length, responseBytes: o.bodies.map((b) => response(b).length), runs });
   for (const body of o.bodies) {
     const of = (m: Mode): Run[] => runs.filter((r) => r.body === body && r.mode === m);
     const base = median(of('none').map((r) => r.rate));
     const calls = median(of('tlscope').map((r) => ((r.callsWithData ?? 0) + (r.callsWithout ?? 0)) / r.requests));
     console.log(`\n**body ${body} B** (request ${request(0).length} B, response ${response(body).length} B; ${o.requests} requests × ${o.reps} reps)\n`);
-    console.log('| tracer | req/s | vs untraced | plaintext captured | lost | tracer CPU % of one core | calls/request | added µs/call | BPF µs/call |');
-    console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+    const head = ['tracer', 'req/s', 'vs untraced', 'plaintext captured', 'lost', 'tracer CPU % of one core', 'calls/request', 'added µs/call', 'BPF µs/call'];
+    const rows: string[][] = [];
     for (const m of o.modes) {
       const rs = of(m);
       if (rs.length === 0) continue;
@@ -342,8 +309,9 @@ async function main(): Promise<void> {
       const added = m === 'none' || !Number.isFinite(calls) || calls === 0 ? '–' : (((1 / rate - 1 / base) * 1e6) / calls).toFixed(1);
       const bpfNs = rs.map((r) => r.bpfNsPerCall).filter((x): x is number => x !== undefined);
       const bpf = bpfNs.length === 0 ? '–' : (median(bpfNs) / 1000).toFixed(2);
-      console.log(`| ${m} | ${rate.toFixed(0)} | ${m === 'none' ? '1.00' : (rate / base).toFixed(2)} | ${share} | ${lost} | ${cpu} | ${m === 'none' ? '–' : calls.toFixed(1)} | ${added} | ${bpf} |`);
+      rows.push([m, rate.toFixed(0), m === 'none' ? '1.00' : (rate / base).toFixed(2), share, lost, cpu, m === 'none' ? '–' : calls.toFixed(1), added, bpf]);
     }
+    console.log(markdownTable(head, 'lrrrrrrrr', rows, 2));
   }
   console.log(`\nruns: ${file}`);
 }
