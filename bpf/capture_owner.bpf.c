@@ -16,8 +16,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
 
 TLSCOPE_RINGBUF(owners, 1 << 20);
 TLSCOPE_BTF_TYPE(capture_owner);
@@ -30,47 +28,9 @@ struct owner_seen {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct capture_tuple);
+	__type(key, struct tlscope_tuple);
 	__type(value, struct owner_seen);
 } owner_seen SEC(".maps");
-
-static __always_inline int tuple_of(const struct sock *sk, struct capture_tuple *t)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return 0;
-	t->protocol = proto;
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (t->sport == 0 || t->dport == 0)
-		return 0; /* not connected (unconnected UDP): no tuple to match packets with */
-	if (family == AF_INET) {
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		t->family = 4;
-		__builtin_memcpy(t->saddr, &s, 4);
-		__builtin_memcpy(t->daddr, &d, 4);
-		return 1;
-	}
-	if (family != AF_INET6)
-		return 0;
-	struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
-	if (d6.in6_u.u6_addr32[0] == 0 && d6.in6_u.u6_addr32[1] == 0 && d6.in6_u.u6_addr32[2] == bpf_htonl(0xffff)) {
-		/* v4-mapped peer: the packets are IPv4 */
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		t->family = 4;
-		__builtin_memcpy(t->saddr, &s, 4);
-		__builtin_memcpy(t->daddr, &d, 4);
-		return 1;
-	}
-	struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-	t->family = 6;
-	__builtin_memcpy(t->saddr, &s6, 16);
-	__builtin_memcpy(t->daddr, &d6, 16);
-	return 1;
-}
 
 static __always_inline void note(const struct sock *sk, int ret)
 {
@@ -78,7 +38,8 @@ static __always_inline void note(const struct sock *sk, int ret)
 		return;
 	struct capture_owner o;
 	__builtin_memset(&o, 0, sizeof(o));
-	if (!tuple_of(sk, &o.tuple))
+	/* TCP or UDP; a socket that is not connected (unconnected UDP) has no tuple to match packets with */
+	if (!tlscope_tuple_from_sock(sk, &o.tuple) || o.tuple.sport == 0 || o.tuple.dport == 0)
 		return;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 pid = pid_tgid >> 32;

@@ -19,8 +19,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
-#define AF_INET 2
-#define AF_INET6 10
 #define PACKET_OUTGOING 4
 #define LOOPBACK_IFINDEX 1
 #define NEXTHDR_HOP 0
@@ -44,7 +42,7 @@ TLSCOPE_BTF_TYPE(sni_event);
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct sni_tuple);
+	__type(key, struct tlscope_tuple);
 	__type(value, struct sni_owner);
 } sni_owners SEC(".maps");
 
@@ -56,7 +54,7 @@ struct flow_window {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct sni_tuple);
+	__type(key, struct tlscope_tuple);
 	__type(value, struct flow_window);
 } sni_flows SEC(".maps");
 
@@ -97,58 +95,21 @@ static __always_inline void stat_inc(__u32 which)
 
 /* ---- owner of a connection, in process context -------------------------------------- */
 
-static __always_inline int tuple_from_sock(const struct sock *sk, struct sni_tuple *t)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET6) {
-		struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
-		/* A v4-mapped peer (::ffff:a.b.c.d) sends IPv4 packets: key it as IPv4 below. */
-		int mapped = d6.in6_u.u6_addr32[0] == 0 && d6.in6_u.u6_addr32[1] == 0 && d6.in6_u.u6_addr32[2] == bpf_htonl(0xffff);
-		if (!mapped) {
-			struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-			t->family = 6;
-			__builtin_memcpy(t->saddr, &s6, 16);
-			__builtin_memcpy(t->daddr, &d6, 16);
-			return 1;
-		}
-	} else if (family != AF_INET) {
-		return 0;
-	}
-	__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-	__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-	t->family = 4;
-	__builtin_memcpy(t->saddr, &s, 4);
-	__builtin_memcpy(t->daddr, &d, 4);
-	return 1;
-}
-
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(sni_sendmsg, const struct sock *sk, const struct msghdr *msg, const struct sk_buff *skb, int size_goal)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	if (BPF_CORE_READ(tp, bytes_sent) >= owner_max_bytes_sent)
 		return 0;
-	struct sni_tuple key;
+	struct tlscope_tuple key;
 	__builtin_memset(&key, 0, sizeof(key));
-	if (!tuple_from_sock(sk, &key))
+	if (!tlscope_tuple_from_sock(sk, &key) || key.protocol != IPPROTO_TCP)
 		return 0;
 
 	struct sni_owner o;
 	__builtin_memset(&o, 0, sizeof(o));
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	struct task_struct *task = bpf_get_current_task_btf();
 	o.ts_ns = bpf_ktime_get_ns();
-	o.pid = pid_tgid >> 32;
-	o.tid = (__u32)pid_tgid;
-	o.uid = (__u32)uid_gid;
-	o.gid = uid_gid >> 32;
-	o.mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	o.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	o.cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	tlscope_proc_fill(&o.proc, BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum));
 	bpf_map_update_elem(&sni_owners, &key, &o, BPF_ANY);
 	stat_inc(STAT_OWNERS_RECORDED);
 	return 0;
@@ -170,7 +131,7 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u3
 }
 
 /* Finds the TCP header; fills the addresses and returns the end of the IP datagram, or 0. */
-static __always_inline __u32 parse_ip(struct __sk_buff *skb, struct sni_tuple *t, __u32 *l4off, __u64 *ip_head)
+static __always_inline __u32 parse_ip(struct __sk_buff *skb, struct tlscope_tuple *t, __u32 *l4off, __u64 *ip_head)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
@@ -183,6 +144,7 @@ static __always_inline __u32 parse_ip(struct __sk_buff *skb, struct sni_tuple *t
 			return 0;
 		__builtin_memcpy(ip_head, &ip, 8);
 		t->family = 4;
+		t->protocol = IPPROTO_TCP;
 		__builtin_memcpy(t->saddr, &ip.saddr, 4);
 		__builtin_memcpy(t->daddr, &ip.daddr, 4);
 		*l4off = ihl;
@@ -224,6 +186,7 @@ static __always_inline __u32 parse_ip(struct __sk_buff *skb, struct sni_tuple *t
 	if (next != NEXTHDR_TCP)
 		return 0;
 	t->family = 6;
+	t->protocol = IPPROTO_TCP;
 	__builtin_memcpy(t->saddr, &ip6.saddr, 16);
 	__builtin_memcpy(t->daddr, &ip6.daddr, 16);
 	*l4off = off;
@@ -252,7 +215,7 @@ int sni_socket(struct __sk_buff *skb)
 	if (skip_loopback_outgoing && skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
 		return 0;
 
-	struct sni_tuple t;
+	struct tlscope_tuple t;
 	__builtin_memset(&t, 0, sizeof(t));
 	__u32 l4off = 0;
 	__u64 ip_head = 0;

@@ -26,8 +26,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
 #define PROT_EXEC 4
 #define TLS_F_FAULT 2 /* some bytes could not be read from the process (left as zeros) */
 
@@ -72,7 +70,7 @@ struct {
 
 /* The latest socket each thread (of a process that uses TLS) did I/O on. */
 struct tls_thread_io {
-	struct tls_tuple tuple;
+	struct tlscope_tuple tuple;
 	__u64 ts_ns;
 	__u8 direction;
 	__u8 pad[7];
@@ -93,7 +91,7 @@ struct tls_conn_key {
 };
 
 struct tls_conn {
-	struct tls_tuple tuple;
+	struct tlscope_tuple tuple;
 	__u64 ts_ns;
 	__u8 strong; /* 1: from socket I/O during a call; 0: inferred */
 	__u8 pad[7];
@@ -161,40 +159,6 @@ static __always_inline void stat_add(__u32 which, __u64 n)
 
 /* ---- sockets ---------------------------------------------------------------------------- */
 
-static __always_inline int tuple_from_sock(const struct sock *sk, struct tls_tuple *t)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		t->family = 4;
-		__builtin_memcpy(t->saddr, &s, 4);
-		__builtin_memcpy(t->daddr, &d, 4);
-		return 1;
-	}
-	struct in6_addr d6 = BPF_CORE_READ(sk, __sk_common.skc_v6_daddr);
-	if (d6.in6_u.u6_addr32[0] == 0 && d6.in6_u.u6_addr32[1] == 0 && d6.in6_u.u6_addr32[2] == bpf_htonl(0xffff)) {
-		/* a v4-mapped peer on a dual-stack socket: show it as IPv4 */
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		t->family = 4;
-		__builtin_memcpy(t->saddr, &s, 4);
-		__builtin_memcpy(t->daddr, &d, 4);
-		return 1;
-	}
-	struct in6_addr s6 = BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr);
-	t->family = 6;
-	__builtin_memcpy(t->saddr, &s6, 16);
-	__builtin_memcpy(t->daddr, &d6, 16);
-	return 1;
-}
-
 static __always_inline int record_io(const struct sock *sk, __u8 direction)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -203,7 +167,7 @@ static __always_inline int record_io(const struct sock *sk, __u8 direction)
 		return 0;
 	struct tls_thread_io io;
 	__builtin_memset(&io, 0, sizeof(io));
-	if (!tuple_from_sock(sk, &io.tuple))
+	if (!tlscope_tuple_from_sock(sk, &io.tuple) || io.tuple.protocol != IPPROTO_TCP)
 		return 0;
 	io.ts_ns = bpf_ktime_get_ns();
 	io.direction = direction;
@@ -269,7 +233,7 @@ TLS_SYSCALL_IO(recvfrom, TLS_DIR_READ)
 TLS_SYSCALL_IO(recvmsg, TLS_DIR_READ)
 
 /* The tuple of a call's connection, and how it was found (enum tls_tuple_source). */
-static __always_inline __u8 resolve_tuple(__u32 tgid, __u32 tid, const struct tls_call *call, __u64 now, struct tls_tuple *out)
+static __always_inline __u8 resolve_tuple(__u32 tgid, __u32 tid, const struct tls_call *call, __u64 now, struct tlscope_tuple *out)
 {
 	struct tls_thread_io *io = bpf_map_lookup_elem(&tls_thread_io, &tid);
 	struct tls_conn_key ck = { .tgid = tgid, .pad = 0, .conn = call->conn };
@@ -359,16 +323,8 @@ static __always_inline int emit_call(const struct tls_call *call, __u32 tgid, __
 	h->ts_ns = now;
 	h->start_ns = call->start_ns;
 	h->conn_id = call->conn;
-	h->cgroup_id = bpf_get_current_cgroup_id();
-	h->pid = tgid;
-	h->tid = tid;
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	h->uid = (__u32)uid_gid;
-	h->gid = uid_gid >> 32;
 	struct task_struct *task = bpf_get_current_task_btf();
-	h->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	h->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	tlscope_proc_fill(&h->proc, BPF_CORE_READ(task, nsproxy, net_ns, ns.inum)); /* tgid, tid: the current thread's */
 	h->tuple_source = resolve_tuple(tgid, tid, call, now, &h->tuple);
 	if (moved > 0xffffffffULL)
 		moved = 0xffffffffULL;

@@ -3,22 +3,13 @@
 #ifndef CAPTURE_H
 #define CAPTURE_H
 
-#define CAPTURE_COMM_LEN 16
+#include "sock.h"
 
-/* A connected socket's addresses as its packets carry them: saddr is the local address. */
-struct capture_tuple {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport; /* host byte order */
-	__u16 dport;
-	__u8 family; /* 4 or 6 */
-	__u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad[2];
-};
+#define CAPTURE_COMM_LEN 16
 
 /* The process that used a socket (sent or received on it), sent once per socket and process. */
 struct capture_owner {
-	struct capture_tuple tuple;
+	struct tlscope_tuple tuple; /* a connected TCP or UDP socket: saddr is the local address */
 	__u32 pid;
 	__u32 tid;
 	__u32 uid;
@@ -28,7 +19,6 @@ struct capture_owner {
 	char comm[CAPTURE_COMM_LEN];
 };
 
-_Static_assert(sizeof(struct capture_tuple) == 40, "capture_tuple layout is shared with TypeScript");
 _Static_assert(sizeof(struct capture_owner) == 80, "capture_owner layout is shared with TypeScript");
 
 #endif

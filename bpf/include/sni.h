@@ -3,36 +3,22 @@
 #ifndef SNI_H
 #define SNI_H
 
+#include "sock.h"
+#include "proc.h"
+
 #define SNI_MAX_PAYLOAD 16384   /* bytes of one segment forwarded at most (power of two) */
 #define SNI_MAX_HELLO 16384     /* a flow's ClientHello window: bytes forwarded per flow at most */
-#define SNI_COMM_LEN 16
 
 /* Who sent on a TCP 4-tuple: filled in process context (tcp_sendmsg_locked). */
 struct sni_owner {
 	__u64 ts_ns;
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
-	__u32 gid;
-	__u32 mntns;
-	__u32 netns;
-	__u64 cgroup_id;
-	char comm[SNI_COMM_LEN];
-};
-
-struct sni_tuple {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport; /* host byte order */
-	__u16 dport;
-	__u8 family; /* 4 or 6 */
-	__u8 pad[3];
+	struct tlscope_proc proc; /* netns: the socket's */
 };
 
 /* One forwarded TCP segment (the start of a ClientHello, or its continuation). */
 struct sni_event {
 	__u64 ts_ns;
-	struct sni_tuple tuple;
+	struct tlscope_tuple tuple; /* protocol: IPPROTO_TCP */
 	struct sni_owner owner; /* zero when no local process sent it */
 	__u32 seq;              /* TCP sequence number of the first payload byte */
 	__u32 payload_len;      /* bytes of TCP payload in the segment */
@@ -46,7 +32,6 @@ struct sni_event {
 };
 
 _Static_assert(sizeof(struct sni_owner) == 56, "sni_owner layout is shared with TypeScript");
-_Static_assert(sizeof(struct sni_tuple) == 40, "sni_tuple layout is shared with TypeScript");
 _Static_assert(sizeof(struct sni_event) == 128, "sni_event layout is shared with TypeScript");
 
 #endif

@@ -3,8 +3,10 @@
 #ifndef TLS_H
 #define TLS_H
 
+#include "sock.h"
+#include "proc.h"
+
 #define TLS_CHUNK 16384 /* plaintext bytes in one ring record at most (power of two) */
-#define TLS_COMM_LEN 16
 
 /* Where the plaintext came from. A kTLS source (tls_sw_sendmsg/recvmsg) fits the same event. */
 enum tls_source {
@@ -42,31 +44,14 @@ enum tls_tuple_source {
 
 #define TLS_F_TRUNCATED 1 /* max_bytes cut the call's data: captured_len < total_len */
 
-/* A socket's endpoints as the process sees them: s = local, d = remote. */
-struct tls_tuple {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u16 sport; /* host byte order */
-	__u16 dport;
-	__u8 family; /* 4 or 6; 0: unknown */
-	__u8 pad[3];
-};
-
 /* One ring record: a chunk of one call's plaintext. A call that moved more than TLS_CHUNK
  * bytes comes as several records in order (offset), all with the same tid and start_ns. */
 struct tls_event {
 	__u64 ts_ns;    /* when the call returned (CLOCK_MONOTONIC) */
 	__u64 start_ns; /* when it was entered */
 	__u64 conn_id;  /* the TLS session within the process: SSL*, gnutls_session_t, *tls.Conn */
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
-	__u32 gid;
-	__u32 mntns;
-	__u32 netns;
-	char comm[TLS_COMM_LEN];
-	struct tls_tuple tuple;
+	struct tlscope_proc proc; /* netns: the task's */
+	struct tlscope_tuple tuple; /* the socket's endpoints: s = local, d = remote; family 0: unknown */
 	__u32 total_len;    /* bytes the call moved (its return value) */
 	__u32 captured_len; /* bytes of them captured, over all records of the call */
 	__u32 offset;       /* where this record's bytes sit in the call's data */
@@ -93,7 +78,6 @@ struct tls_hint {
 	__u32 kind;
 };
 
-_Static_assert(sizeof(struct tls_tuple) == 40, "tls_tuple layout is shared with TypeScript");
 _Static_assert(sizeof(struct tls_event) == 144, "tls_event layout is shared with TypeScript");
 _Static_assert(sizeof(struct tls_hint) == 8, "tls_hint layout is shared with TypeScript");
 

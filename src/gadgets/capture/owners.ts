@@ -14,6 +14,7 @@ import { BpfObject, type BpfLink } from '../../ebpf/object.js';
 import { PolledRingBuffer } from '../../ebpf/capture.js';
 import { requireFeature } from '../../ebpf/features.js';
 import { errorMessage } from '../../errors.js';
+import { decodeTuple, TUPLE_LAYOUT } from '../../net/tuple.js';
 import { flowKeyOfTuple } from './dissect.js';
 
 export interface FlowOwner {
@@ -25,24 +26,29 @@ export interface FlowOwner {
   netns: number;
 }
 
-/** struct capture_owner (bpf/include/capture.h): tuple@0 (saddr[16] daddr[16] sport@32 dport@34
- * family@36 protocol@37), pid@40 tid@44 uid@48 mntns@52 netns@56 pad@60 comm@64[16]; 80 bytes. */
-export const CAPTURE_OWNER_SIZE = 80;
+/** struct capture_owner (bpf/include/capture.h): tuple@0 (struct tlscope_tuple, src/net/tuple.ts),
+ * pid@40 tid@44 uid@48 mntns@52 netns@56 pad@60 comm@64[16]; 80 bytes. */
+export const CAPTURE_OWNER_LAYOUT = { size: 80, tuple: 0, pid: 40, tid: 44, uid: 48, mntns: 52, netns: 56, comm: 64 } as const;
+export const CAPTURE_OWNER_SIZE = CAPTURE_OWNER_LAYOUT.size;
 
 export function decodeOwner(view: DataView, at: number): { key: string; owner: FlowOwner } {
   const bytes = new Uint8Array(view.buffer, view.byteOffset + at, CAPTURE_OWNER_SIZE);
-  const family = bytes[36] === 6 ? 6 : 4;
-  const key = flowKeyOfTuple(bytes[37] ?? 0, family, bytes.subarray(0, 16), view.getUint16(at + 32, true), bytes.subarray(16, 32), view.getUint16(at + 34, true));
-  const commBytes = bytes.subarray(64, 80);
+  const t = decodeTuple(view, at + CAPTURE_OWNER_LAYOUT.tuple);
+  // the kernel only sends IPv4/IPv6 tuples; a record without a family is keyed as IPv4 (it matches no packet)
+  const key = t === undefined
+    ? flowKeyOfTuple(bytes[TUPLE_LAYOUT.protocol] ?? 0, 4, bytes.subarray(0, 4), view.getUint16(at + TUPLE_LAYOUT.sport, true), bytes.subarray(16, 20), view.getUint16(at + TUPLE_LAYOUT.dport, true))
+    : flowKeyOfTuple(t.protocol, t.family, t.saddrBytes, t.sport, t.daddrBytes, t.dport);
+  const L = CAPTURE_OWNER_LAYOUT;
+  const commBytes = bytes.subarray(L.comm, L.comm + 16);
   const nul = commBytes.indexOf(0);
   return {
     key,
     owner: {
-      pid: view.getUint32(at + 40, true),
-      tid: view.getUint32(at + 44, true),
-      uid: view.getUint32(at + 48, true),
-      mntns: view.getUint32(at + 52, true),
-      netns: view.getUint32(at + 56, true),
+      pid: view.getUint32(at + L.pid, true),
+      tid: view.getUint32(at + L.tid, true),
+      uid: view.getUint32(at + L.uid, true),
+      mntns: view.getUint32(at + L.mntns, true),
+      netns: view.getUint32(at + L.netns, true),
       comm: Buffer.from(commBytes.subarray(0, nul < 0 ? 16 : nul)).toString('utf8'),
     },
   };

@@ -1,21 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Decodes `struct tls_event` and `struct tls_hint` (bpf/include/tls.h); layouts are checked against BTF in tests. */
-import { formatAddr, formatEndpoint } from '../../net/addr.js';
+import { formatEndpoint } from '../../net/addr.js';
+import { decodeTuple } from '../../net/tuple.js';
+import { decodeProc } from '../proc-record.js';
 
 export const TLS_EVENT_LAYOUT = {
   size: 144,
   ts_ns: 0,
   start_ns: 8,
   conn_id: 16,
-  cgroup_id: 24,
-  pid: 32,
-  tid: 36,
-  uid: 40,
-  gid: 44,
-  mntns: 48,
-  netns: 52,
-  comm: 56,
-  tuple: 72, // struct tls_tuple: saddr[16] @0, daddr[16] @16, sport @32, dport @34, family @36
+  proc: 24, // struct tlscope_proc (src/gadgets/proc-record.ts)
+  tuple: 72, // struct tlscope_tuple (src/net/tuple.ts)
   total_len: 112,
   captured_len: 116,
   offset: 120,
@@ -28,7 +23,6 @@ export const TLS_EVENT_LAYOUT = {
   file_id: 136,
 } as const;
 
-export const TLS_TUPLE_SIZE = 40;
 export const TLS_HINT_SIZE = 8;
 
 export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'ktls';
@@ -90,47 +84,24 @@ export interface TlsChunk {
   data: Uint8Array;
 }
 
-function comm(dv: DataView, off: number): string {
-  let s = '';
-  for (let i = 0; i < 16; i++) {
-    const ch = dv.getUint8(off + i);
-    if (ch === 0) break;
-    s += String.fromCharCode(ch);
-  }
-  return s;
-}
-
 export function decodeTlsChunk(dv: DataView, off: number, len: number): TlsChunk {
   const L = TLS_EVENT_LAYOUT;
   if (len < L.size) throw new Error(`tls event of ${len} bytes is shorter than its ${L.size}-byte header`);
   const chunkLen = dv.getUint32(off + L.chunk_len, true);
   if (L.size + chunkLen > len) throw new Error(`tls event claims ${chunkLen} bytes but carries ${len - L.size}`);
   const bytes = new Uint8Array(dv.buffer, dv.byteOffset + off, len);
-  const t = L.tuple;
-  const fam = dv.getUint8(off + t + 36);
   const tupleSource = TUPLE_SOURCES[dv.getUint8(off + L.tuple_source)];
-  let endpoints: TlsEndpoints | undefined;
-  if (tupleSource !== undefined && (fam === 4 || fam === 6)) {
-    endpoints = {
-      family: fam,
-      local: formatEndpoint(fam, formatAddr(fam, bytes, t), dv.getUint16(off + t + 32, true)),
-      remote: formatEndpoint(fam, formatAddr(fam, bytes, t + 16), dv.getUint16(off + t + 34, true)),
-    };
-  }
+  const t = tupleSource === undefined ? undefined : decodeTuple(dv, off + L.tuple);
+  const endpoints: TlsEndpoints | undefined = t === undefined
+    ? undefined
+    : { family: t.family, local: formatEndpoint(t.family, t.saddr, t.sport), remote: formatEndpoint(t.family, t.daddr, t.dport) };
   const src = dv.getUint8(off + L.source);
   const fn = dv.getUint8(off + L.func);
   return {
     tsNs: dv.getBigUint64(off + L.ts_ns, true),
     startNs: dv.getBigUint64(off + L.start_ns, true),
     connId: dv.getBigUint64(off + L.conn_id, true),
-    cgroupId: dv.getBigUint64(off + L.cgroup_id, true),
-    pid: dv.getUint32(off + L.pid, true),
-    tid: dv.getUint32(off + L.tid, true),
-    uid: dv.getUint32(off + L.uid, true),
-    gid: dv.getUint32(off + L.gid, true),
-    mntns: dv.getUint32(off + L.mntns, true),
-    netns: dv.getUint32(off + L.netns, true),
-    comm: comm(dv, off + L.comm),
+    ...decodeProc(dv, off + L.proc),
     endpoints: endpoints,
     tupleSource: endpoints === undefined ? undefined : tupleSource,
     totalLen: dv.getUint32(off + L.total_len, true),

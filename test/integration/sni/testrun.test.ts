@@ -18,10 +18,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfObject } from '../../../src/ebpf/object.js';
 import { RingBufReader } from '../../../src/ebpf/ringbuf.js';
-import { decodeSniSegment, SNI_EVENT_LAYOUT, type SniSegment } from '../../../src/gadgets/sni/decode.js';
+import { decodeSniSegment, SNI_EVENT_LAYOUT, SNI_OWNER_PROC, type SniSegment } from '../../../src/gadgets/sni/decode.js';
 import { parseClientHello } from '../../../src/protocols/tls.js';
 import { buildClientHello } from '../../helpers/clienthello.js';
 import { notRoot } from '../../helpers/root.js';
+import { encodeTuple, IPPROTO_TCP, TUPLE_LAYOUT } from '../../../src/net/tuple.js';
+import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
 
 // ---------------------------------------------------------------------------------------------
 // frames
@@ -30,7 +32,6 @@ const V4_SRC = [10, 99, 0, 1];
 const V4_DST = [10, 99, 0, 2];
 const V6_SRC = [0xfd, 0, 0x05, 0xe1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const V6_DST = [0xfd, 0, 0x05, 0xe1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
 function u16(n: number): number[] {
@@ -157,14 +158,9 @@ function runOrRefused(frame: Uint8Array): RunResult | 'refused' {
   }
 }
 
+/** The sni_owners/sni_flows key of a segment: the packet's tuple (protocol TCP), as sockets are keyed too. */
 function tupleKey(family: 4 | 6, sport: number, dport: number): Buffer {
-  const k = Buffer.alloc(40);
-  Buffer.from(family === 4 ? V4_SRC : V6_SRC).copy(k, 0);
-  Buffer.from(family === 4 ? V4_DST : V6_DST).copy(k, 16);
-  k.writeUInt16LE(sport, 32);
-  k.writeUInt16LE(dport, 34);
-  k.writeUInt8(family, 36);
-  return k;
+  return encodeTuple({ family, protocol: IPPROTO_TCP, saddr: family === 4 ? V4_SRC : V6_SRC, daddr: family === 4 ? V4_DST : V6_DST, sport, dport });
 }
 
 function flowWindow(key: Buffer): { start: number; end: number } | undefined {
@@ -374,7 +370,7 @@ test('truncated packets are counted as read errors, never forwarded, and do not 
 
 // ---------------------------------------------------------------------------------------------
 
-test('BTF: struct sni_event, sni_tuple and sni_owner are laid out as the TypeScript decoder reads them', { skip: notRoot }, () => {
+test('BTF: struct sni_event, sni_owner and the shared tlscope_tuple and tlscope_proc are laid out as the TypeScript decoders read them', { skip: notRoot }, () => {
   const ev = obj.structLayout('sni_event');
   assert.ok(ev !== undefined, 'sni_event is in the object BTF');
   assert.equal(ev.size, SNI_EVENT_LAYOUT.size);
@@ -387,13 +383,15 @@ test('BTF: struct sni_event, sni_tuple and sni_owner are laid out as the TypeScr
     ['ts_ns', 0, 8], ['tuple', 8, 40], ['owner', 48, 56], ['seq', 104, 4], ['payload_len', 108, 4], ['captured_len', 112, 4],
     ['ifindex', 116, 4], ['pkt_type', 120, 1], ['owner_known', 121, 1], ['first', 122, 1], ['pad', 123, 5],
   ]);
-  // decode.ts reads the nested structs at these offsets (see its SNI_EVENT_LAYOUT comments)
-  assert.deepEqual(obj.structLayout('sni_tuple')?.members.map((m) => [m.name, m.offset, m.size]), [
-    ['saddr', 0, 16], ['daddr', 16, 16], ['sport', 32, 2], ['dport', 34, 2], ['family', 36, 1], ['pad', 37, 3],
-  ]);
-  assert.equal(obj.structLayout('sni_tuple')?.size, 40);
+  // decode.ts reads the nested structs with the shared decoders (src/net/tuple.ts, src/gadgets/proc-record.ts)
+  for (const [name, want] of [['tlscope_tuple', TUPLE_LAYOUT], ['tlscope_proc', PROC_LAYOUT]] as const) {
+    const l = obj.structLayout(name);
+    assert.equal(l?.size, want.size, `${name} size`);
+    const at = new Map(l?.members.map((m) => [m.name, m.offset]));
+    for (const [field, offset] of Object.entries(want)) if (field !== 'size') assert.equal(at.get(field), offset, `${name}.${field}`);
+  }
   assert.deepEqual(obj.structLayout('sni_owner')?.members.map((m) => [m.name, m.offset, m.size]), [
-    ['ts_ns', 0, 8], ['pid', 8, 4], ['tid', 12, 4], ['uid', 16, 4], ['gid', 20, 4], ['mntns', 24, 4], ['netns', 28, 4], ['cgroup_id', 32, 8], ['comm', 40, 16],
+    ['ts_ns', 0, 8], ['proc', SNI_OWNER_PROC, PROC_LAYOUT.size],
   ]);
   assert.equal(obj.structLayout('sni_owner')?.size, 56);
 });

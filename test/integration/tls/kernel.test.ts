@@ -10,6 +10,8 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } fro
 import { join } from 'node:path';
 import { BpfObject } from '../../../src/ebpf/object.js';
 import { TLS_EVENT_LAYOUT, TLS_HINT_SIZE } from '../../../src/gadgets/tls/decode.js';
+import { TUPLE_LAYOUT } from '../../../src/net/tuple.js';
+import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
 import { notRoot } from '../../helpers/root.js';
 import {
   CliTracer, buildGoApp, goSkipReason, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, until, type GoApp, type Session, openSession,
@@ -30,7 +32,7 @@ after(async () => {
   work?.remove();
 });
 
-test('struct tls_event and tls_hint: the TypeScript decoder matches the compiled BTF layout', { skip: notRoot }, () => {
+test('struct tls_event, tls_hint and the shared tlscope_tuple and tlscope_proc: the TypeScript decoders match the compiled BTF layout', { skip: notRoot }, () => {
   const obj = BpfObject.load('tls');
   try {
     const l = obj.structLayout('tls_event');
@@ -41,7 +43,13 @@ test('struct tls_event and tls_hint: the TypeScript decoder matches the compiled
       assert.equal(at.get(name), off, `offset of ${name}`);
     }
     assert.equal(obj.structLayout('tls_hint')?.size, TLS_HINT_SIZE);
-    assert.equal(obj.structLayout('tls_tuple')?.size, 40);
+    // the nested structs, read by the shared decoders (src/net/tuple.ts, src/gadgets/proc-record.ts)
+    for (const [name, want] of [['tlscope_tuple', TUPLE_LAYOUT], ['tlscope_proc', PROC_LAYOUT]] as const) {
+      const s = obj.structLayout(name);
+      assert.equal(s?.size, want.size, `${name} size`);
+      const offsets = new Map(s?.members.map((m) => [m.name, m.offset]));
+      for (const [field, offset] of Object.entries(want)) if (field !== 'size') assert.equal(offsets.get(field), offset, `${name}.${field}`);
+    }
   } finally {
     obj.close();
   }

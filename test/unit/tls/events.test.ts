@@ -11,6 +11,8 @@ import { encodeData, hexDump, preview } from '../../../src/gadgets/tls/fields.js
 import type { TlsEvent } from '../../../src/gadgets/tls/gadget.js';
 import { TlsHttp } from '../../../src/gadgets/tls/http.js';
 import { parseSize } from '../../../src/cli/commands/trace-tls.js';
+import { encodeTuple, IPPROTO_TCP } from '../../../src/net/tuple.js';
+import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
 
 test('/proc/PID/maps: code files once each, by device and inode, deleted ones marked', () => {
   const text = [
@@ -41,20 +43,13 @@ function record(o: { tid?: number; start?: bigint; total: number; captured?: num
   b.writeBigUInt64LE(1000n, L.ts_ns);
   b.writeBigUInt64LE(o.start ?? 900n, L.start_ns);
   b.writeBigUInt64LE(0x7f00aa00n, L.conn_id);
-  b.writeUInt32LE(42, L.pid);
-  b.writeUInt32LE(o.tid ?? 43, L.tid);
-  b.write('curl', L.comm);
-  const t = L.tuple;
-  if (o.family === 6) {
-    b[t + 15] = 1; // ::1
-    b[t + 16 + 15] = 1;
-  } else {
-    b.set([127, 0, 0, 1], t);
-    b.set([10, 0, 0, 2], t + 16);
-  }
-  b.writeUInt16LE(50000, t + 32);
-  b.writeUInt16LE(443, t + 34);
-  b[t + 36] = o.family ?? 4;
+  b.writeUInt32LE(42, L.proc + PROC_LAYOUT.pid);
+  b.writeUInt32LE(o.tid ?? 43, L.proc + PROC_LAYOUT.tid);
+  b.write('curl', L.proc + PROC_LAYOUT.comm);
+  const loop6 = [...new Array<number>(15).fill(0), 1]; // ::1
+  encodeTuple(o.family === 6
+    ? { family: 6, protocol: IPPROTO_TCP, saddr: loop6, daddr: loop6, sport: 50000, dport: 443 }
+    : { family: 4, protocol: IPPROTO_TCP, saddr: [127, 0, 0, 1], daddr: [10, 0, 0, 2], sport: 50000, dport: 443 }).copy(b, L.tuple);
   b.writeUInt32LE(o.total, L.total_len);
   b.writeUInt32LE(o.captured ?? o.total, L.captured_len);
   b.writeUInt32LE(o.offset ?? 0, L.offset);
