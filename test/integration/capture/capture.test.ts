@@ -17,7 +17,7 @@ import { c } from '../../../src/ebpf/native.js';
 import { inNetns } from '../../../src/ebpf/packet.js';
 import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
-import { BIN, Capture, curl, httpdCommand, marker, sh, sleep, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';
+import { BIN, Capture, connectionsFinished, curl, httpdCommand, marker, sh, snmpCounter, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';
 
 const skipDocker = notRoot || runtimeSkipReason('docker');
 const skipContainerd = notRoot || runtimeSkipReason('containerd');
@@ -52,12 +52,12 @@ async function dockerIp(name: string): Promise<string> {
 /** The container's eth0 address; `ctr run --cni` can hand out the pid before CNI has set it. */
 async function netnsIp(pid: number): Promise<string> {
   let out = '';
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
     out = await sh(`nsenter -t ${pid} -n ip -4 -o addr show eth0`).catch((e: unknown) => String(e));
     const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
     if (ip !== undefined) return ip;
   }
-  throw new Error(`no IPv4 address on eth0 of pid ${pid} within 10 s: ${out}`);
+  throw new Error(`no IPv4 address on eth0 of pid ${pid} within 30 s: ${out}`);
 }
 
 interface WebServer {
@@ -107,10 +107,15 @@ test('docker: capture by name to pcapng; tshark reads the request path, the body
   assert.equal(await curl(`http://${web.ip}:8000/${web.path}`), `${web.body}\n`);
   const other = marker('other');
   await curl(`http://${web.ip}:8001/${web.path}`); // same server, other port: filtered out
+  // The UDP datagram must have reached the container before the capture stops, or "no UDP"
+  // below proves nothing: nothing listens on UDP 8000 there, so its arrival counts in NoPorts.
+  const noPorts = snmpCounter(web.c.pid, 'Udp', 'NoPorts');
   const udp = createSocket('udp4');
   await new Promise<void>((r) => udp.send(`udp-${other}`, 8000, web.ip, () => r()));
   udp.close();
-  await sleep(300);
+  await waitUntil('the UDP datagram arrived in the container', () => snmpCounter(web.c.pid, 'Udp', 'NoPorts') > noPorts);
+  // every packet of the port-8000 exchange (the closing FIN/ACKs too) has passed eth0
+  await connectionsFinished(web.c.pid, 8000);
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^\d+ packets captured\n\d+ packets received by filter\n0 packets dropped by kernel$/m);
@@ -140,7 +145,7 @@ test('docker: -A prints the request and the response body as text, tcpdump style
   const cap = capture(['-c', web.c.name, 'tcp', 'port', '8000', '-A', '--timeout', '90']);
   await cap.listening();
   await curl(`http://${web.ip}:8000/${web.path}`);
-  await waitUntil('the body in the output', () => cap.stdoutText.includes(web.body), 10_000, () => cap.stdoutText);
+  await waitUntil('the body in the output', () => cap.stdoutText.includes(web.body), 30_000, () => cap.stdoutText);
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
   const text = r.stdout.toString('utf8');
@@ -156,7 +161,7 @@ test('the seed\'s walkthrough: -A -s 0 with its payload-only expression shows th
   const cap = capture(['-c', web.c.name, '-A', '-s', '0', '(((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)', '--timeout', '90']);
   await cap.listening();
   await curl(`http://${web.ip}:8000/${web.path}`);
-  await waitUntil('the body in the output', () => cap.stdoutText.includes(web.body), 10_000, () => cap.stdoutText);
+  await waitUntil('the body in the output', () => cap.stdoutText.includes(web.body), 30_000, () => cap.stdoutText);
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.toString('utf8').split('\n').filter((l) => /^\d\d:\d\d:\d\d\.\d{6} /.test(l));
@@ -168,7 +173,11 @@ test('the seed\'s walkthrough: -A -s 0 with its payload-only expression shows th
 test('docker: `tlscope capture … -w - | tshark -r -` (a real pipe) reads the stream', { skip: skipDocker || noTshark, timeout: 120_000 }, async () => {
   const web = await webServer('docker');
   const errFile = join(work, 'pipe.stderr');
-  const pipeline = `"${process.execPath}" "${BIN}" capture -c ${web.c.name} -w - 'tcp port 8000' --timeout 8 2>"${errFile}" | tshark -r - -T fields -e http.request.uri -e frame.interface_description`;
+  // The capture ends by itself after the request's one packet (the filter matches a payload
+  // that starts with "GET "), not at a short --timeout that a slow start on a busy machine
+  // could use up before the request is sent; --timeout is only the backstop.
+  const getRequest = 'tcp dst port 8000 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420';
+  const pipeline = `"${process.execPath}" "${BIN}" capture -c ${web.c.name} -w - --count 1 '${getRequest}' --timeout 90 2>"${errFile}" | tshark -r - -T fields -e http.request.uri -e frame.interface_description`;
   const sh = spawn('sh', ['-c', pipeline], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -180,7 +189,7 @@ test('docker: `tlscope capture … -w - | tshark -r -` (a real pipe) reads the s
   await curl(`http://${web.ip}:8000/${web.path}`);
   assert.equal(await done, 0, `${err}\n${stderrText()}`);
   assertNoDamage(err);
-  assert.match(stderrText(), /^\d+ packets captured$/m);
+  assert.match(stderrText(), /^1 packet captured$/m);
   assert.ok(out.split('\n').some((l) => l === `/${web.path}\t${web.c.name} (docker) eth0`), out);
 });
 
@@ -190,7 +199,7 @@ test('containerd (CNI bridge): capture by name; tshark sees the request, the bod
   const cap = capture(['-c', web.c.name, '-w', file, 'tcp port 8000', '--timeout', '90']);
   await cap.listening();
   assert.equal(await curl(`http://${web.ip}:8000/${web.path}`), `${web.body}\n`);
-  await sleep(300);
+  await connectionsFinished(web.c.pid, 8000);
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
   const rows = await tsharkFields(file, ['frame.interface_description', 'http.request.uri', 'http.file_data']);
@@ -211,7 +220,8 @@ test('every pod of a namespace at once, each interface labelled; a pod started d
   assert.match(cap.stderr, new RegExp(`listening on every interface of pod ${ns}/checkout \\(docker\\)`));
   await curl(`http://${a.ip}:8000/${a.path}`);
   await curl(`http://${b.ip}:8000/${b.path}`);
-  await sleep(300);
+  await connectionsFinished(a.c.pid, 8000);
+  await connectionsFinished(b.c.pid, 8000);
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
   const rows = await tsharkFields(file, ['frame.interface_description', 'http.request.uri']);
@@ -288,7 +298,11 @@ test('an unknown container: tlscope waits for it, then says it never appeared at
 
 test('-i with an interface no target has: a warning per target, then an error', { skip: skipDocker, timeout: 60_000 }, async () => {
   const web = await webServer('docker');
-  const r = await capture(['-c', web.c.name, '-i', 'nosuch0', '--timeout', '2']).finished;
+  // Stopped once it has said so, not at a short --timeout: on a busy machine the container
+  // index can take longer than that to find the container (then it "never appeared").
+  const cap = capture(['-c', web.c.name, '-i', 'nosuch0', '--timeout', '90']);
+  await waitUntil('the warning about nosuch0', () => /no interface "nosuch0"/.test(cap.stderr), 60_000, () => cap.stderr);
+  const r = await cap.stop();
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /no interface "nosuch0"/);
   assert.match(r.stderr, /nothing was captured/);
@@ -303,7 +317,7 @@ test('nothing stays behind: the packet socket in the container\'s namespace goes
   assert.equal(packetSockets(), idle + 1, 'one socket in the container\'s namespace while capturing');
   const r = await cap.stop();
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(packetSockets(), idle);
+  await waitUntil('the packet socket closed with tlscope', () => packetSockets() === idle, 30_000, () => readFileSync(`/proc/${web.c.pid}/net/packet`, 'utf8'));
 });
 
 /** An IPv4/UDP packet with a correct header checksum (UDP checksum 0: none). */
@@ -354,7 +368,12 @@ test('a tun device (ARPHRD_NONE: raw IP, no link header): captured as raw IP, fi
     await cap.listening();
     const body = marker('tun');
     for (const port of [7777, 7778, 7777]) writeSync(tunFd, udpPacket('10.99.0.2', '10.99.0.1', 5555, port, `${body}-${port}`));
-    await sleep(300);
+    // A write to a tun device is received before write() returns; the counter shows all three
+    // arrived (and the 7778 one between the two 7777 ones, which must both be captured).
+    await waitUntil('3 packets received on the tun device', async () => {
+      const link = JSON.parse(await sh(`ip -n ${ns} -s -j link show dev ${dev}`)) as { stats64?: { rx?: { packets?: number } } }[];
+      return (link[0]?.stats64?.rx?.packets ?? 0) >= 3;
+    });
     const r = await cap.stop();
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^2 packets captured$/m);

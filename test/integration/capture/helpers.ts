@@ -2,6 +2,7 @@
 /** Helpers for the capture tests: run `tlscope capture` (the real CLI), servers in containers, tshark. */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -66,7 +67,11 @@ export class Capture {
   }
 }
 
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, detail?: () => string): Promise<void> {
+/**
+ * Polls `cond` until it holds. The default deadline is long on purpose: these tests share a
+ * small VM with other work, and a deadline should only trip on a real bug.
+ */
+export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, detail?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${detail ? `\n${detail()}` : ''}`);
@@ -75,7 +80,7 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
 }
 
 /** Waits until something accepts TCP connections at host:port. */
-export async function waitForPort(host: string, port: number, timeoutMs = 20_000): Promise<void> {
+export async function waitForPort(host: string, port: number, timeoutMs = 30_000): Promise<void> {
   await waitUntil(`${host}:${port} accepting connections`, () => new Promise<boolean>((resolve) => {
     const s = connect({ host, port });
     s.once('connect', () => {
@@ -87,8 +92,51 @@ export async function waitForPort(host: string, port: number, timeoutMs = 20_000
 }
 
 export async function curl(url: string): Promise<string> {
-  const r = await run('curl', ['-s', '--max-time', '10', url], { timeout: 15_000 });
+  const r = await run('curl', ['-s', '--max-time', '30', url], { timeout: 35_000 });
   return r.stdout;
+}
+
+/** TCP states in /proc/net/tcp (hex) of a connection that still has packets to exchange. */
+const UNFINISHED_TCP_STATES = new Set(['01', '02', '03', '04', '05', '08', '09', '0B']); // ESTABLISHED, SYN_SENT/RECV, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
+
+/**
+ * Connections on `port` in the network namespace of `pid` that have not finished their close
+ * (LISTEN and TIME_WAIT do not count). Once there are none, every packet of those connections
+ * has passed the namespace's interfaces, so a capture there has been handed all of them.
+ */
+export function openConnections(pid: number, port: number): number {
+  let n = 0;
+  for (const file of ['tcp', 'tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/net/${file}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4) continue;
+      const local = Number.parseInt((f[1] ?? '').split(':')[1] ?? '', 16);
+      const remote = Number.parseInt((f[2] ?? '').split(':')[1] ?? '', 16);
+      if ((local === port || remote === port) && UNFINISHED_TCP_STATES.has(f[3] ?? '')) n++;
+    }
+  }
+  return n;
+}
+
+/** Waits until every connection on `port` in the namespace of `pid` has finished (see openConnections). */
+export async function connectionsFinished(pid: number, port: number): Promise<void> {
+  await waitUntil(`connections on port ${port} in the namespace of pid ${pid} finished`, () => openConnections(pid, port) === 0, 30_000, () => readFileSync(`/proc/${pid}/net/tcp`, 'utf8'));
+}
+
+/** A counter from /proc/PID/net/snmp (e.g. Udp NoPorts) in the network namespace of `pid`. */
+export function snmpCounter(pid: number, proto: string, name: string): number {
+  const lines = readFileSync(`/proc/${pid}/net/snmp`, 'utf8').split('\n').filter((l) => l.startsWith(`${proto}:`));
+  const names = (lines[0] ?? '').split(/\s+/);
+  const values = (lines[1] ?? '').split(/\s+/);
+  const i = names.indexOf(name);
+  if (i < 1) throw new Error(`no ${proto} ${name} in /proc/${pid}/net/snmp`);
+  return Number(values[i]);
 }
 
 export interface TsharkResult {
