@@ -27,6 +27,14 @@ for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
   const files = find(join(root, 'dist', 'test', suite));
   if (files.length === 0) continue;
   console.log(`\n# ${suite}: ${files.length} files`);
+  if (suite === 'integration' && process.getuid?.() === 0) {
+    // What test processes of an earlier run left behind when they were killed (containers,
+    // network namespaces, private daemons): only theirs, and only once they are gone.
+    const { sweepLeftovers, describeSweep } = await import(join(root, 'dist', 'test', 'helpers', 'leftovers.js'));
+    const { STATE_DIR } = await import(join(root, 'dist', 'test', 'helpers', 'runtimes.js'));
+    const said = describeSweep(await sweepLeftovers(STATE_DIR));
+    if (said !== undefined) console.log(`# ${said}`);
+  }
   const tap = join(tapDir, `${suite}.tap`);
   const r = spawnSync(process.execPath, [
     '--test', `--test-concurrency=${concurrency}`,

@@ -17,14 +17,15 @@
  * It writes, when missing: /etc/containers/containers.conf (podman's default_ulimits),
  * /opt/cni/bin → /usr/lib/cni, /etc/cni/net.d/10-tlscope-test.conflist (a bridge).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { credentials, Client, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { loadSync, type MethodDefinition } from '@grpc/proto-loader';
 import { buildTestImage, findBusybox } from './image.js';
+import { commandProbe, ensureDaemon, httpProbe, type DaemonSpec, type EnsureOutcome } from './daemons.js';
+import { describeSweep, OWNER_LABEL, OWNER_START_LABEL, processStart, sweepLeftovers } from './leftovers.js';
 
 const run = promisify(execFile);
 
@@ -107,28 +108,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function pollUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, log?: string): Promise<void> {
+async function pollUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await sleep(150);
   }
-  const tail = log !== undefined && existsSync(log) ? `\n--- last lines of ${log}:\n${readFileSync(log, 'utf8').split('\n').slice(-15).join('\n')}` : '';
-  throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s${tail}`);
-}
-
-/** Starts a daemon in its own session so it outlives this test process; its output goes to a log. */
-function startDaemon(name: string, cmd: string, args: readonly string[]): string {
-  const log = join(STATE_DIR, `${name}.log`);
-  const fd = openSync(log, 'a');
-  try {
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd] });
-    child.unref();
-    writeFileSync(join(STATE_DIR, `${name}.pid`), `${child.pid ?? ''}\n`);
-  } finally {
-    closeSync(fd);
-  }
-  return log;
+  throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s`);
 }
 
 function pidAlive(pid: number): boolean {
@@ -175,21 +161,6 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     rmSync(LOCK, { force: true });
   }
-}
-
-function unixGet(socketPath: string, path: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, agent: false, timeout: timeoutMs, headers: { Host: 'localhost' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,33 +236,78 @@ function containerdConfig(): string {
   return path;
 }
 
+/**
+ * The daemons as the harness runs them. Each health check asks for something that takes the
+ * daemon's own locks (its containers, or `info`, which is what hung when dockerd 20.10
+ * deadlocked), not only `/_ping`, which a daemon can answer while the rest of it is stuck.
+ */
+export function containerdDaemon(opts: { socket?: string; config?: string; stateDir?: string; name?: string } = {}): DaemonSpec {
+  const socket = opts.socket ?? CONTAINERD_SOCKET;
+  return {
+    name: opts.name ?? 'containerd',
+    command: 'containerd',
+    args: ['--config', opts.config ?? containerdConfig()],
+    socket,
+    stateDir: opts.stateDir ?? STATE_DIR,
+    probe: commandProbe(socket, 'ctr', ['--address', socket, '-n', 'default', 'containers', 'ls', '-q']),
+    hint: `Restart it (systemctl restart containerd, or stop it and let the tests start their own), then run the tests again.`,
+    readyTimeoutMs: 60_000,
+  };
+}
+
+/**
+ * dockerd, or for the harness's own tests something that behaves like it on a private socket
+ * (`command`). Not a second real dockerd: one started with `--bridge none` deletes the host's
+ * docker0, which the shared dockerd's containers need.
+ */
+export function dockerDaemon(opts: { socket?: string; command?: string; args?: readonly string[]; pidFile?: string; stateDir?: string; name?: string } = {}): DaemonSpec {
+  const socket = opts.socket ?? DOCKER_SOCKET;
+  const pidFile = opts.pidFile ?? '/var/run/docker.pid';
+  return {
+    name: opts.name ?? 'dockerd',
+    command: opts.command ?? 'dockerd',
+    args: opts.args ?? [],
+    socket,
+    stateDir: opts.stateDir ?? STATE_DIR,
+    ownPidFiles: [pidFile],
+    probe: httpProbe(socket, ['/_ping', '/info']),
+    hint: `Restart it (systemctl restart docker; or kill it, remove ${pidFile} and let the tests start their own), then run the tests again.`,
+    readyTimeoutMs: 90_000,
+  };
+}
+
+export function podmanDaemon(opts: { socket?: string; stateDir?: string; name?: string } = {}): DaemonSpec {
+  const socket = opts.socket ?? PODMAN_SOCKET;
+  return {
+    name: opts.name ?? 'podman-service',
+    command: 'podman',
+    args: ['system', 'service', '--time=0', `unix://${socket}`],
+    socket,
+    stateDir: opts.stateDir ?? STATE_DIR,
+    probe: httpProbe(socket, ['/_ping', '/containers/json?limit=1']),
+    hint: `Restart it (systemctl restart podman.socket podman.service, or stop it and let the tests start their own), then run the tests again.`,
+    readyTimeoutMs: 60_000,
+  };
+}
+
+/** Logs what was done about a daemon that did not answer (the test output keeps it). */
+function report(outcome: EnsureOutcome): void {
+  if (outcome.action === 'restarted') process.stderr.write(`# test harness: ${outcome.why}; restarted it (pid ${outcome.stoppedPid} stopped, pid ${outcome.pid} started)\n`);
+}
+
 async function ensureContainerd(): Promise<void> {
-  if (await ok('ctr', ['version'], 5000)) return;
-  const log = startDaemon('containerd', 'containerd', ['--config', containerdConfig()]);
-  await pollUntil('containerd', () => ok('ctr', ['version'], 3000), 30_000, log);
+  report(await ensureDaemon(containerdDaemon()));
 }
 
 async function ensureDocker(): Promise<void> {
-  if (await ok('docker', ['info'], 10_000)) return;
-  const log = startDaemon('dockerd', 'dockerd', []);
-  await pollUntil('dockerd', () => ok('docker', ['info'], 5000), 60_000, log);
-}
-
-async function podmanServiceUp(): Promise<boolean> {
-  try {
-    return (await unixGet(PODMAN_SOCKET, '/_ping')).status === 200;
-  } catch {
-    return false;
-  }
+  report(await ensureDaemon(dockerDaemon()));
 }
 
 async function ensurePodman(): Promise<void> {
   await ensurePodmanConfig();
   await removeStaleCniPodmanBridge();
-  if (await podmanServiceUp()) return;
   mkdirSync('/run/podman', { recursive: true });
-  const log = startDaemon('podman-service', 'podman', ['system', 'service', '--time=0', `unix://${PODMAN_SOCKET}`]);
-  await pollUntil('podman system service', podmanServiceUp, 30_000, log);
+  report(await ensureDaemon(podmanDaemon()));
 }
 
 /** The image containerd's CRI plugin starts each pod sandbox from (its "pause" image). */
@@ -351,6 +367,9 @@ export function ensureRuntimes(): Promise<RuntimeEnvironment> {
         await ensurePodman();
         await loadImage('podman', image, '');
       }
+      // containers, namespaces and private daemons of test processes that were killed
+      const swept = describeSweep(await sweepLeftovers(STATE_DIR));
+      if (swept !== undefined) process.stderr.write(`# test harness: ${swept}\n`);
       let criReady = false;
       if (wanted.includes('containerd')) {
         const cri = new CriTestClient();
@@ -405,6 +424,9 @@ export function kubeletLabels(pod: { namespace: string; name: string; uid: strin
   };
 }
 
+/** Marks every container a test makes as this process's (see leftovers.ts). */
+const OWNER_LABELS: Readonly<Record<string, string>> = { [OWNER_LABEL]: String(process.pid), [OWNER_START_LABEL]: processStart(process.pid) ?? '' };
+
 let counter = 0;
 /** A name unique on this machine and recognisable as ours. */
 export function uniqueName(prefix = 'tlscope-t'): string {
@@ -414,6 +436,26 @@ export function uniqueName(prefix = 'tlscope-t'): string {
 function taskPidFile(namespace: string, id: string): string {
   return `/run/containerd/io.containerd.runtime.v2.task/${namespace}/${id}/init.pid`;
 }
+
+/** Every TestContainers of this process, for the clean-up on SIGTERM/SIGINT. */
+const instances = new Set<TestContainers>();
+
+/**
+ * A test process stopped by SIGTERM or SIGINT (a CI job cancelled, Ctrl-C) runs no after()
+ * hooks: remove its containers here, synchronously and bounded, then let the signal take its
+ * course. What even this misses (SIGKILL) is swept by the next run (leftovers.ts).
+ */
+function cleanupOnSignal(signal: NodeJS.Signals): void {
+  const handler = (): void => {
+    process.off(signal, handler);
+    const deadline = Date.now() + 60_000;
+    for (const i of instances) i.removeAllSync(deadline);
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.on(signal, handler);
+}
+cleanupOnSignal('SIGTERM');
+cleanupOnSignal('SIGINT');
 
 /**
  * Runs and removes test containers, remembering each so `cleanup()` removes whatever a test
@@ -426,12 +468,41 @@ export class TestContainers {
   private readonly pods = new Map<string, string>();
   private cri: CriTestClient | undefined;
 
-  constructor(private readonly env: RuntimeEnvironment) {}
+  constructor(private readonly env: RuntimeEnvironment) {
+    instances.add(this);
+  }
+
+  /** Removes everything tracked, synchronously (for a signal handler); best effort until `deadline`. */
+  removeAllSync(deadline: number): void {
+    const left = (): number => Math.max(1000, deadline - Date.now());
+    const quiet = (cmd: string, args: readonly string[]): void => {
+      if (Date.now() > deadline) return;
+      try {
+        execFileSync(cmd, [...args], { stdio: 'ignore', timeout: left() });
+      } catch {
+        // best effort: the next run's sweep removes what is left
+      }
+    };
+    for (const runner of this.ctrRunners.values()) runner.kill('SIGKILL');
+    for (const c of this.live.values()) {
+      if (c.runtime === 'containerd') {
+        const ns = c.namespace ?? 'default';
+        quiet('ctr', ['-n', ns, 'task', 'kill', '-s', 'SIGKILL', c.name]);
+        quiet('ctr', ['-n', ns, 'task', 'delete', '--force', c.name]);
+        quiet('ctr', ['-n', ns, 'containers', 'delete', c.name]);
+      }
+    }
+    for (const runtime of ['docker', 'podman'] as const) {
+      const names = [...this.live.values()].filter((c) => c.runtime === runtime).map((c) => c.name);
+      if (names.length > 0) quiet(runtime, runtime === 'podman' ? ['rm', '-f', '-t', '0', '-i', ...names] : ['rm', '-f', ...names]);
+    }
+    this.live.clear();
+  }
 
   async run(runtime: TestRuntime, options: RunOptions = {}): Promise<TestContainer> {
     const name = options.name ?? uniqueName();
     const command = options.command ?? ['sleep', 'infinity'];
-    const labelArgs = Object.entries({ 'tlscope.test.owner': String(process.pid), ...options.labels }).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const labelArgs = Object.entries({ ...OWNER_LABELS, ...options.labels }).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     let c: TestContainer;
     switch (runtime) {
       case 'docker':
@@ -572,6 +643,7 @@ export class TestContainers {
     await this.remove(...this.live.values()).catch((e: unknown) => errors.push(e));
     this.cri?.close();
     this.cri = undefined;
+    instances.delete(this);
     if (errors.length > 0) throw new AggregateError(errors, 'test container cleanup failed');
   }
 
