@@ -15,6 +15,7 @@ import { ensureRuntimes, runtimeSkipReason, STATE_DIR, TestContainers, uniqueNam
 
 const run = promisify(execFile);
 const skipDocker = runtimeSkipReason('docker');
+const withContainerd = runtimeSkipReason('containerd') === false;
 const helpers = fileURLToPath(new URL('../../helpers/runtimes.js', import.meta.url));
 
 let env: RuntimeEnvironment;
@@ -73,16 +74,23 @@ test('what a killed test process left (a labelled container, a network namespace
   await run('docker', ['run', '-d', '--name', orphan, '--label', `${OWNER_LABEL}=${gone}`, '--label', `${OWNER_START_LABEL}=1`, env.image.docker, 'sleep', 'infinity']);
   const ns = `tlscope-leftover-${gone}`;
   await run('ip', ['netns', 'add', ns]);
+  const ctrOrphan = uniqueName('tlscope-orphan');
+  if (withContainerd) await run('ctr', ['-n', 'default', 'run', '-d', '--label', `${OWNER_LABEL}=${gone}`, env.image.containerd, ctrOrphan, 'sleep', 'infinity']);
   const mine = await containers.run('docker', {}); // owned by this live process
   try {
     const r = await sweepLeftovers(STATE_DIR);
     assert.ok(r.containers.includes(`docker/${orphan}`), JSON.stringify(r));
     assert.ok(r.netns.includes(ns), JSON.stringify(r));
+    if (withContainerd) assert.ok(r.containers.includes(`containerd/default/${ctrOrphan}`), JSON.stringify(r));
     assert.equal(await dockerExists(orphan), false);
     assert.equal(existsSync(`/run/netns/${ns}`), false);
     assert.ok(await dockerExists(mine.name), 'a live owner keeps its container');
     assert.ok(!r.containers.some((c) => c.includes(mine.name)));
   } finally {
     if (existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    if (withContainerd) {
+      await run('ctr', ['-n', 'default', 'task', 'delete', '--force', ctrOrphan]).catch(() => undefined);
+      await run('ctr', ['-n', 'default', 'containers', 'delete', ctrOrphan]).catch(() => undefined);
+    }
   }
 });
