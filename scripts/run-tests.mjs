@@ -6,7 +6,7 @@
 import { readdirSync, statSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const [which = 'all', filter] = process.argv.slice(2);
@@ -19,11 +19,23 @@ function find(dir) {
   }).filter((p) => filter === undefined || p.includes(filter)).sort();
 }
 
+// A SIGTERM (a cancelled CI job) or SIGINT for this runner goes on to the test process, whose
+// harness then removes its containers before it ends; the runner stops after it.
+let current;
+let stoppedBy;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    stoppedBy ??= sig;
+    current?.kill(sig);
+  });
+}
+
 let failed = false;
 const totals = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
 const tapDir = mkdtempSync(join(tmpdir(), 'tlscope-tap-'));
 for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
   if (which !== 'all' && which !== suite) continue;
+  if (stoppedBy !== undefined) break;
   const files = find(join(root, 'dist', 'test', suite));
   if (files.length === 0) continue;
   console.log(`\n# ${suite}: ${files.length} files`);
@@ -36,13 +48,18 @@ for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
     if (said !== undefined) console.log(`# ${said}`);
   }
   const tap = join(tapDir, `${suite}.tap`);
-  const r = spawnSync(process.execPath, [
-    '--test', `--test-concurrency=${concurrency}`,
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
-    ...files,
-  ], { stdio: 'inherit', cwd: root });
-  if (r.status !== 0) failed = true;
+  const status = await new Promise((resolve) => {
+    current = spawn(process.execPath, [
+      '--test', `--test-concurrency=${concurrency}`,
+      '--test-reporter=spec', '--test-reporter-destination=stdout',
+      '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+      ...files,
+    ], { stdio: 'inherit', cwd: root });
+    current.on('error', () => resolve(1));
+    current.on('close', (code) => resolve(code ?? 1));
+  });
+  current = undefined;
+  if (status !== 0) failed = true;
   const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
   for (const k of Object.keys(totals)) {
     const m = new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text);
@@ -50,6 +67,10 @@ for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
   }
 }
 rmSync(tapDir, { recursive: true, force: true });
+if (stoppedBy !== undefined) {
+  console.log(`\nstopped by ${stoppedBy}`);
+  process.exit(stoppedBy === 'SIGINT' ? 130 : 143);
+}
 // One closing line for the whole run (unit + integration).
 console.log(`\n${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped} skipped`);
 process.exit(failed || totals.pass === 0 ? 1 : 0);
