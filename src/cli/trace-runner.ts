@@ -86,7 +86,8 @@ export function traceHelp<E extends CommonEvent>(spec: TraceSpec<E>): string {
   return helpText(spec.usage, spec.summary, { ...scopeOptions, ...outputOptions, ...spec.extraOptions }, `Scope: ${SCOPE_HELP}\n\n${spec.about}\n\nFields (for --fields, --filter and -o json):\n${fieldList}\n`);
 }
 
-function selectorFrom(v: ParsedValues): ContainerSelector {
+/** The scope flags every command shares (absent ones are simply not set) → a checked selector. */
+export function selectorFrom(v: ParsedValues): ContainerSelector {
   return parseSelectorFlags({
     ...(v.runtimes === undefined ? {} : { runtimes: list(v, 'runtimes') ?? [] }),
     ...(v.containername === undefined ? {} : { containername: list(v, 'containername') ?? [] }),

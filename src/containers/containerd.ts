@@ -8,7 +8,6 @@
  * containers instead) and, by default, the `moby` namespace, which is dockerd's: the docker
  * client names those containers properly and the same container must not appear twice.
  */
-import { statSync } from 'node:fs';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { RuntimeError } from './errors.js';
 import { errorText, GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
@@ -17,6 +16,7 @@ import { asArray, asObject, num, str, stringMap, type Json } from './narrow.js';
 import { decodeWireFields, wireString } from './protowire.js';
 import { AsyncQueue } from './queue.js';
 import type { Labels, RuntimeClient, RuntimeContainer, RuntimeEvent } from './types.js';
+import { isUnixSocket } from './socket.js';
 
 const NAMESPACES = 'containerd.services.namespaces.v1.Namespaces';
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
@@ -90,11 +90,7 @@ export class ContainerdClient implements RuntimeClient {
   }
 
   isPresent(): boolean {
-    try {
-      return statSync(this.socketPath).isSocket();
-    } catch {
-      return false;
-    }
+    return isUnixSocket(this.socketPath);
   }
 
   private connection(): GrpcConnection {

@@ -9,7 +9,6 @@
  * GetContainerEvents where the runtime has it (CRI ≥ 1.26 runtimes); otherwise (containerd
  * 1.6 answers UNIMPLEMENTED) the container list is polled.
  */
-import { statSync } from 'node:fs';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { RuntimeError } from './errors.js';
 import { errorText, GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
@@ -17,6 +16,7 @@ import { podLabelsFromSandbox } from './k8s.js';
 import { asArray, asObject, mapLimit, num, str, stringMap, type Json } from './narrow.js';
 import { AsyncQueue } from './queue.js';
 import type { Labels, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
+import { isUnixSocket } from './socket.js';
 
 const RUNTIME_SERVICE = 'runtime.v1.RuntimeService';
 const CONTAINER_RUNNING = 1;
@@ -82,11 +82,7 @@ export class CriClient implements RuntimeClient {
   }
 
   isPresent(): boolean {
-    try {
-      return statSync(this.socketPath).isSocket();
-    } catch {
-      return false;
-    }
+    return isUnixSocket(this.socketPath);
   }
 
   private connection(): GrpcConnection {

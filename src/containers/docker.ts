@@ -14,11 +14,11 @@
  * Config.Image, Config.Labels), /events (streamed, container start/die/destroy).
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
-import { statSync } from 'node:fs';
 import { RuntimeError } from './errors.js';
 import { asArray, asObject, bool, mapLimit, num, str, stringMap } from './narrow.js';
 import { AsyncQueue } from './queue.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
+import { isUnixSocket } from './socket.js';
 
 /** The API version we speak; older daemons get theirs (everything used exists since 1.24). */
 export const DOCKER_API_VERSION = '1.41';
@@ -94,11 +94,7 @@ export class DockerEngineClient implements RuntimeClient {
   }
 
   isPresent(): boolean {
-    try {
-      return statSync(this.socketPath).isSocket();
-    } catch {
-      return false;
-    }
+    return isUnixSocket(this.socketPath);
   }
 
   private error(message: string, cause?: unknown): RuntimeError {

@@ -24,18 +24,10 @@ import {
 } from './native.js';
 import { BPF_MAP_TYPE_RINGBUF, kernelError, type BpfMap } from './object.js';
 import { RingWalker, type Decoder } from './ringbuf.js';
-import { inNetns, netnsInode } from './packet.js';
+import { AF_PACKET, ETH_P_ALL, inNetns, netnsInode, PACKET_STATISTICS, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, SOL_PACKET, SOL_SOCKET } from './packet.js';
 
-const AF_PACKET = 17;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const SOCK_NONBLOCK = 0o4000;
-const ETH_P_ALL = 0x0003;
-const SOL_SOCKET = 1;
 const SO_ATTACH_FILTER = 26;
-const SOL_PACKET = 263;
 const PACKET_RX_RING = 5;
-const PACKET_STATISTICS = 6;
 const PACKET_VERSION = 10;
 const TPACKET_V3 = 2;
 const SIOCGIFNAME = 0x8910;

@@ -11,15 +11,16 @@ import { TlscopeError } from '../errors.js';
 import { c, errno, strerror, CLONE_NEWNET, O_CLOEXEC, O_RDONLY } from './native.js';
 import { kernelError, type BpfProgram } from './object.js';
 
-const AF_PACKET = 17;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const SOCK_NONBLOCK = 0o4000;
-const ETH_P_ALL = 0x0003;
-const SOL_SOCKET = 1;
+/** Packet-socket constants (linux/if_packet.h, linux/socket.h), shared with capture.ts. */
+export const AF_PACKET = 17;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
+export const ETH_P_ALL = 0x0003;
+export const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
-const SOL_PACKET = 263;
-const PACKET_STATISTICS = 6;
+export const SOL_PACKET = 263;
+export const PACKET_STATISTICS = 6;
 
 export interface PacketSocket {
   readonly fd: number;

@@ -9,7 +9,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { release } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ContainerIndex } from '../../containers/index.js';
-import { hasContainerFilter, parseSelectorFlags, type ContainerSelector } from '../../containers/selector.js';
+import { hasContainerFilter, type ContainerSelector } from '../../containers/selector.js';
 import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING, type RingPacket } from '../../ebpf/capture.js';
 import { hasCaps } from '../../ebpf/features.js';
 import { c } from '../../ebpf/native.js';
@@ -25,7 +25,7 @@ import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSumm
 import { EPB_BROADCAST, EPB_INBOUND, EPB_MULTICAST, EPB_OUTBOUND, EPB_PROMISCUOUS, EPB_UNICAST, PcapngWriter } from '../../output/pcapng.js';
 import { bool, helpText, int, list, parse, str, type OptionSpecs, type ParsedValues } from '../args.js';
 import type { CommandContext } from '../context.js';
-import { scopeOptions } from '../trace-runner.js';
+import { scopeOptions, selectorFrom } from '../trace-runner.js';
 
 const VERSION = '0.1.0';
 const MAX_SNAPLEN = 262144;
@@ -81,17 +81,8 @@ Examples:
 
 export const help = { usage: USAGE, summary: SUMMARY, options, about: ABOUT };
 
-function selectorFrom(v: ParsedValues): ContainerSelector {
-  const s = parseSelectorFlags({
-    ...(v.runtimes === undefined ? {} : { runtimes: list(v, 'runtimes') ?? [] }),
-    ...(v.containername === undefined ? {} : { containername: list(v, 'containername') ?? [] }),
-    ...(bool(v, 'host') ? { host: true } : {}),
-    ...(v.pid === undefined ? {} : { pid: list(v, 'pid') ?? [] }),
-    ...(str(v, 'k8s-namespace') === undefined ? {} : { k8sNamespace: str(v, 'k8s-namespace') as string }),
-    ...(str(v, 'k8s-podname') === undefined ? {} : { k8sPodname: str(v, 'k8s-podname') as string }),
-    ...(str(v, 'k8s-containername') === undefined ? {} : { k8sContainername: str(v, 'k8s-containername') as string }),
-    ...(v['k8s-selector'] === undefined ? {} : { k8sSelector: list(v, 'k8s-selector') ?? [] }),
-  });
+function captureSelector(v: ParsedValues): ContainerSelector {
+  const s = selectorFrom(v);
   // No target at all: the host's namespace, as tcpdump (not every container on top of it).
   if (!hasContainerFilter(s) && !(s.pids?.length ?? 0) && s.host === undefined) return { ...s, host: true };
   return s;
@@ -124,7 +115,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const verbose = bool(values, 'verbose') || ctx.verbose;
   // tcpdump's own words for a bad expression (exit 2), before anything needs root
   const filter = compileFilter(expression, snaplen);
-  const selector = selectorFrom(values);
+  const selector = captureSelector(values);
   if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError('tlscope capture needs root');
 
   // The ring: blocks big enough for one packet of the snap length (with its headers), at least

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `tlscope containers`: what the container index sees, like `ig list-containers`. */
 import { ContainerIndex } from '../../containers/index.js';
-import { matches, parseSelectorFlags, SCOPE_HELP } from '../../containers/selector.js';
+import { matches, SCOPE_HELP } from '../../containers/selector.js';
 import type { ContainerInfo } from '../../containers/types.js';
 import { errorMessage, UsageError } from '../../errors.js';
 import type { Field } from '../../fields/field.js';
@@ -9,9 +9,9 @@ import { selectFields } from '../../fields/field.js';
 import { parseFilter } from '../../fields/filter.js';
 import { ColumnWriter } from '../../output/columns.js';
 import { JsonWriter } from '../../output/json.js';
-import { bool, helpText, list, parse, str, type OptionSpecs } from '../args.js';
+import { bool, helpText, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
-import { scopeOptions } from '../trace-runner.js';
+import { scopeOptions, selectorFrom } from '../trace-runner.js';
 
 const fields: Field<ContainerInfo>[] = [
   { name: 'runtime.runtimeName', column: 'RUNTIME', width: 10, description: 'container runtime', visible: true, get: (c) => c.runtime },
@@ -43,14 +43,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     ctx.out.write(helpText('tlscope containers [scope] [-o json]', 'List the containers and pods tlscope sees on this host (docker, containerd, podman, cri-o),\nwith the namespaces its gadgets use to trace them.', options, `Scope: ${SCOPE_HELP}`));
     return 0;
   }
-  const selector = parseSelectorFlags({
-    ...(values.runtimes === undefined ? {} : { runtimes: list(values, 'runtimes') ?? [] }),
-    ...(values.containername === undefined ? {} : { containername: list(values, 'containername') ?? [] }),
-    ...(values['k8s-namespace'] === undefined ? {} : { k8sNamespace: str(values, 'k8s-namespace') as string }),
-    ...(values['k8s-podname'] === undefined ? {} : { k8sPodname: str(values, 'k8s-podname') as string }),
-    ...(values['k8s-containername'] === undefined ? {} : { k8sContainername: str(values, 'k8s-containername') as string }),
-    ...(values['k8s-selector'] === undefined ? {} : { k8sSelector: list(values, 'k8s-selector') ?? [] }),
-  });
+  const selector = selectorFrom(values);
   const format = str(values, 'output') ?? 'columns';
   if (!['columns', 'json', 'jsonpretty'].includes(format)) throw new UsageError(`unknown output format "${format}"`, 'use columns, json or jsonpretty');
   const shown = selectFields(fields, str(values, 'fields'), format === 'columns' ? undefined : () => true);
@@ -64,7 +57,9 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   try {
     await index.start();
     index.rescan(); // once: containers whose runtime cannot be asked, from their cgroup paths
-    const rows = index.all().filter((c) => matches(selector, c) && keep(c)).sort((a, b) => a.runtime.localeCompare(b.runtime) || a.name.localeCompare(b.name));
+    // -p: the containers those processes run in
+    const ofPids = selector.pids?.length ? new Set(selector.pids.map((pid) => index.byPid(pid)?.id)) : undefined;
+    const rows = index.all().filter((c) => (ofPids === undefined || ofPids.has(c.id)) && matches(selector, c) && keep(c)).sort((a, b) => a.runtime.localeCompare(b.runtime) || a.name.localeCompare(b.name));
     if (format === 'columns') new ColumnWriter(shown, ctx.out).write(rows);
     else new JsonWriter(shown, ctx.out, format === 'jsonpretty').write(rows);
     if (format === 'columns' && rows.length === 0) ctx.err.write('tlscope: no containers found\n');
