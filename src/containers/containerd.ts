@@ -200,12 +200,18 @@ export class ContainerdClient implements RuntimeClient {
 
   watch(signal: AbortSignal): AsyncIterable<RuntimeEvent> {
     let stream: ClientReadableStream<Json> | undefined;
-    const queue = new AsyncQueue<RuntimeEvent>(() => stream?.cancel());
+    // the listener goes with the stream, however it ends: the session watches again on the
+    // same signal after every reconnect
+    const onAbort = (): void => queue.end();
+    const queue = new AsyncQueue<RuntimeEvent>(() => {
+      signal.removeEventListener('abort', onAbort);
+      stream?.cancel();
+    });
     if (signal.aborted) {
       queue.end();
       return queue;
     }
-    signal.addEventListener('abort', () => queue.end(), { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       const filters = Object.values(TOPICS).map((t) => `topic==${JSON.stringify(t)}`);
       stream = this.connection().serverStream(EVENTS, 'Subscribe', { filters });

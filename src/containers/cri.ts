@@ -170,7 +170,11 @@ export class CriClient implements RuntimeClient {
     let pollTimer: NodeJS.Timeout | undefined;
     let polling = false;
     const pollAbort = new AbortController();
+    // the listener goes with the stream, however it ends: the session watches again on the
+    // same signal after every reconnect
+    const onAbort = (): void => queue.end();
     const queue = new AsyncQueue<RuntimeEvent>(() => {
+      signal.removeEventListener('abort', onAbort);
       stream?.cancel();
       pollAbort.abort();
       clearTimeout(pollTimer);
@@ -179,7 +183,7 @@ export class CriClient implements RuntimeClient {
       queue.end();
       return queue;
     }
-    signal.addEventListener('abort', () => queue.end(), { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
 
     const poll = (known: Set<string> | undefined): void => {
       this.runningContainers({}, pollAbort.signal).then(
