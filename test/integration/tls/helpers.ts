@@ -22,7 +22,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -106,7 +106,7 @@ export async function startPyServer(work: { dir: string; cert: string; key: stri
     if (f[0] === 'port') port = Number(f[1]);
     if (f[0] === 'req') requests.push({ clientPort: Number(f[1]), bytes: Buffer.from(f[2] ?? '', 'hex') });
   });
-  await until('the python TLS server', () => port > 0 || child.exitCode !== null, 10_000);
+  await until('the python TLS server', () => port > 0 || child.exitCode !== null, 30_000);
   if (port === 0) throw new Error('python TLS server did not start');
   return { port, pid: child.pid ?? 0, requests, lines, close: () => stopChild(child) };
 }
@@ -333,7 +333,7 @@ export class CliTracer {
     if (this.child.exitCode !== null) throw new Error(`tlscope exited: ${this.stderr}`);
   }
 
-  async waitForStderr(re: RegExp, timeoutMs = 15_000): Promise<void> {
+  async waitForStderr(re: RegExp, timeoutMs = 30_000): Promise<void> {
     await until(`stderr ${re}`, () => re.test(this.stderr), timeoutMs);
   }
 

@@ -207,7 +207,7 @@ for (const signal of ['SIGINT', 'SIGKILL'] as const) {
     if (signal === 'SIGKILL') tracer.child.kill(signal);
     const r = await tracer.stop(); // SIGINT, when it still runs
     if (signal === 'SIGINT') assert.equal(r.code, 0, r.stderr);
-    await until('the kernel to free every program (and so every probe holding one)', () => [...ids].every((id) => !programExists(id)), 10_000);
+    await until('the kernel to free every program (and so every probe holding one)', () => [...ids].every((id) => !programExists(id)), 30_000);
   });
 }
 
