@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* trace sni: forwards the TCP segments that carry a TLS ClientHello to user space, which
  * reassembles and parses them (src/gadgets/sni). Two programs:
- *  - sni_sendmsg (tp_btf/tcp_sendmsg_locked) runs in the thread that sends on a TCP socket and
- *    records who it is, keyed by the connection's 4-tuple;
+ *  - sni_sendmsg (tp_btf/tcp_sendmsg_locked, Linux >= 6.16) runs in the thread that sends on a
+ *    TCP socket and records who it is, keyed by the connection's 4-tuple; before 6.16 the
+ *    sni_sys_* programs do the same at the entry of write/writev/sendto/sendmsg/sendmmsg;
  *  - sni_socket, a socket filter on one AF_PACKET socket per network namespace in scope,
  *    finds segments that start a handshake record (and the continuation segments of that
  *    ClientHello, by TCP sequence window) and forwards them with the owner attached.
@@ -95,8 +96,10 @@ static __always_inline void stat_inc(__u32 which)
 
 /* ---- owner of a connection, in process context -------------------------------------- */
 
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(sni_sendmsg, const struct sock *sk, const struct msghdr *msg, const struct sk_buff *skb, int size_goal)
+/* Records the current thread as the sender on sk while the connection has sent fewer than
+ * owner_max_bytes_sent bytes. Runs before the segment is built (tcp_sendmsg_locked, or the
+ * entry of the system call), so the socket filter finds the owner when the packet passes. */
+static __always_inline int record_owner(const struct sock *sk)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	if (BPF_CORE_READ(tp, bytes_sent) >= owner_max_bytes_sent)
@@ -105,6 +108,8 @@ int BPF_PROG(sni_sendmsg, const struct sock *sk, const struct msghdr *msg, const
 	__builtin_memset(&key, 0, sizeof(key));
 	if (!tlscope_tuple_from_sock(sk, &key) || key.protocol != IPPROTO_TCP)
 		return 0;
+	if (key.sport == 0 || key.dport == 0)
+		return 0; /* not connected yet (a TCP Fast Open sendto): no 4-tuple the packets will carry */
 
 	struct sni_owner o;
 	__builtin_memset(&o, 0, sizeof(o));
@@ -114,6 +119,48 @@ int BPF_PROG(sni_sendmsg, const struct sock *sk, const struct msghdr *msg, const
 	stat_inc(STAT_OWNERS_RECORDED);
 	return 0;
 }
+
+/* Linux >= 6.16: in the thread that sends on a TCP socket, with the socket at hand. */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(sni_sendmsg, const struct sock *sk, const struct msghdr *msg, const struct sk_buff *skb, int size_goal)
+{
+	return record_owner(sk);
+}
+
+/* Before 6.16 (or forced): the entry of the system calls that send on a socket, whose fd is
+ * resolved through the task's fd table (bpf/include/sock.h, shared with trace tls). They fire
+ * for every write on the host, so everything that is not a young TCP connection leaves after a
+ * few reads: not a socket (pipes, files, ttys), not a stream, not IPv4/IPv6 (unix sockets), not
+ * TCP (MPTCP, SCTP), or past the byte limit. Not seen: io_uring sends, sendfile/splice, and
+ * pwritev2 — they do not go through these system calls. */
+static __always_inline int owner_of_fd(long fd)
+{
+	struct socket *sock = tlscope_socket_of_fd(fd);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	const struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return 0; /* before reading tcp_sock fields */
+	return record_owner(sk);
+}
+
+#define SNI_SYSCALL_OWNER(name)                                          \
+	SEC("tp/syscalls/sys_enter_" #name)                              \
+	int sni_sys_##name(struct trace_event_raw_sys_enter *ctx)        \
+	{                                                                \
+		return owner_of_fd((long)ctx->args[0]);                  \
+	}
+
+SNI_SYSCALL_OWNER(write)
+SNI_SYSCALL_OWNER(writev)
+SNI_SYSCALL_OWNER(sendto)
+SNI_SYSCALL_OWNER(sendmsg)
+SNI_SYSCALL_OWNER(sendmmsg)
 
 /* ---- the packet side ----------------------------------------------------------------- */
 

@@ -189,30 +189,14 @@ int BPF_PROG(tls_sock_recv, struct sock *sk, int ret, int flags)
 }
 
 /* Before Linux 6.3 (no sock_*_length tracepoints): the socket behind the fd of read/write/
- * send/recv system calls, through the task's fd table. A file is a socket when the socket its
- * private_data points to points back at it. */
-static __always_inline const struct sock *sock_of_fd(long fd)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = 0;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) < 0 || !f)
-		return 0;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	if (!sock || BPF_CORE_READ(sock, file) != f)
-		return 0;
-	return BPF_CORE_READ(sock, sk);
-}
-
+ * send/recv system calls, through the task's fd table (tlscope_sock_of_fd, bpf/include/sock.h,
+ * shared with trace sni's pre-6.16 owner hook). */
 static __always_inline int record_fd_io(long fd, __u8 direction)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&tls_pids, &tgid))
 		return 0;
-	const struct sock *sk = sock_of_fd(fd);
+	const struct sock *sk = tlscope_sock_of_fd(fd);
 	return sk ? record_io(sk, direction) : 0;
 }
 

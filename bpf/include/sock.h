@@ -60,4 +60,43 @@ static __always_inline int tlscope_tuple_from_sock(const struct sock *sk, struct
 	return 1;
 }
 
+#ifndef S_IFMT
+#define S_IFMT 00170000
+#endif
+#ifndef S_IFSOCK
+#define S_IFSOCK 0140000
+#endif
+
+/* The socket behind a file descriptor of the current task, for system-call tracepoints (which
+ * get an fd, not a socket): the task's fd table, read with CO-RE. A file is a socket when its
+ * inode says S_IFSOCK and the struct socket in its private_data points back at it. Returns 0
+ * for anything else (a bad fd, a pipe, a regular file), after a few reads: callers on hot
+ * syscalls (write) rely on that being cheap. */
+static __always_inline struct socket *tlscope_socket_of_fd(long fd)
+{
+	if (fd < 0)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) < 0 || !f)
+		return 0;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != f)
+		return 0;
+	return sock;
+}
+
+/* The struct sock of an fd's socket, or 0 (see tlscope_socket_of_fd). */
+static __always_inline const struct sock *tlscope_sock_of_fd(long fd)
+{
+	struct socket *sock = tlscope_socket_of_fd(fd);
+	return sock ? BPF_CORE_READ(sock, sk) : 0;
+}
+
 #endif

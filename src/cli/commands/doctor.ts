@@ -55,7 +55,8 @@ export function buildReport(): Report {
       const why = missing.map((group) => group.map((f) => { const r = byName.get(f); return `${r?.title ?? f}: ${r?.reason ?? 'not probed'}`; }).join('; and ')).join('; ');
       return { gadget: g.gadget, status: 'unavailable', detail: why };
     }
-    return { gadget: g.gadget, status: g.implemented ? 'ready' : 'not built yet', detail: g.what };
+    const uses = g.uses?.((f) => byName.get(f)?.supported === true);
+    return { gadget: g.gadget, status: g.implemented ? 'ready' : 'not built yet', detail: uses === undefined ? g.what : `${g.what}; ${uses}` };
   });
   return {
     host: { kernel: kernelName(), libbpf, privileges: root ? 'root' : privileged ? 'capabilities' : 'unprivileged', privileged },

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `tlscope trace sni` */
-import { SniGadget, type SniEvent } from '../../gadgets/sni/gadget.js';
+import { SniGadget, describeOwnerHook, OWNER_HOOKS, type OwnerHook, type SniEvent } from '../../gadgets/sni/gadget.js';
 import { sniFields } from '../../gadgets/sni/fields.js';
 import { UsageError } from '../../errors.js';
-import { int } from '../args.js';
+import { int, str } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { runTrace, type TraceSpec } from '../trace-runner.js';
 
@@ -13,8 +13,9 @@ const spec: TraceSpec<SniEvent> = {
   about: `How: a socket filter in each network namespace in scope forwards the TCP segments of
 ClientHellos (also when split over several segments); tlscope reassembles and parses them
 in user space: every extension, names up to 255 bytes, ALPN, TLS version, IPv4 and IPv6.
-The sending thread comes from the tcp_sendmsg_locked tracepoint, so PID/TID are the thread
-that sent the hello. A hello seen several times (loopback, veth, bridge) is shown once.
+The sending thread comes from the tcp_sendmsg_locked tracepoint (Linux >= 6.16; before, from
+the write/writev/sendto/sendmsg/sendmmsg system calls), so PID/TID are the thread that sent
+the hello; -v says which hook this run uses. A hello seen several times (loopback, veth, bridge) is shown once.
 ClientHellos received from peers that are not on this host are shown with DIR "in" and no
 process (with --fields direction,src,dst,name); a container or pod filter leaves them out.
 
@@ -27,17 +28,21 @@ Examples:
   fields: sniFields(),
   extraOptions: {
     'ring-size': { type: 'string', arg: 'MIB', description: 'ring buffer size in MiB, a power of two (default 32)' },
+    'owner-hook': { type: 'string', arg: 'HOOK', description: 'how the sending process is found: tcp_sendmsg_locked (Linux >= 6.16), syscalls (older kernels), auto (default: the first this kernel has)' },
   },
   open(values, signal) {
     const mib = int(values, 'ring-size', { min: 1, max: 1024 });
     if (mib !== undefined && (mib & (mib - 1)) !== 0) throw new UsageError(`--ring-size wants a power of two, got ${mib}`);
-    const g = SniGadget.open({ signal, ...(mib === undefined ? {} : { ringBytes: mib << 20 }) });
+    const hook = str(values, 'owner-hook') ?? 'auto';
+    if (hook !== 'auto' && !(OWNER_HOOKS as readonly string[]).includes(hook)) throw new UsageError(`--owner-hook: unknown hook "${hook}"`, `use auto, ${OWNER_HOOKS.join(', ')}`);
+    const g = SniGadget.open({ signal, ownerHook: hook as OwnerHook | 'auto', ...(mib === undefined ? {} : { ringBytes: mib << 20 }) });
     return Object.assign(g, {
+      startedText: () => `sending processes from ${describeOwnerHook(g.ownerHook)}`,
       details: () => {
         const s = g.stats();
         const k = g.kernelStats();
         const dropped = Object.entries(s.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${n} ${r}`).join(', ') || 'none';
-        return `${s.segments} segments (${k.segmentsForwarded} forwarded by the kernel, ${s.duplicates} duplicate), hellos dropped: ${dropped}, ${k.loadErrors} packet read errors, ${s.decodeErrors} decode errors`;
+        return `${s.segments} segments (${k.segmentsForwarded} forwarded by the kernel, ${s.duplicates} duplicate), hellos dropped: ${dropped}, ${k.loadErrors} packet read errors, ${s.decodeErrors} decode errors, ${k.ownersRecorded} owners recorded (${g.ownerHook})`;
       },
     });
   },

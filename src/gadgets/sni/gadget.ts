@@ -7,9 +7,12 @@
 import { BpfObject, type BpfLink } from '../../ebpf/object.js';
 import { RingBufReader } from '../../ebpf/ringbuf.js';
 import { openPacketSocket, type PacketSocket } from '../../ebpf/packet.js';
-import { requireFeature } from '../../ebpf/features.js';
+import { probeFeature, requireFeature } from '../../ebpf/features.js';
+import { ensureTracefs } from '../../ebpf/tracefs.js';
 import type { AssemblerDropReason } from '../../protocols/clienthello-assembler.js';
-import { decodeSniSegment, type SniSegment } from './decode.js';
+import { decodeSniSegment, SNI_OWNER_PROC, type SniOwner, type SniSegment } from './decode.js';
+import { encodeTuple, IPPROTO_TCP } from '../../net/tuple.js';
+import { decodeProc } from '../proc-record.js';
 import { SniPipeline, type SniEvent } from './pipeline.js';
 
 export type { SniEvent } from './pipeline.js';
@@ -28,6 +31,29 @@ export interface SniOptions {
   /** ring buffer size in bytes (power of two) */
   ringBytes?: number;
   signal?: AbortSignal;
+  /**
+   * How the sending thread of a connection is found: the tcp_sendmsg_locked tracepoint
+   * (Linux ≥ 6.16), or the entry of the system calls that send on a socket (write, writev,
+   * sendto, sendmsg, sendmmsg; older kernels). Default: the tracepoint when the kernel has it.
+   */
+  ownerHook?: 'auto' | OwnerHook;
+}
+
+export type OwnerHook = 'tcp_sendmsg_locked' | 'syscalls';
+export const OWNER_HOOKS: readonly OwnerHook[] = ['tcp_sendmsg_locked', 'syscalls'];
+/** The system calls the fallback owner hook watches (tp/syscalls/sys_enter_<name>). */
+export const OWNER_SYSCALLS = ['write', 'writev', 'sendto', 'sendmsg', 'sendmmsg'] as const;
+
+/** The owner hook `auto` picks on this kernel (probes the tracepoint once, by attaching it). */
+export function defaultOwnerHook(): OwnerHook {
+  return probeFeature('tp_tcp_sendmsg_locked').supported ? 'tcp_sendmsg_locked' : 'syscalls';
+}
+
+/** In words, for -v and doctor. */
+export function describeOwnerHook(hook: OwnerHook): string {
+  return hook === 'tcp_sendmsg_locked'
+    ? 'the tcp_sendmsg_locked tracepoint'
+    : `the ${OWNER_SYSCALLS.join('/')} system call tracepoints (fallback for kernels before 6.16; io_uring, sendfile and splice sends are not attributed)`;
 }
 
 export class SniGadget implements AsyncIterable<SniEvent[]> {
@@ -36,9 +62,12 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
   private readonly sockets = new Map<number, PacketSocket>();
   private readonly reader: RingBufReader<SniSegment>;
   private readonly pipeline = new SniPipeline();
+  /** how the sending thread is found on this run */
+  readonly ownerHook: OwnerHook;
 
-  private constructor(obj: BpfObject, opts: SniOptions) {
+  private constructor(obj: BpfObject, opts: SniOptions, ownerHook: OwnerHook) {
     this.obj = obj;
+    this.ownerHook = ownerHook;
     this.reader = new RingBufReader(obj.map('events'), {
       decode: decodeSniSegment,
       lostCounter: obj.map('tlscope_lost'),
@@ -49,13 +78,23 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
   /** Loads and attaches the kernel side; add namespaces with watchNetns. */
   static open(opts: SniOptions = {}): SniGadget {
     requireFeature('ringbuf');
-    requireFeature('tp_tcp_sendmsg_locked');
     requireFeature('socket_filter');
-    const obj = BpfObject.load('sni', opts.ringBytes === undefined ? {} : { maxEntries: { events: opts.ringBytes } });
+    const hook = opts.ownerHook === undefined || opts.ownerHook === 'auto' ? defaultOwnerHook() : opts.ownerHook;
+    if (hook === 'tcp_sendmsg_locked') requireFeature('tp_tcp_sendmsg_locked');
+    else {
+      ensureTracefs();
+      requireFeature('tracepoint');
+    }
+    // only the owner programs of the chosen hook are loaded: the tp_btf one does not load before 6.16
+    const obj = BpfObject.load('sni', {
+      programs: ['sni_socket', ...(hook === 'tcp_sendmsg_locked' ? ['sni_sendmsg'] : OWNER_SYSCALLS.map((n) => `sni_sys_${n}`))],
+      ...(opts.ringBytes === undefined ? {} : { maxEntries: { events: opts.ringBytes } }),
+    });
     let g: SniGadget | undefined;
     try {
-      g = new SniGadget(obj, opts);
-      g.links.push(obj.program('sni_sendmsg').attachTrace());
+      g = new SniGadget(obj, opts, hook);
+      if (hook === 'tcp_sendmsg_locked') g.links.push(obj.program('sni_sendmsg').attachTrace());
+      else for (const n of OWNER_SYSCALLS) g.links.push(obj.program(`sni_sys_${n}`).attachTracepoint('syscalls', `sys_enter_${n}`));
       return g;
     } catch (e) {
       void g?.close();
@@ -103,6 +142,18 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
     if (this.finalKernelStats !== undefined) return this.finalKernelStats;
     const m = this.obj.map('sni_stats');
     return { segmentsForwarded: m.sumU64(0), helloStarts: m.sumU64(1), loadErrors: m.sumU64(2), ownersRecorded: m.sumU64(3) };
+  }
+
+  /**
+   * The owner the kernel holds for a TCP 4-tuple (addresses in network order, as packets carry
+   * them), with when it was last recorded (CLOCK_MONOTONIC ns); undefined when none.
+   */
+  recordedOwner(t: { family: 4 | 6; saddr: ArrayLike<number>; daddr: ArrayLike<number>; sport: number; dport: number }): (SniOwner & { recordedNs: bigint }) | undefined {
+    if (this.finalKernelStats !== undefined) return undefined;
+    const v = this.obj.map('sni_owners').lookup(encodeTuple({ ...t, protocol: IPPROTO_TCP }));
+    if (v === undefined) return undefined;
+    const dv = new DataView(v.buffer, v.byteOffset, v.length);
+    return { ...decodeProc(dv, SNI_OWNER_PROC), recordedNs: dv.getBigUint64(0, true) };
   }
 
   /** Feeds segments, returns the events they complete. */

@@ -3,16 +3,18 @@
 // servers under made-up *.test names: curl (OpenSSL), python ssl, node https, openssl
 // s_client, gnutls-cli and a Go client built here; IPv4 and IPv6; parallel handshakes (each
 // reported once although loopback shows every packet twice); a handshake on another thread
-// than the connect (TID is the handshake thread's).
-import { test, before, after } from 'node:test';
+// than the connect (TID is the handshake thread's). Every test runs once per owner hook: the
+// tcp_sendmsg_locked tracepoint (Linux >= 6.16) and the system-call fallback of older kernels
+// (--owner-hook syscalls), which works on this kernel too.
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { notRoot } from '../../helpers/root.js';
-import { Tracer, nodeHandshake, removeTestCertificate, runProcess, sleep, startTlsServer, testName, type SniJson, type TestTlsServer } from './helpers.js';
+import { OWNER_HOOKS } from '../../../src/gadgets/sni/gadget.js';
+import { Tracer, ownerHookSkip, nodeHandshake, removeTestCertificate, runProcess, sleep, startTlsServer, testName, type SniJson, type TestTlsServer } from './helpers.js';
 
-let tracer: Tracer;
 let v4: TestTlsServer;
 let v6: TestTlsServer;
 let work: string;
@@ -22,22 +24,83 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), 'tlscope-sni-clients-'));
   v4 = await startTlsServer('127.0.0.1');
   v6 = await startTlsServer('::1');
-  // --host: these clients run on the host; the timeout only bounds a run whose after() never comes.
-  tracer = new Tracer(['--host', '--timeout', '600']);
-  await tracer.ready((name) => nodeHandshake('127.0.0.1', v4.port, name));
 });
 
 after(async () => {
   if (notRoot) return;
-  const r = await tracer?.stop();
   await v4?.close();
   await v6?.close();
   if (work !== undefined) rmSync(work, { recursive: true, force: true });
   removeTestCertificate();
+});
+
+
+const GO_BINARY = 'sni-goclient';
+let goBuilt: Promise<string> | undefined;
+
+const GO_CLIENT = `package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"os"
+	"runtime"
+	"syscall"
+)
+
+// The handshake's writes happen on this goroutine; locked to its thread, the thread that
+// sends the ClientHello is the one whose id is printed.
+func main() {
+	runtime.LockOSThread()
+	tid := syscall.Gettid()
+	c, err := tls.Dial("tcp", os.Args[1], &tls.Config{ServerName: os.Args[2], InsecureSkipVerify: true, NextProtos: []string{"x-go", "http/1.1"}})
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\\n")
+		os.Exit(1)
+	}
+	c.Close()
+	json.NewEncoder(os.Stdout).Encode(map[string]int{"pid": os.Getpid(), "tid": tid})
+}
+`;
+
+function goMissing(): string | undefined {
+  const found = (process.env['PATH'] ?? '').split(':').some((d) => d !== '' && existsSync(join(d, 'go')));
+  return found ? undefined : 'go is not installed (Debian package golang-go)';
+}
+
+/** Builds the Go client once for both owner hooks. */
+async function buildGoClient(): Promise<string> {
+  const dir = join(work, 'go');
+  const cache = join(work, 'gocache');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(cache, { recursive: true });
+  writeFileSync(join(dir, 'main.go'), GO_CLIENT);
+  writeFileSync(join(dir, 'go.mod'), 'module sniclient\n\ngo 1.19\n');
+  const env = { ...process.env, GOCACHE: cache, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOPATH: join(work, 'gopath'), CGO_ENABLED: '0' };
+  const built = await runProcess('go', ['build', '-o', join(dir, GO_BINARY), '.'], { cwd: dir, env, timeoutMs: 120_000 });
+  assert.equal(built.code, 0, built.stderr);
+  return join(dir, GO_BINARY);
+}
+
+for (const hook of OWNER_HOOKS) {
+describe(`owner hook: ${hook}`, { skip: ownerHookSkip(hook) }, () => {
+let tracer: Tracer;
+
+before(async () => {
+  // --host: these clients run on the host; the timeout only bounds a run whose after() never comes.
+  tracer = new Tracer(['--host', '--timeout', '600', '--owner-hook', hook, '-v']);
+  await tracer.ready((name) => nodeHandshake('127.0.0.1', v4.port, name));
+});
+
+after(async () => {
+  const r = await tracer?.stop();
   // The tracer ran through every test below and stops cleanly with its summary.
   assert.equal(r?.signal, null, r?.stderr);
   assert.equal(r?.code, 0, r?.stderr);
   assert.match(r?.stderr ?? '', /tlscope: \d+ events?, 0 lost/);
+  assert.match(r?.stderr ?? '', hook === 'tcp_sendmsg_locked' ? /sending processes from the tcp_sendmsg_locked tracepoint/ : /sending processes from the write\/writev\/sendto\/sendmsg\/sendmmsg system call tracepoints/, '-v names the owner hook');
+  assert.match(r?.stderr ?? '', new RegExp(`\\d+ owners recorded \\(${hook}\\)`));
   assert.deepEqual(tracer.nonJsonLines, []);
 });
 
@@ -173,56 +236,20 @@ test('gnutls-cli', { skip: notRoot }, async () => {
   assertEvent(await onlyEvent(name), { pid: r.pid, comm: 'gnutls-cli', alpn: 'x-gnutls', tlsVersion: 'TLS1.3', dst: `127.0.0.1:${v4.port}`, srcHost: '127.0.0.1' });
 });
 
-const GO_CLIENT = `package main
-
-import (
-	"crypto/tls"
-	"encoding/json"
-	"os"
-	"runtime"
-	"syscall"
-)
-
-// The handshake's writes happen on this goroutine; locked to its thread, the thread that
-// sends the ClientHello is the one whose id is printed.
-func main() {
-	runtime.LockOSThread()
-	tid := syscall.Gettid()
-	c, err := tls.Dial("tcp", os.Args[1], &tls.Config{ServerName: os.Args[2], InsecureSkipVerify: true, NextProtos: []string{"x-go", "http/1.1"}})
-	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\\n")
-		os.Exit(1)
-	}
-	c.Close()
-	json.NewEncoder(os.Stdout).Encode(map[string]int{"pid": os.Getpid(), "tid": tid})
-}
-`;
 
 test('a Go client built here (crypto/tls), IPv4 and IPv6', { skip: notRoot || (goMissing() ?? false) }, async () => {
-  const dir = join(work, 'go');
-  const cache = join(work, 'gocache');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  mkdirSync(cache, { recursive: true });
-  writeFileSync(join(dir, 'main.go'), GO_CLIENT);
-  writeFileSync(join(dir, 'go.mod'), 'module sniclient\n\ngo 1.19\n');
-  const env = { ...process.env, GOCACHE: cache, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOPATH: join(work, 'gopath'), CGO_ENABLED: '0' };
-  const built = await runProcess('go', ['build', '-o', join(dir, 'sni-goclient'), '.'], { cwd: dir, env, timeoutMs: 120_000 });
-  assert.equal(built.code, 0, built.stderr);
+  goBuilt ??= buildGoClient();
+  const binary = await goBuilt;
   for (const [addr, dst, srcHost] of [[`127.0.0.1:${v4.port}`, `127.0.0.1:${v4.port}`, '127.0.0.1'], [`[::1]:${v6.port}`, `[::1]:${v6.port}`, '[::1]']] as const) {
     const name = testName('go');
-    const r = await runProcess(join(dir, 'sni-goclient'), [addr, name]);
+    const r = await runProcess(binary, [addr, name]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { pid: number; tid: number };
     assert.equal(out.pid, r.pid);
-    assertEvent(await onlyEvent(name), { pid: r.pid, tid: out.tid, comm: 'sni-goclient', alpn: 'x-go,http/1.1', tlsVersion: 'TLS1.3', dst, srcHost });
+    assertEvent(await onlyEvent(name), { pid: r.pid, tid: out.tid, comm: GO_BINARY, alpn: 'x-go,http/1.1', tlsVersion: 'TLS1.3', dst, srcHost });
   }
 });
 
-function goMissing(): string | undefined {
-  const found = (process.env['PATH'] ?? '').split(':').some((d) => d !== '' && existsSync(join(d, 'go')));
-  return found ? undefined : 'go is not installed (Debian package golang-go)';
-}
 
 test('20 curl processes in parallel, IPv4 and IPv6: each reported once, with its own pid', { skip: notRoot }, async () => {
   const names = Array.from({ length: 20 }, (_, i) => testName(`par${i}`));
@@ -267,3 +294,5 @@ test('one process, 20 concurrent handshakes to one name: 20 events, one per conn
   }
   assert.equal(evs.filter((e) => e.dst.startsWith('[::1]')).length, 10);
 });
+});
+}

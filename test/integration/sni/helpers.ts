@@ -16,6 +16,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
+import { release } from 'node:os';
+import { probeFeature } from '../../../src/ebpf/features.js';
+import type { OwnerHook } from '../../../src/gadgets/sni/gadget.js';
+import { notRoot } from '../../helpers/root.js';
 
 const execFileP = promisify(execFile);
 
@@ -342,4 +346,20 @@ export function tracerComplaints(stderr: string): string[] {
 /** The local port of "addr:port" / "[v6]:port". */
 export function portOf(endpoint: string): number {
   return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// owner hooks
+
+/**
+ * Why an owner hook cannot run here (the feature probe's words), or false. Never skips on a
+ * kernel that should have the tcp_sendmsg_locked tracepoint (≥ 6.16): a regression there fails.
+ */
+export function ownerHookSkip(hook: OwnerHook): string | false {
+  if (notRoot !== false) return notRoot;
+  if (hook !== 'tcp_sendmsg_locked') return false;
+  const [major = 0, minor = 0] = release().split(/[.-]/).map(Number);
+  if (major > 6 || (major === 6 && minor >= 16)) return false;
+  const f = probeFeature('tp_tcp_sendmsg_locked');
+  return f.supported ? false : `${f.title}: ${f.reason ?? 'not supported'}`;
 }
