@@ -352,6 +352,10 @@ int sni_socket(struct __sk_buff *skb)
 	barrier_var(len);
 	if (len == 0 || len > SNI_MAX_PAYLOAD)
 		return 0;
+	/* 1..SNI_MAX_PAYLOAD in a form every verifier can prove: 6.1's does not learn len >= 1 from
+	 * the test above and refuses bpf_skb_load_bytes ("R3 min value is outside of the allowed
+	 * memory range", size 0). Same value for every len in range. */
+	len = ((len - 1) & (SNI_MAX_PAYLOAD - 1)) + 1;
 	if (bpf_skb_load_bytes(skb, pkt_payload_off, s->payload, len) < 0) {
 		stat_inc(STAT_LOAD_ERRORS);
 		return 0;
