@@ -94,7 +94,7 @@ export class Tracer {
   }
 
   /** Waits until `count` events carry `name` (and a little longer, so duplicates would show). */
-  async waitForName(name: string, count = 1, ms = 10_000): Promise<SniJson[]> {
+  async waitForName(name: string, count = 1, ms = 30_000): Promise<SniJson[]> {
     await waitUntil(`${count} event(s) named ${name} (stderr: ${this.stderr.trim()})`, () => this.byName(name).length >= count, ms);
     return this.byName(name);
   }
@@ -103,7 +103,7 @@ export class Tracer {
    * Returns once the tracer reports handshakes: repeats `handshake(name)` with fresh names until
    * one is seen. JSON output has no header, so this is how a test knows the sockets are attached.
    */
-  async ready(handshake: (name: string) => Promise<void>, ms = 20_000): Promise<void> {
+  async ready(handshake: (name: string) => Promise<void>, ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
     for (;;) {
       if (this.child.exitCode !== null) throw new Error(`tracer exited early (${this.child.exitCode}): ${this.stderr}`);
@@ -116,10 +116,10 @@ export class Tracer {
     }
   }
 
-  /** SIGINT, then waits for the exit; SIGKILL if it does not stop within 10 s. */
+  /** SIGINT, then waits for the exit; SIGKILL if it does not stop within 30 s. */
   async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
     const r = await this.exited;
     clearTimeout(timer);
     return { ...r, stderr: this.stderr };

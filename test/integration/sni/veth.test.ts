@@ -120,7 +120,7 @@ function lateNameHello(name: string, seed: number): Uint8Array {
 const MY_COMM = readFileSync('/proc/self/comm', 'utf8').trim();
 
 async function expectOne(name: string, localPort: number, family: 4 | 6): Promise<SniEvent> {
-  await waitUntil(`an event for ${name}`, () => events.some((e) => e.name === name), 10_000);
+  await waitUntil(`an event for ${name}`, () => events.some((e) => e.name === name), 30_000);
   await sleep(300);
   const mine = events.filter((e) => e.name === name);
   assert.equal(mine.length, 1, `one event although the hello crossed two watched ends: ${mine.length}`);
@@ -152,7 +152,7 @@ for (const family of [4, 6] as const) {
     const chunks = cuts.slice(1).map((end, i) => bytes.slice(cuts[i], end));
     const port = await sendChunks(peer(), SINK_PORT, chunks, { pauseMs: 30 });
     await expectOne(name, port, family);
-    await waitUntil('the raw observer saw the four writes', () => rawFor(port).length >= 4, 5000);
+    await waitUntil('the raw observer saw the four writes', () => rawFor(port).length >= 4, 30_000);
     assert.deepEqual(rawFor(port).map((s) => s.payloadLen), [700, 700, 700, bytes.length - 2100], 'one forwarded segment per write');
     assert.deepEqual(rawFor(port).map((s) => s.first), [true, false, false, false]);
   });
@@ -162,7 +162,7 @@ for (const family of [4, 6] as const) {
     const bytes = lateNameHello(name, 20 + family);
     const port = await sendChunks(peer(), SINK_PORT, [bytes]);
     await expectOne(name, port, family);
-    await waitUntil('the raw observer saw it', () => rawFor(port).reduce((n, s) => n + s.payloadLen, 0) >= bytes.length, 5000);
+    await waitUntil('the raw observer saw it', () => rawFor(port).reduce((n, s) => n + s.payloadLen, 0) >= bytes.length, 30_000);
   });
 
   test(`IPv${family}: one write that TCP cuts into MSS segments (segmentation offload off)`, { skip: notRoot }, async () => {
@@ -172,7 +172,7 @@ for (const family of [4, 6] as const) {
       const bytes = lateNameHello(name, 30 + family);
       const port = await sendChunks(peer(), SINK_PORT, [bytes]);
       await expectOne(name, port, family);
-      await waitUntil('the raw observer saw all segments', () => rawFor(port).reduce((n, s) => n + s.payloadLen, 0) >= bytes.length, 5000);
+      await waitUntil('the raw observer saw all segments', () => rawFor(port).reduce((n, s) => n + s.payloadLen, 0) >= bytes.length, 30_000);
       const sizes = rawFor(port).map((s) => s.payloadLen);
       assert.ok(sizes.length >= 3, `several segments: ${sizes.join(',')}`);
       assert.ok(sizes.every((n) => n <= 1500 - (family === 4 ? 20 : 40) - 20), `each fits the MTU: ${sizes.join(',')}`);
