@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { release } from 'node:os';
 import { probeFeature } from '../../../src/ebpf/features.js';
+import { buildClientHello } from '../../helpers/clienthello.js';
 import type { OwnerHook } from '../../../src/gadgets/sni/gadget.js';
 import { notRoot } from '../../helpers/root.js';
 
@@ -65,6 +66,8 @@ export function testName(label: string): string {
 
 export class Tracer {
   readonly events: SniJson[] = [];
+  /** names of the markers sent through marker() */
+  readonly markers = new Set<string>();
   stderr = '';
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -81,7 +84,8 @@ export class Tracer {
       }
     });
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+    // 'close': the process exited and its stdout and stderr are read to the end
+    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
   }
 
   /** Lines on stdout that were not JSON (there must be none). */
@@ -105,14 +109,40 @@ export class Tracer {
    */
   async ready(handshake: (name: string) => Promise<void>, ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
+    const tried: string[] = [];
+    const seen = (): boolean => tried.some((n) => this.byName(n).length > 0); // a late event for an earlier try counts too
     for (;;) {
       if (this.child.exitCode !== null) throw new Error(`tracer exited early (${this.child.exitCode}): ${this.stderr}`);
       const name = testName('warmup');
+      tried.push(name);
       await handshake(name).catch(() => undefined);
       const until = Date.now() + 600;
-      while (Date.now() < until && this.byName(name).length === 0) await sleep(20);
-      if (this.byName(name).length > 0) return;
+      while (Date.now() < until && !seen()) await sleep(20);
+      if (seen()) return;
       if (Date.now() > deadline) throw new Error(`tracer saw no warm-up handshake within ${ms} ms: ${this.stderr}`);
+    }
+  }
+
+  /**
+   * A positive marker: sends one more hello under a fresh name with `send` and waits until its
+   * event is out. Segments enter the one ring in the order they pass the socket filter, which
+   * is before the receiver gets them; the tracer reads the ring in order and prints at once. So
+   * once the marker is out, so is every event of traffic that was received before `send` was
+   * called: counts taken then are final. A failed send is tried again under a new name.
+   */
+  async marker(send: (name: string) => Promise<unknown>, ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    const tried: string[] = [];
+    const seen = (): boolean => tried.some((n) => this.byName(n).length > 0);
+    let failure = '';
+    while (!seen()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for a marker (${tried.join(', ')}; ${failure}; stderr: ${this.stderr.trim()})`);
+      const name = testName('marker');
+      tried.push(name);
+      this.markers.add(name);
+      const sent = await send(name).then(() => true, (e: unknown) => ((failure = String(e)), false));
+      const until = sent ? deadline : Math.min(deadline, Date.now() + 500);
+      while (!seen() && Date.now() <= until) await sleep(20);
     }
   }
 
@@ -124,6 +154,15 @@ export class Tracer {
     clearTimeout(timer);
     return { ...r, stderr: this.stderr };
   }
+}
+
+let helloSeed = 0x5eed0000 + (process.pid % 0x10000) * 0x100;
+/**
+ * A ClientHello for `name` whose client random no earlier call here gave: the tracer reports a
+ * random once (a copy seen elsewhere), so a fixed seed would be reported only the first time.
+ */
+export function freshHello(name: string): Uint8Array {
+  return buildClientHello({ serverName: name, seed: helloSeed++ }).bytes;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import { decodeSniSegment, type SniSegment } from '../../../src/gadgets/sni/deco
 import { buildClientHello, type ClientHelloSpec } from '../../helpers/clienthello.js';
 import { notRoot } from '../../helpers/root.js';
 import { uniqueName } from '../../helpers/runtimes.js';
-import { sendChunks, sh, sleep, testName, waitUntil } from './helpers.js';
+import { freshHello, sendChunks, sh, testName, waitUntil } from './helpers.js';
 
 const SINK_PORT = 9443;
 const ns = uniqueName('tlscope-sni');
@@ -119,9 +119,20 @@ function lateNameHello(name: string, seed: number): Uint8Array {
 
 const MY_COMM = readFileSync('/proc/self/comm', 'utf8').trim();
 
+/**
+ * One more hello through the pair, under a fresh name; waits for its event. Every earlier
+ * sendChunks resolved once the sink had read all its bytes, so both ends' copies had passed the
+ * filters, and the gadget gives events out in ring order: nothing of them can come after this.
+ */
+async function marker(): Promise<void> {
+  const name = testName('veth-marker');
+  await sendChunks(v4.peer, SINK_PORT, [freshHello(name)]);
+  await waitUntil(`the marker ${name}`, () => events.some((e) => e.name === name), 30_000);
+}
+
 async function expectOne(name: string, localPort: number, family: 4 | 6): Promise<SniEvent> {
   await waitUntil(`an event for ${name}`, () => events.some((e) => e.name === name), 30_000);
-  await sleep(300);
+  await marker();
   const mine = events.filter((e) => e.name === name);
   assert.equal(mine.length, 1, `one event although the hello crossed two watched ends: ${mine.length}`);
   const e = mine[0]!;
