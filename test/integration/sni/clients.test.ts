@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { notRoot } from '../../helpers/root.js';
 import { OWNER_HOOKS } from '../../../src/gadgets/sni/gadget.js';
-import { Tracer, ownerHookSkip, nodeHandshake, removeTestCertificate, runProcess, sleep, startTlsServer, testName, type SniJson, type TestTlsServer } from './helpers.js';
+import { Tracer, ownerHookSkip, nodeHandshake, removeTestCertificate, runProcess, startTlsServer, testName, type SniJson, type TestTlsServer } from './helpers.js';
 
 let v4: TestTlsServer;
 let v6: TestTlsServer;
@@ -104,10 +104,15 @@ after(async () => {
   assert.deepEqual(tracer.nonJsonLines, []);
 });
 
-/** Waits for the one event named `name`, then a little longer to be sure it stays one. */
+/** A marker handshake after the client is done: its hello was received, so it was past the filter. */
+function marker(): Promise<void> {
+  return tracer.marker((name) => nodeHandshake('127.0.0.1', v4.port, name));
+}
+
+/** Waits for the event named `name`, then for a marker: no copy of it can come after that. */
 async function onlyEvent(name: string): Promise<SniJson> {
   await tracer.waitForName(name);
-  await sleep(300);
+  await marker();
   const evs = tracer.byName(name);
   assert.equal(evs.length, 1, `exactly one event for ${name}: ${JSON.stringify(evs)}`);
   return evs[0]!;
@@ -259,7 +264,7 @@ test('20 curl processes in parallel, IPv4 and IPv6: each reported once, with its
   }));
   for (const r of runs) assert.equal(r.code, 0, r.stderr);
   for (const name of names) await tracer.waitForName(name);
-  await sleep(500);
+  await marker();
   names.forEach((name, i) => {
     const evs = tracer.byName(name);
     assert.equal(evs.length, 1, `${name}: ${JSON.stringify(evs)}`);
@@ -283,7 +288,7 @@ test('one process, 20 concurrent handshakes to one name: 20 events, one per conn
   assert.equal(r.code, 0, r.stderr);
   const ports = (JSON.parse(r.stdout) as number[]).sort((a, b) => a - b);
   await tracer.waitForName(name, 20);
-  await sleep(500);
+  await marker();
   const evs = tracer.byName(name);
   assert.equal(evs.length, 20);
   assert.deepEqual(evs.map((e) => Number(e.src.slice(e.src.lastIndexOf(':') + 1))).sort((a, b) => a - b), ports, 'one event per client port');
