@@ -301,6 +301,8 @@ export function stream(events: readonly TlsJson[], pid: number, direction: 'read
   return Buffer.concat(events.filter((e) => e.proc.pid === pid && e.direction === direction).map(dataOf));
 }
 
+let markers = 0;
+
 export class CliTracer {
   readonly child: ChildProcess;
   readonly events: TlsJson[] = [];
@@ -339,6 +341,22 @@ export class CliTracer {
 
   of(pid: number): TlsJson[] {
     return this.events.filter((e) => e.proc.pid === pid);
+  }
+
+  /**
+   * A positive marker: curl asks `server` for a fresh path; resolves once `seen(path)` holds
+   * (by default: some event's data holds the path) and the server logged the request. A call's
+   * records are in the one ring before it returns, and the tracer prints in ring order, so
+   * once the marker is out, so is every call that returned before it was sent.
+   */
+  async marker(server: PyServer, seen?: (path: string) => boolean, timeoutMs = 30_000): Promise<void> {
+    const path = `/marker-${process.pid}-${markers++}`;
+    const from = this.events.length;
+    const isOut = seen ?? ((p: string) => this.events.slice(from).some((e) => dataOf(e).includes(p)));
+    const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `marker.test:${server.port}:127.0.0.1`, `https://marker.test:${server.port}${path}`]).done;
+    if (r.code !== 0) throw new Error(`marker request ${path}: curl exited ${r.code}: ${r.stderr}`);
+    // and the server's log has it, so a test that takes the server's latest request next gets its own
+    await until(`the marker ${path}`, () => isOut(path) && server.requests.some((q) => q.bytes.includes(path)), timeoutMs);
   }
 
   async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {

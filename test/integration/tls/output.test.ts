@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { notRoot } from '../../helpers/root.js';
-import { CLI, CliTracer, dataOf, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, until, type PyServer } from './helpers.js';
+import { CLI, CliTracer, dataOf, makeWorkDir, pyResponse, runProcess, startPyServer, until, type PyServer } from './helpers.js';
 
 let work: ReturnType<typeof makeWorkDir>;
 let py: PyServer;
@@ -34,7 +34,7 @@ test('columns: COMM PID DIR LEN SRC DST and a printable preview; --hex adds a du
     await tracer.ready();
     const pid = await curl('/columns');
     await until('curl\'s write and read', () => tracer.lines.some((l) => new RegExp(`^curl\\s+${pid}\\s+read\\s`).test(l)));
-    await sleep(300);
+    // no wait for more: curl's write returned before its read, so its row and dump are printed before the read's row
     const header = tracer.lines[0] ?? '';
     assert.match(header, /^COMM\s+PID\s+DIR\s+LEN\s+SRC\s+DST\s+DATA$/);
     const at = tracer.lines.findIndex((l) => new RegExp(`^curl\\s+${pid}\\s+write\\s`).test(l));
@@ -57,7 +57,7 @@ test('--http: requests paired with responses per connection, on the client and o
     // two requests on one keep-alive connection
     const pid = await curl('/first?a=1', '--next', ...['-sk', '--http1.1', '--resolve', `out.test:${py.port}:127.0.0.1`, `https://out.test:${py.port}/second`]);
     await until('both exchanges on both sides', () => tracer.events.filter((e) => (e as unknown as { path?: string }).path === '/second').length >= 2);
-    await sleep(300);
+    await tracer.marker(py, (path) => tracer.events.some((e) => (e as unknown as { path?: string }).path === path)); // then no more exchanges of curl's connection can come
     type HttpJson = { proc: { pid: number; comm: string }; role: string; method: string; path: string; status: number; latencyMs: number; client: string; server: string; host: string; responseBytes: number };
     const all = tracer.events as unknown as HttpJson[];
     const client = all.filter((e) => e.proc.pid === pid);
@@ -84,7 +84,7 @@ test('-o json --hex and --max-bytes from the command line', { skip: notRoot }, a
     await tracer.ready();
     const pid = await curl('/json-hex');
     await until('curl\'s events', () => tracer.of(pid).some((e) => e.direction === 'read'));
-    await sleep(300);
+    // no wait for more: curl's write returned before its read, so its event came first
     const w = tracer.of(pid).find((e) => e.direction === 'write')!;
     assert.equal(w.dataEncoding, 'hex');
     assert.equal(w.data, Buffer.from('GET /json-hex HT').toString('hex'));
