@@ -34,16 +34,9 @@ command -v apt-get >/dev/null || die "needs apt (Debian/Ubuntu)"
 
 # 1. what it needs
 export DEBIAN_FRONTEND=noninteractive
-need=(qemu-system-x86 busybox-static cpio openssl python3 xz-utils kmod)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  say "installing ${missing[*]}"
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/apt-ensure.sh
+. scripts/apt-ensure.sh
+apt_ensure kernel-matrix qemu-system-x86 busybox-static cpio openssl python3 xz-utils kmod
 BUSYBOX=$(command -v busybox)
 file_is_static() { case "$(LC_ALL=C ldd "$1" 2>&1 || true)" in *'not a dynamic'* | *'statically linked'*) return 0 ;; esac; return 1; }
 file_is_static "$BUSYBOX" || die "$BUSYBOX is not statically linked (install busybox-static)"

@@ -28,15 +28,9 @@ fi
 if ! apt-cache show bpftool >/dev/null 2>&1; then
   pkgs=("${pkgs[@]/bpftool/linux-tools-common}")
 fi
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/apt-ensure.sh
+. scripts/apt-ensure.sh
+apt_ensure setup "${pkgs[@]}"
 
 # Node.js ≥ 20: the distribution's package when it is new enough, otherwise the official
 # build published on the npm registry.

@@ -2,7 +2,7 @@
 /** Decodes `struct tls_event` and `struct tls_hint` (bpf/include/tls.h); layouts are checked against BTF in tests. */
 import { formatEndpoint } from '../../net/addr.js';
 import { decodeTuple } from '../../net/tuple.js';
-import { decodeProc } from '../proc-record.js';
+import { decodeProc, type ProcRecord } from '../proc-record.js';
 
 export const TLS_EVENT_LAYOUT = {
   size: 144,
@@ -56,19 +56,11 @@ export interface TlsEndpoints {
   remote: string;
 }
 
-/** One ring record: a chunk of one call's plaintext. */
-export interface TlsChunk {
+/** One ring record: a chunk of one call's plaintext, with the calling thread's record. */
+export interface TlsChunk extends ProcRecord {
   tsNs: bigint;
   startNs: bigint;
   connId: bigint;
-  cgroupId: bigint;
-  pid: number;
-  tid: number;
-  uid: number;
-  gid: number;
-  mntns: number;
-  netns: number;
-  comm: string;
   endpoints: TlsEndpoints | undefined;
   tupleSource: TupleSource | undefined;
   totalLen: number;
