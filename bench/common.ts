@@ -2,7 +2,7 @@
 /**
  * What the benchmark runners under bench/ share: where the checkout is, waiting for a quiet
  * machine, CPU time from /proc, medians, markdown tables and the JSON results in bench/out/,
- * and the timing loop of the parser micro benchmarks.
+ * command-line options, and the timing loop of the parser micro benchmarks.
  *
  * Every function here is small and does one thing; a runner keeps what is its own (its
  * processes, its scenarios, its columns).
@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** The checkout's root: this file is dist/bench/common.js once built. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -203,4 +204,48 @@ export function opsPerSecond(run: (n: number) => number, seconds: number): numbe
     if (now - start < 50_000_000n) batch *= 2;
   }
   return done / (Number(now - start) / 1e9);
+}
+
+// ---- command-line options ----
+
+type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * A runner's options through node:util's parseArgs (strict: an unknown option or a missing
+ * value is an error naming it); `--help`/`-h` prints `usage` and exits 0. Numbers and lists are
+ * checked by {@link numberOption} and {@link listOption}.
+ */
+export function benchOptions(argv: string[], options: OptionSpecs, usage: string): Record<string, unknown> {
+  // `--tlscope-args "--ring-size 4"`: a value option takes the next word even when it starts
+  // with a dash (parseArgs alone wants `--tlscope-args=--ring-size 4`)
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const next = argv[i + 1];
+    if (a.startsWith('--') && options[a.slice(2)]?.type === 'string' && next?.startsWith('-') === true) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else {
+      args.push(a);
+    }
+  }
+  const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values['help'] === true) {
+    process.stdout.write(`usage: ${usage}\n`);
+    process.exit(0);
+  }
+  return values;
+}
+
+/** A number option: undefined stays undefined; anything not a finite number ≥ `min` is an error. */
+export function numberOption(name: string, v: unknown, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < min) throw new Error(`--${name} takes a number ≥ ${min}, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A list option split on commas (or on whitespace with `sep: /\s+/`), empty items dropped. */
+export function listOption(v: unknown, sep: string | RegExp = ','): string[] | undefined {
+  return typeof v === 'string' ? v.split(sep).filter(Boolean) : undefined;
 }

@@ -26,7 +26,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, markdownTable, median, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
+import { ROOT, markdownTable, median, sleep, statCpuNs, waitQuiet, writeResults, benchOptions, listOption, numberOption } from '../common.js';
 
 const BIN = join(ROOT, 'dist/src/cli/bin.js');
 const TRAFFIC = join(ROOT, 'dist/bench/capture/traffic.js');
@@ -70,33 +70,21 @@ interface RunResult {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, seconds: 5, reps: 3, scenarios: ['gso', 'mtu'], bufferKiB: undefined, snaplen: undefined, dir: undefined, quietPct: 15, quietWaitS: 120 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    const [k, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const val = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    switch (k) {
-      case '--quick': o.quick = true; break;
-      case '--seconds': o.seconds = Math.max(1, Number(val())); break;
-      case '--reps': o.reps = Math.max(1, Number(val())); break;
-      case '--scenario': case '--scenarios': o.scenarios = val().split(','); break;
-      case '--buffer': o.bufferKiB = Number(val()); break;
-      case '--snaplen': o.snaplen = Number(val()); break;
-      case '--dir': o.dir = val(); break;
-      case '--quiet-pct': o.quietPct = Number(val()); break;
-      case '--quiet-wait': o.quietWaitS = Number(val()); break;
-      case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3] [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR] [--quiet-pct 15] [--quiet-wait 120]\n');
-        process.exit(0);
-        break;
-      default: throw new Error(`unknown option ${a}`);
-    }
-  }
+  const v = benchOptions(argv, {
+    quick: { type: 'boolean' }, seconds: { type: 'string' }, reps: { type: 'string' }, scenario: { type: 'string' }, scenarios: { type: 'string' },
+    buffer: { type: 'string' }, snaplen: { type: 'string' }, dir: { type: 'string' }, 'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' },
+  }, 'node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3] [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR] [--quiet-pct 15] [--quiet-wait 120]');
+  const o: Options = {
+    quick: v['quick'] === true,
+    seconds: numberOption('seconds', v['seconds'], 1) ?? 5,
+    reps: numberOption('reps', v['reps'], 1) ?? 3,
+    scenarios: listOption(v['scenario'] ?? v['scenarios']) ?? ['gso', 'mtu'],
+    bufferKiB: numberOption('buffer', v['buffer'], 1),
+    snaplen: numberOption('snaplen', v['snaplen'], 1),
+    dir: typeof v['dir'] === 'string' ? v['dir'] : undefined,
+    quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 15,
+    quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? 120,
+  };
   if (o.quick) {
     o.seconds = Math.min(o.seconds, 2);
     o.reps = 1;

@@ -24,7 +24,7 @@ import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { ROOT, busyPct, fixed, machineTimes, markdownTable, median, schedstatCpuNs, sleep, waitQuiet, writeResults } from '../common.js';
+import { ROOT, busyPct, fixed, machineTimes, markdownTable, median, schedstatCpuNs, sleep, waitQuiet, writeResults, benchOptions, listOption, numberOption } from '../common.js';
 
 const OBJECT = join(ROOT, 'dist/bpf/selftest.bpf.o');
 const JS_CONSUMER = join(ROOT, 'dist/bench/ringbuf/js-consumer.js');
@@ -115,39 +115,28 @@ interface RunResult {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, reps: 3, only: CONSUMERS, scenarios: ['max', 'paced', 'paced-b1', 'backlog'], jsNodeArgs: [], jsArgs: [], jsProfileDir: '', jsConsumer: JS_CONSUMER, intervalMs: 5, quietPct: 10, quietWaitS: 120 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    const [k, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const val = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    switch (k) {
-      case '--quick': o.quick = true; break;
-      case '--reps': o.reps = Math.max(1, Number(val())); break;
-      case '--only': o.only = val().split(',').map((s) => {
-        if (!CONSUMERS.includes(s as ConsumerName)) throw new Error(`unknown consumer ${s}; one of ${CONSUMERS.join(', ')}`);
-        return s as ConsumerName;
-      }); break;
-      case '--scenario': o.scenarios = val().split(','); break;
-      case '--js-node-args': o.jsNodeArgs = val().split(/\s+/).filter(Boolean); break;
-      case '--js-args': o.jsArgs = val().split(/\s+/).filter(Boolean); break;
-      case '--js-profile': o.jsProfileDir = val(); break;
-      case '--js-consumer': o.jsConsumer = val(); break;
-      case '--interval-ms': o.intervalMs = Number(val()); break;
-      case '--quiet-pct': o.quietPct = Number(val()); break;
-      case '--quiet-wait': o.quietWaitS = Number(val()); break;
-      case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/ringbuf/run.js [--quick] [--reps 3] [--only js,c-timer,c-poll] [--scenario max,paced,paced-b1,backlog] [--js-node-args "…"] [--js-args "…"] [--js-profile DIR] [--js-consumer path/js-consumer.js] [--interval-ms 5] [--quiet-pct 10] [--quiet-wait 120]\n');
-        process.exit(0);
-        break;
-      default: throw new Error(`unknown option ${a}`);
-    }
-  }
-  return o;
+  const v = benchOptions(argv, {
+    quick: { type: 'boolean' }, reps: { type: 'string' }, only: { type: 'string' }, scenario: { type: 'string' },
+    'js-node-args': { type: 'string' }, 'js-args': { type: 'string' }, 'js-profile': { type: 'string' }, 'js-consumer': { type: 'string' },
+    'interval-ms': { type: 'string' }, 'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' },
+  }, 'node dist/bench/ringbuf/run.js [--quick] [--reps 3] [--only js,c-timer,c-poll] [--scenario max,paced,paced-b1,backlog] [--js-node-args "…"] [--js-args "…"] [--js-profile DIR] [--js-consumer path/js-consumer.js] [--interval-ms 5] [--quiet-pct 10] [--quiet-wait 120]');
+  const only = (listOption(v['only']) ?? CONSUMERS).map((s) => {
+    if (!CONSUMERS.includes(s as ConsumerName)) throw new Error(`unknown consumer ${s}; one of ${CONSUMERS.join(', ')}`);
+    return s as ConsumerName;
+  });
+  return {
+    quick: v['quick'] === true,
+    reps: numberOption('reps', v['reps'], 1) ?? 3,
+    only,
+    scenarios: listOption(v['scenario']) ?? ['max', 'paced', 'paced-b1', 'backlog'],
+    jsNodeArgs: listOption(v['js-node-args'], /\s+/) ?? [],
+    jsArgs: listOption(v['js-args'], /\s+/) ?? [],
+    jsProfileDir: typeof v['js-profile'] === 'string' ? v['js-profile'] : '',
+    jsConsumer: typeof v['js-consumer'] === 'string' ? v['js-consumer'] : JS_CONSUMER,
+    intervalMs: numberOption('interval-ms', v['interval-ms'], 1) ?? 5,
+    quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 10,
+    quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? 120,
+  };
 }
 
 function scenarios(quick: boolean): Scenario[] {

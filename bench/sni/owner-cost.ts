@@ -15,25 +15,21 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { probeFeature } from '../../src/ebpf/features.js';
 import { SniGadget, type OwnerHook } from '../../src/gadgets/sni/gadget.js';
-import { fixed, machineBusyPct, markdownTable, median, ROOT, waitQuiet, writeResults } from '../common.js';
+import { benchOptions, fixed, machineBusyPct, markdownTable, median, numberOption, ROOT, waitQuiet, writeResults } from '../common.js';
 
 const LOOP_SRC = join(ROOT, 'bench/sni/syscall-loop.c');
 const MODES = [['getppid', 2_000_000], ['devnull', 2_000_000], ['pipe', 500_000], ['tcp', 300_000]] as const;
 type Hook = 'none' | OwnerHook;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { reps: { type: 'string', default: '7' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
-  if (values.help) {
-    console.log('usage: node dist/bench/sni/owner-cost.js [--reps N] [--quick]\nPrices trace sni\'s owner hooks per system call (see the file header).');
-    return;
-  }
+  const v = benchOptions(process.argv.slice(2), { reps: { type: 'string' }, quick: { type: 'boolean' } },
+    'node dist/bench/sni/owner-cost.js [--reps 7] [--quick]   (prices trace sni\'s owner hooks per system call; see bench/sni/owner-cost.ts)');
+  const quick = v['quick'] === true;
   if (process.getuid?.() !== 0) throw new Error('bench/sni/owner-cost needs root (it loads BPF programs)');
-  const reps = values.quick ? 3 : Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps takes a positive integer');
-  const scale = values.quick ? 0.2 : 1;
+  const reps = quick ? 3 : numberOption('reps', v['reps'], 1) ?? 7;
+  const scale = quick ? 0.2 : 1;
   const hooks: Hook[] = ['none', 'syscalls'];
   const tp = probeFeature('tp_tcp_sendmsg_locked');
   if (tp.supported) hooks.push('tcp_sendmsg_locked');
@@ -73,7 +69,7 @@ async function main(): Promise<void> {
     });
     console.log(`\n## trace sni owner hooks: cost per system call (median of ${reps} reps; machine busy before ${fixed(before)} %, after ${fixed(after)} %)\n`);
     console.log(markdownTable(head, 'l' + 'r'.repeat(head.length - 1), rows));
-    console.log(`\nwrote ${writeResults('sni-owner-cost', { reps, quick: values.quick, hooks, results })}`);
+    console.log(`\nwrote ${writeResults('sni-owner-cost', { reps, quick, hooks, results })}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -29,7 +29,7 @@ import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildClientHello } from '../../test/helpers/clienthello.js';
-import { ROOT, busyPct, fixed, machineTimes, markdownTable, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
+import { ROOT, busyPct, fixed, machineTimes, markdownTable, sleep, statCpuNs, waitQuiet, writeResults, benchOptions, listOption, numberOption } from '../common.js';
 
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
 const GENERATOR_SRC = join(ROOT, 'bench/sni/generator.c');
@@ -50,41 +50,24 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { quick: false, count: 200_000, rates: [2000, 5000, 10_000], seconds: 15, postQuantum: true, quietPct: 20, quietWaitS: 60, only: ['baseline', 'top', 'rates'], tlscopeArgs: [] };
-  let countSet = false;
-  let secondsSet = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--quick': o.quick = true; break;
-      case '--count': o.count = Number(val()); countSet = true; break;
-      case '--rates': o.rates = val().split(',').filter(Boolean).map(Number); break;
-      case '--seconds': o.seconds = Number(val()); secondsSet = true; break;
-      case '--pq': o.postQuantum = true; break;
-      case '--no-pq': o.postQuantum = false; break;
-      case '--quiet-pct': o.quietPct = Number(val()); break;
-      case '--quiet-wait': o.quietWaitS = Number(val()); break;
-      case '--only': o.only = val().split(','); break;
-      case '--tlscope-args': o.tlscopeArgs = val().split(/\s+/).filter(Boolean); break;
-      case '-h': case '--help':
-        process.stdout.write('usage: node dist/bench/sni/run.js [--quick] [--count 200000] [--rates 2000,5000,10000] [--seconds 15] [--pq|--no-pq] [--quiet-pct 20] [--quiet-wait 60] [--only baseline,top,rates] [--tlscope-args "--ring-size 16"]\n');
-        process.exit(0);
-        break;
-      default: throw new Error(`unknown option ${a}`);
-    }
-  }
-  if (o.quick) {
-    if (!countSet) o.count = 20_000;
-    if (!secondsSet) o.seconds = 4;
-    if (!argv.includes('--quiet-wait')) o.quietWaitS = 15;
-    if (o.rates.length > 2) o.rates = o.rates.slice(0, 2);
-  }
-  return o;
+  const v = benchOptions(argv, {
+    quick: { type: 'boolean' }, count: { type: 'string' }, rates: { type: 'string' }, seconds: { type: 'string' }, pq: { type: 'boolean' }, 'no-pq': { type: 'boolean' },
+    'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' }, only: { type: 'string' }, 'tlscope-args': { type: 'string' },
+  }, 'node dist/bench/sni/run.js [--quick] [--count 200000] [--rates 2000,5000,10000] [--seconds 15] [--pq|--no-pq] [--quiet-pct 20] [--quiet-wait 60] [--only baseline,top,rates] [--tlscope-args "--ring-size 16"]');
+  const quick = v['quick'] === true;
+  const rates = (listOption(v['rates']) ?? ['2000', '5000', '10000']).map((r) => numberOption('rates', r, 1) ?? 0);
+  return {
+    quick,
+    // --quick: 20 k hellos, two rates of 4 s, a short quiet wait, unless given
+    count: numberOption('count', v['count'], 1) ?? (quick ? 20_000 : 200_000),
+    rates: quick ? rates.slice(0, 2) : rates,
+    seconds: numberOption('seconds', v['seconds'], 1) ?? (quick ? 4 : 15),
+    postQuantum: v['no-pq'] !== true,
+    quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 20,
+    quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? (quick ? 15 : 60),
+    only: listOption(v['only']) ?? ['baseline', 'top', 'rates'],
+    tlscopeArgs: listOption(v['tlscope-args'], /\s+/) ?? [],
+  };
 }
 
 // ---------------------------------------------------------------------------------------
