@@ -31,11 +31,12 @@
  * Needs root, openssl, bpftool, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { OUT_DIR, ROOT, markdownTable, median as medianOf, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
+import { OUT_DIR, ROOT, benchOptions, listOption, markdownTable, median as medianOf, numberOption, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
+import { bpfIdsHeldBy, bpfObjectsNow } from '../../test/helpers/bpf-held.js';
 import { request, response } from './load.js';
 
 const BIN = join(ROOT, 'dist/src/cli/bin.js');
@@ -54,25 +55,23 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { requests: 3000, reps: 3, bodies: [64, 4096], modes: ['none', 'tlscope', 'bpftrace'], quietPct: 15, quietWaitS: 60 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = argv[i + 1];
-    if (a === '--quick') {
-      o.requests = 300;
-      o.reps = 1;
-    } else if (a === '--requests' && v !== undefined) (o.requests = Number(v)), i++;
-    else if (a === '--reps' && v !== undefined) (o.reps = Number(v)), i++;
-    else if (a === '--body' && v !== undefined) (o.bodies = v.split(',').map(Number)), i++;
-    else if (a === '--modes' && v !== undefined) (o.modes = v.split(',') as Mode[]), i++;
-    else if (a === '--quiet-pct' && v !== undefined) (o.quietPct = Number(v)), i++;
-    else if (a === '--quiet-wait' && v !== undefined) (o.quietWaitS = Number(v)), i++;
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,bpftrace] [--quiet-pct 15] [--quiet-wait 60]\n');
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}`);
-  }
-  return o;
+  const v = benchOptions(argv, {
+    quick: { type: 'boolean' }, requests: { type: 'string' }, reps: { type: 'string' }, body: { type: 'string' }, modes: { type: 'string' },
+    'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' },
+  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,bpftrace] [--quiet-pct 15] [--quiet-wait 60]');
+  const quick = v['quick'] === true; // 300 requests, one rep
+  const modes = (listOption(v['modes']) ?? ['none', 'tlscope', 'bpftrace']).map((m) => {
+    if (m !== 'none' && m !== 'tlscope' && m !== 'bpftrace') throw new Error(`unknown mode ${m}: none, tlscope or bpftrace`);
+    return m;
+  });
+  return {
+    requests: quick ? 300 : numberOption('requests', v['requests'], 1) ?? 3000,
+    reps: quick ? 1 : numberOption('reps', v['reps'], 1) ?? 3,
+    bodies: (listOption(v['body']) ?? ['64', '4096']).map((b) => numberOption('body', b, 1) ?? 0),
+    modes,
+    quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 15,
+    quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? 60,
+  };
 }
 
 async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -91,17 +90,10 @@ interface ProgStat {
 
 /** run_time_ns and run_cnt of the tls_* programs tlscope holds (kernel.bpf_stats_enabled must be 1). */
 function bpfStats(pid: number): ProgStat[] {
-  const ids = new Set<number>();
-  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-    try {
-      const m = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m !== null) ids.add(Number(m[1]));
-    } catch {
-      // closed meanwhile
-    }
-  }
-  const all = JSON.parse(execFileSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number }[];
-  return all.filter((p) => ids.has(p.id)).map((p) => ({ name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 }));
+  const ids = bpfIdsHeldBy(pid, 'prog');
+  return bpfObjectsNow<{ id: number; name?: string; run_time_ns?: number; run_cnt?: number }>('prog')
+    .filter((p) => ids.has(p.id))
+    .map((p) => ({ name: p.name ?? '', runTimeNs: p.run_time_ns ?? 0, runCnt: p.run_cnt ?? 0 }));
 }
 
 function setBpfStats(on: boolean): void {

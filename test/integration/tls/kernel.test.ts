@@ -6,12 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject } from '../../../src/ebpf/object.js';
 import { TLS_EVENT_LAYOUT, TLS_HINT_SIZE } from '../../../src/gadgets/tls/decode.js';
 import { TUPLE_LAYOUT } from '../../../src/net/tuple.js';
 import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
+import { bpfIdsHeldBy } from '../../helpers/bpf-held.js';
 import { notRoot } from '../../helpers/root.js';
 import {
   CliTracer, buildGoApp, goSkipReason, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, until, type GoApp, type Session, openSession,
@@ -179,20 +180,6 @@ print('done', flush=True)
   }
 });
 
-/** BPF program ids a process holds (fdinfo of its BPF fds). */
-function programIds(pid: number): Set<number> {
-  const ids = new Set<number>();
-  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-    try {
-      const m = /^prog_id:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m !== null) ids.add(Number(m[1]));
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return ids;
-}
-
 function programExists(id: number): boolean {
   return spawnSync('bpftool', ['prog', 'show', 'id', String(id)], { stdio: 'ignore' }).status === 0;
 }
@@ -201,7 +188,7 @@ for (const signal of ['SIGINT', 'SIGKILL'] as const) {
   test(`nothing stays attached after tlscope trace tls exits (${signal})`, { skip: notRoot }, async () => {
     const tracer = new CliTracer(['--host']);
     await tracer.ready();
-    const ids = programIds(tracer.child.pid ?? 0);
+    const ids = bpfIdsHeldBy(tracer.child.pid ?? 0, 'prog');
     assert.ok(ids.size >= 10, `tlscope holds its programs (${ids.size})`);
     assert.ok([...ids].every(programExists));
     if (signal === 'SIGKILL') tracer.child.kill(signal);
