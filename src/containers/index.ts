@@ -15,14 +15,14 @@
 import { setMaxListeners } from 'node:events';
 import { TlscopeError } from '../errors.js';
 import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath } from '../proc/cgroup.js';
-import { namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
+import { hostNamespaces, namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
 import { DEFAULT_CONTAINERD_NAMESPACES, type CgroupContainerRef } from './cgroup-path.js';
 import { createRuntimeClients } from './clients.js';
 import { ClosedError } from './errors.js';
 import { k8sIdentityFromLabels } from './k8s.js';
 import { containerKey, ContainerLookup, keyOfContainer } from './lookup.js';
 import { PidMountNamespaceCache } from './pid-cache.js';
-import { hostNamespaces, ProcScanner } from './proc-scan.js';
+import { ProcScanner } from './proc-scan.js';
 import { AsyncQueue } from './queue.js';
 import { DEFAULT_SESSION_TIMING, RuntimeSession, type RuntimeWarning, type SessionSink, type SessionTiming } from './session.js';
 import type { ContainerInfo, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';

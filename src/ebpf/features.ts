@@ -11,6 +11,7 @@ import { symbolOffsets } from '../proc/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
 import { ensureTracefs } from './tracefs.js';
+import { hasCaps } from './privileges.js';
 
 export type FeatureName =
   | 'bpf' | 'btf' | 'ringbuf' | 'socket_filter' | 'tracepoint' | 'tp_btf' | 'raw_tp' | 'uprobe' | 'uprobe_multi'
@@ -219,14 +220,7 @@ function tlsModuleExists(): boolean {
   }
 }
 
-/** Effective capabilities include everything tlscope needs (when not uid 0). */
-export function hasCaps(): boolean {
-  const m = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  if (m?.[1] === undefined) return false;
-  const eff = BigInt(`0x${m[1]}`);
-  const need = [12n /* NET_ADMIN */, 21n /* SYS_ADMIN */, 38n /* PERFMON */, 39n /* BPF */];
-  return need.every((b) => (eff >> b) & 1n);
-}
+export { hasCaps } from './privileges.js';
 
 /** Words for an errno or error that a user can act on. */
 function explain(feature: FeatureName, e: unknown): string {

@@ -11,7 +11,7 @@ import { ColumnWriter } from '../../output/columns.js';
 import { JsonWriter } from '../../output/json.js';
 import { bool, helpText, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
-import { scopeOptions, selectorFrom } from '../trace-runner.js';
+import { scopeOptions, selectorFrom } from '../scope.js';
 
 const fields: Field<ContainerInfo>[] = [
   { name: 'runtime.runtimeName', column: 'RUNTIME', width: 10, description: 'container runtime', visible: true, get: (c) => c.runtime },

@@ -2,8 +2,8 @@
 /** `tlscope doctor`: what works on this host, probed for real, and what each gadget can do. */
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { probeAll, hasCaps, type FeatureResult } from '../../ebpf/features.js';
-import { bpf, c, libbpfUnavailable } from '../../ebpf/native.js';
+import { probeAll, type FeatureResult } from '../../ebpf/features.js';
+import { hasCaps, isRoot, libbpfVersion } from '../../ebpf/privileges.js';
 import { gadgetCatalog } from '../../gadgets/catalog.js';
 import { TlscopeError } from '../../errors.js';
 import { helpText, parse, str, type OptionSpecs } from '../args.js';
@@ -42,9 +42,10 @@ function kernelName(): string {
 }
 
 export function buildReport(): Report {
-  const libbpfMissing = libbpfUnavailable();
-  const libbpf = libbpfMissing ?? `libbpf.so.1 ${bpf.major() as number}.${bpf.minor() as number}`;
-  const root = c.geteuid() === 0;
+  const lib = libbpfVersion();
+  const libbpfMissing = lib.loaded ? undefined : lib.text;
+  const libbpf = lib.text;
+  const root = isRoot();
   const privileged = root || hasCaps();
   const features = privileged && libbpfMissing === undefined ? probeAll() : [];
   const byName = new Map(features.map((f) => [f.feature, f]));
