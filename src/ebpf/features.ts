@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { NotSupportedError, errorMessage } from '../errors.js';
-import { symbolOffsets } from '../proc/elf.js';
+import { symbolOffsets } from '../elf/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
 import { ensureTracefs } from './tracefs.js';

@@ -174,7 +174,8 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     checkPids(selector);
     if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) throw new UsageError(`the timeout must be positive, got ${opts.timeoutMs} ms`);
     parseFilter(def.fields(params, opts.view), opts.filter);
-    if (!isPrivileged()) throw new PermissionError(`tlscope ${def.name} needs root`);
+    // a gadget with kernel requirements needs root (or the capabilities); a kernel-free one does not
+    if (def.requirements.length > 0 && !isPrivileged()) throw new PermissionError(`tlscope ${def.name} needs root`);
     return { params, selector };
   }
 
