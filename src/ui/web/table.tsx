@@ -29,7 +29,7 @@ const KIND_LABEL: Record<string, string> = { http: 'HTTP', tls: 'TLS', sni: 'SNI
 
 function Row({ e, top, selected, onSelect }: { e: Entry; top: number; selected: boolean; onSelect: (seq: number) => void }) {
   return (
-    <div class={`row${selected ? ' sel' : ''} k-${e.kind}`} style={{ top: `${top}px` }} onClick={() => onSelect(e.seq)} data-test="row" data-seq={e.seq}>
+    <div class={`row${selected ? ' sel' : ''} k-${e.kind}`} style={{ top: `${top}px` }} onClick={() => onSelect(e.seq)} data-test="row" data-seq={e.seq} data-path={e.path} data-comm={e.comm}>
       <span class="c-lock">{e.tls ? <Lock source={e.tls} /> : null}</span>
       <span class="c-src" title={e.tls ? `decrypted from ${sourceName(e.tls)}` : ''}>{e.tls ?? ''}</span>
       <span class="c-kind"><i>{KIND_LABEL[e.kind] ?? e.kind}</i></span>
