@@ -18,6 +18,7 @@ const commands: CommandEntry[] = [
   { words: ['trace', 'tls'], summary: gadgets['trace tls']?.oneLine ?? '', load: () => import('./commands/trace-tls.js') },
   { words: ['containers'], summary: 'the containers and pods tlscope sees', load: () => import('./commands/containers.js') },
   { words: ['capture'], summary: gadgets['capture']?.oneLine ?? '', load: () => import('./commands/capture.js') },
+  { words: ['ui'], summary: 'a live web UI: HTTP exchanges, TLS plaintext, SNI, a service map (127.0.0.1, token)', load: () => import('./commands/ui.js') },
   { words: ['doctor'], summary: 'what works on this host and which gadgets can run', load: () => import('./commands/doctor.js') },
 ];
 

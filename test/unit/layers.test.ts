@@ -26,12 +26,14 @@ export const LAYERS: Record<string, readonly string[]> = {
   fields: BASE,
   proc: [...BASE, 'net', 'elf'],
   ebpf: [...BASE, 'elf'],
-  containers: [...BASE, 'net', 'proc'],
+  // the start hook uses fanotify, a raw syscall, so from src/ebpf/
+  containers: [...BASE, 'net', 'proc', 'elf', 'ebpf'],
   query: [...BASE, 'net', 'fields'],
   gadgets: BELOW_GADGETS,
   session: [...BELOW_GADGETS, 'gadgets'],
   output: [...PURE, 'fields', 'ebpf'],
-  cli: FRONT_END_MAY,
+  // the one binary: `tlscope ui` and `tlscope agent` start those front ends; they never import cli
+  cli: [...FRONT_END_MAY, 'ui', 'agent'],
   agent: FRONT_END_MAY,
   ui: FRONT_END_MAY,
   kube: FRONT_END_MAY,
