@@ -58,6 +58,8 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
   const timeout = int(values, 'timeout', { min: 1 });
   const verbose = ctx.verbose || bool(values, 'verbose');
   const filter = str(values, 'filter');
+  // --fields is a usage error before anything loads
+  selectFields(def.fields(parseParams(def.params, paramValuesFrom(def.params, values)), { json: format !== 'columns' }), str(values, 'fields'));
   const session = await Session.start(def, {
     params: paramValuesFrom(def.params, values),
     scope: selector,
