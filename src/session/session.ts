@@ -91,6 +91,7 @@ export interface SessionOptions<E> {
 const UNATTRIBUTED = { runtimeName: '?', containerId: '?', containerName: '?' } as const;
 const STATS_INTERVAL_MS = 1000;
 const HOLD_TICK_MS = 100;
+const INDEX_CLOSE_MS = 2000;
 const WAKE = Symbol('wake');
 
 type Attribution = { kind: 'host' } | { kind: 'container'; c: ContainerInfo } | { kind: 'unknown'; mntns: number };
@@ -468,15 +469,28 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
         await this.instance?.close();
       } finally {
         this.closed = true;
-        if (this.ownIndex) await this.index.close();
+        // pulled gadgets end their iteration after close(); the iterator finishes then
+        if (!this.iterating || this.instance?.events === undefined) this.finish();
+        this.enqueue({ type: 'info', code: 'stopped', text: '', verbose: true });
       }
-      // pulled gadgets end their iteration after close(); the iterator finishes then
-      if (!this.iterating || this.instance?.events === undefined) this.finish();
-      this.enqueue({ type: 'info', code: 'stopped', text: '', verbose: true });
       await this.finishedPromise;
+      if (this.ownIndex) await this.closeIndex();
       return this.stats();
     })();
     return this.stopping;
+  }
+
+  /**
+   * Closes the index with a deadline: a close that never settles (seen with the start hook's
+   * close, which holds no handle, so the process would end with its exit status lost) must not
+   * keep the session from ending. The timer is ref'd on purpose.
+   */
+  private async closeIndex(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), INDEX_CLOSE_MS); });
+    const r = await Promise.race([this.index.close().then(() => 'closed' as const), late]);
+    clearTimeout(timer);
+    void r; // late: the run's result stands (the final stats were taken before)
   }
 
   private finishedResolve: (() => void) | undefined;
