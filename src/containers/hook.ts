@@ -227,6 +227,8 @@ export class ContainerHook {
     if (this.closed) return;
     this.closed = true;
     if (this.worker === undefined) return;
+    // unref'd while it runs; waited for now, or the process would end with this await pending
+    this.worker.ref();
     Atomics.store(this.controlView, 0, 1);
     if (this.wakeFd >= 0) signalEventFd(this.wakeFd);
     const timer = setTimeout(() => void this.worker?.terminate(), 2000);
