@@ -4,6 +4,7 @@ import { UsageError } from '../../errors.js';
 import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from '../../gadgets/tls/fields.js';
 import { TlsGadget, type TlsEvent } from '../../gadgets/tls/gadget.js';
 import { TlsHttp } from '../../gadgets/tls/http.js';
+import { Redactor } from '../../protocols/redact.js';
 import type { ProbeSource } from '../../gadgets/tls/targets.js';
 import { bool, int, list, str, type ParsedValues } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -61,7 +62,10 @@ Examples:
   tlscope trace tls --fields comm,pid,direction,len,source,function,src,dst --filter 'proc.comm==curl'`,
   fields: (values: ParsedValues) => (bool(values, 'http') ? tlsHttpFields() : tlsDataFields({ json: (str(values, 'output') ?? 'columns') !== 'columns', hex: bool(values, 'hex') })),
   extraOptions: {
-    http: { type: 'boolean', description: 'pair HTTP/1.x requests and responses per connection (method, path, status, latency)' },
+    http: { type: 'boolean', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
+    redact: { type: 'boolean', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names' },
+    'redact-headers': { type: 'string', arg: 'LIST', description: 'more header names to mask with --redact' },
+    'redact-json': { type: 'string', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
     hex: { type: 'boolean', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     'max-bytes': { type: 'string', arg: 'N', description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
     sources: { type: 'string', arg: 'LIST', description: 'TLS stacks to probe: openssl,gnutls,go (default all)' },
@@ -87,10 +91,22 @@ Examples:
       ...(sources === undefined ? {} : { sources: sources as ProbeSource[] }),
       ...(pids === undefined || pids.length === 0 ? {} : { pids }),
     });
+    const redactor = bool(values, 'redact') ? new Redactor({ headers: list(values, 'redact-headers') ?? [], jsonKeys: list(values, 'redact-json') ?? [] }) : undefined;
     if (!bool(values, 'http')) {
-      return Object.assign(g as TlsGadget & AsyncIterable<TraceTlsEvent[]>, { details: () => details(g), startedText: () => describe(g) });
+      if (redactor === undefined) return Object.assign(g as TlsGadget & AsyncIterable<TraceTlsEvent[]>, { details: () => details(g), startedText: () => describe(g) });
+      const masked: TraceGadget<TraceTlsEvent> = {
+        async *[Symbol.asyncIterator]() {
+          for await (const batch of g as AsyncIterable<TlsEvent[]>) yield batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) }));
+        },
+        stats: () => g.stats(),
+        details: () => details(g),
+        startedText: () => describe(g),
+        followScope: (selector, index, warn, note) => g.followScope(selector, index, warn, note),
+        close: () => g.close(),
+      };
+      return masked;
     }
-    const pairing = new TlsHttp();
+    const pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
     let exchanges = 0;
     const wrapped: TraceGadget<TraceTlsEvent> = {
       async *[Symbol.asyncIterator]() {
@@ -99,11 +115,15 @@ Examples:
           exchanges += out.length;
           if (out.length > 0) yield out;
         }
+        // the trace ends: what is still open (close-delimited or cut-off responses, open streams)
+        const rest = pairing.flush();
+        exchanges += rest.length;
+        if (rest.length > 0) yield rest;
       },
       stats: () => ({ events: exchanges, lost: g.stats().lost }),
       details: () => {
         const h = pairing.stats;
-        return `${details(g)}; HTTP: ${h.exchanges} exchanges, ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams not HTTP/1`;
+        return `${details(g)}; HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection`;
       },
       startedText: () => describe(g),
       followScope: (selector, index, warn, note) => g.followScope(selector, index, warn, note),
