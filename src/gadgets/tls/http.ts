@@ -65,8 +65,11 @@ export interface TlsHttpEvent extends CommonEvent {
   note: string | undefined;
   requestHeaders: readonly HeaderField[];
   responseHeaders: readonly HeaderField[];
+  /** the start of each body (16 KiB), and how many body bytes there were */
   requestBody: Uint8Array;
   responseBody: Uint8Array;
+  requestBodyBytes: number;
+  responseBodyBytes: number;
   bodyTruncated: boolean;
   grpc: GrpcInfo | undefined;
   /** client and server endpoints */
@@ -260,6 +263,8 @@ export class TlsHttp {
       responseHeaders: r === undefined ? x.response.headers : r.headers(x.response.headers),
       requestBody: redactBody(r, x.request?.body ?? new Uint8Array(0)),
       responseBody: redactBody(r, x.response.body),
+      requestBodyBytes: x.request?.bodyBytes ?? 0,
+      responseBodyBytes: x.response.bodyBytes,
       bodyTruncated: x.response.bodyTruncated || (x.request?.bodyTruncated ?? false),
       grpc: undefined,
     };
@@ -323,6 +328,8 @@ export class TlsHttp {
       responseHeaders: r === undefined ? responseHeaders : r.headers(responseHeaders),
       requestBody: redactBody(r, x.request.body),
       responseBody: redactBody(r, x.response.body),
+      requestBodyBytes: x.request.bodyBytes,
+      responseBodyBytes: x.response.bodyBytes,
       bodyTruncated: x.request.bodyTruncated || x.response.bodyTruncated,
       grpc,
     };
