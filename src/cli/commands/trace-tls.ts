@@ -5,6 +5,8 @@ import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from '../..
 import { TlsGadget, type TlsEvent } from '../../gadgets/tls/gadget.js';
 import { TlsHttp } from '../../gadgets/tls/http.js';
 import { Redactor } from '../../protocols/redact.js';
+import { PlaintextPcapngWriter } from '../../output/plaintext-pcapng.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { ProbeSource } from '../../gadgets/tls/targets.js';
 import { bool, int, list, str, type ParsedValues } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -66,6 +68,7 @@ Examples:
     redact: { type: 'boolean', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names' },
     'redact-headers': { type: 'string', arg: 'LIST', description: 'more header names to mask with --redact' },
     'redact-json': { type: 'string', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
+    write: { type: 'string', short: 'w', arg: 'FILE', description: 'also write the plaintext to a pcapng file as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys); one interface per process' },
     hex: { type: 'boolean', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     'max-bytes': { type: 'string', arg: 'N', description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
     sources: { type: 'string', arg: 'LIST', description: 'TLS stacks to probe: openssl,gnutls,go (default all)' },
@@ -91,12 +94,16 @@ Examples:
       ...(sources === undefined ? {} : { sources: sources as ProbeSource[] }),
       ...(pids === undefined || pids.length === 0 ? {} : { pids }),
     });
+    const pcapPath = str(values, 'write');
+    if (pcapPath === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)');
+    const pcapFd = pcapPath === undefined ? undefined : openSync(pcapPath, 'w');
     const redactor = bool(values, 'redact') ? new Redactor({ headers: list(values, 'redact-headers') ?? [], jsonKeys: list(values, 'redact-json') ?? [] }) : undefined;
+    const source: AsyncIterable<TlsEvent[]> = pcapFd === undefined ? g : teePcapng(g, pcapFd, redactor);
     if (!bool(values, 'http')) {
-      if (redactor === undefined) return Object.assign(g as TlsGadget & AsyncIterable<TraceTlsEvent[]>, { details: () => details(g), startedText: () => describe(g) });
+      if (redactor === undefined && pcapFd === undefined) return Object.assign(g as TlsGadget & AsyncIterable<TraceTlsEvent[]>, { details: () => details(g), startedText: () => describe(g) });
       const masked: TraceGadget<TraceTlsEvent> = {
         async *[Symbol.asyncIterator]() {
-          for await (const batch of g as AsyncIterable<TlsEvent[]>) yield batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) }));
+          for await (const batch of source) yield redactor === undefined ? batch : batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) }));
         },
         stats: () => g.stats(),
         details: () => details(g),
@@ -110,7 +117,7 @@ Examples:
     let exchanges = 0;
     const wrapped: TraceGadget<TraceTlsEvent> = {
       async *[Symbol.asyncIterator]() {
-        for await (const batch of g as AsyncIterable<TlsEvent[]>) {
+        for await (const batch of source) {
           const out = pairing.process(batch);
           exchanges += out.length;
           if (out.length > 0) yield out;
@@ -132,6 +139,29 @@ Examples:
     return wrapped;
   },
 };
+
+/** Writes each batch's plaintext to a pcapng file (masked by --redact first) as it passes. */
+async function* teePcapng(g: AsyncIterable<TlsEvent[]>, fd: number, redactor: Redactor | undefined): AsyncIterable<TlsEvent[]> {
+  const w = new PlaintextPcapngWriter((chunk) => void writeSync(fd, chunk));
+  try {
+    for await (const batch of g) {
+      w.write(batch.filter((e) => e.local !== undefined && e.remote !== undefined).map((e) => ({
+        timestampMs: e.timestamp,
+        direction: e.direction,
+        local: e.local ?? '',
+        remote: e.remote ?? '',
+        data: redactor === undefined ? e.data : redactor.http1Bytes(e.data),
+        owner: `pid ${e.proc.pid} (${e.proc.comm})`,
+        comment: `pid ${e.proc.pid} tid ${e.proc.tid} ${e.proc.comm} ${e.function}${e.truncated ? ' (cut by --max-bytes)' : ''}`,
+        connection: e.conn,
+      })));
+      yield batch;
+    }
+  } finally {
+    w.close();
+    closeSync(fd);
+  }
+}
 
 export const help = spec;
 

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -295,4 +295,56 @@ test('gRPC with @grpc/grpc-js: service, method, status and message, and the requ
     const s = await tracer.stop();
     assert.equal(s.code, 0, s.stderr);
   }
+});
+
+function tsharkSkipReason(): string | false {
+  try {
+    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'tshark is not installed (scripts/setup.sh --test installs it)';
+  }
+}
+
+test('trace tls -w: a decrypted pcapng that tshark dissects as HTTP/2 and gRPC, with real 4-tuples and the process in each comment', { skip: notRoot || tsharkSkipReason() }, async () => {
+  const node = await startServer(process.execPath, [join(work.dir, 'server.mjs'), work.cert, work.key]);
+  const grpcServer = await startServer(process.execPath, [join(work.dir, 'grpc-server.mjs'), GRPC_JS, work.cert, work.key]);
+  const file = join(work.dir, 'plain.pcapng');
+  const tracer = new CliTracer(['--host', '--http', '-w', file]);
+  let curlPid = 0;
+  try {
+    await tracer.ready();
+    const r = runProcess('curl', ['-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/pcap/one`]);
+    curlPid = r.pid;
+    assert.equal((await r.done).code, 0);
+    const g = runProcess(process.execPath, [join(work.dir, 'grpc-client.mjs'), GRPC_JS, work.cert, String(grpcServer.port), 'pcap']);
+    assert.equal((await g.done).code, 0);
+    await until('both exchanges', () => find(tracer, curlPid, '/pcap/one') !== undefined && exchanges(tracer).some((e) => e.proc.pid === grpcServer.pid && e.grpc?.method === 'SayHello'));
+  } finally {
+    const s = await tracer.stop();
+    assert.equal(s.code, 0, s.stderr);
+  }
+  assert.ok(existsSync(file));
+  // the servers listen on ports Wireshark does not know as HTTP/2: "Decode As" them, as a user would
+  const decodeAs = [node.port, grpcServer.port].flatMap((p) => ['-d', `tcp.port==${p},http2`]);
+  const fields = (filter: string, ...f: string[]): string[][] =>
+    execFileSync('tshark', ['-r', file, ...decodeAs, '-Y', filter, '-T', 'fields', '-E', 'separator=|', ...f.flatMap((x) => ['-e', x])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim().split('\n').filter((l) => l !== '').map((l) => l.split('|'));
+  const paths = fields('http2.headers.path', 'http2.headers.path', 'ip.src', 'tcp.srcport', 'tcp.dstport', 'frame.comment', 'frame.interface_name');
+  // both ends were traced: the connection is in the file twice (once per process interface),
+  // with the same sequence numbers, so tshark dissects the first copy and marks the second
+  const row = paths.find((p) => p[0] === '/pcap/one');
+  assert.ok(row !== undefined, JSON.stringify(paths));
+  assert.equal(row[1], '127.0.0.1');
+  assert.ok(row[2] === String(node.port) || row[3] === String(node.port), 'the real server port');
+  assert.match(row[4] ?? '', new RegExp(`^pid (${curlPid}|${node.pid}) tid \\d+ (curl|node) SSL_(write|read)`), 'the process in the comment');
+  const perInterface = fields(`tcp.len > 0`, 'frame.interface_name', 'frame.comment');
+  for (const [pid, comm] of [[curlPid, 'curl'], [node.pid, 'node']] as const) {
+    const mine = perInterface.filter((p) => p[0] === `pid ${pid} (${comm})`);
+    assert.ok(mine.length >= 2, `an interface for pid ${pid} with its packets`);
+    assert.ok(mine.every((p) => p[1]?.startsWith(`pid ${pid} `)));
+  }
+  const grpc = fields('grpc', 'http2.headers.path', 'grpc.message_length', 'frame.comment');
+  assert.ok(grpc.length > 0, 'tshark dissects gRPC messages');
+  assert.ok(fields('http2.headers.path == "/demo.Greeter/SayHello"', 'frame.number').length >= 1);
 });
