@@ -45,6 +45,14 @@ if [ "$(node_major)" -lt 20 ]; then
 fi
 echo "setup: node $(node --version), $(clang --version | head -n1)"
 
+if [ "$want_tests" = 1 ]; then
+  # python's h2 (an HTTP/2 client for test/integration/http2), pinned, from PyPI
+  if ! python3 -c 'import h2' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends python3-pip
+    python3 -m pip install -q 'h2==4.1.0' 2>/dev/null || python3 -m pip install -q --break-system-packages 'h2==4.1.0'
+  fi
+fi
+
 npm ci --no-audit --no-fund
 npm run build
 echo "setup: done; try: ./tlscope doctor"

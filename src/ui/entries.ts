@@ -53,6 +53,18 @@ function message(m: Http1Request | Http1Response | undefined): UiMessage | undef
   };
 }
 
+/** One side of an HTTP/1 or HTTP/2 exchange as the detail pane shows it (already redacted by the stage). */
+function httpMessage(x: TlsHttpEvent, side: 'request' | 'response'): UiMessage {
+  const req = side === 'request';
+  const body = req ? x.requestBody : x.responseBody;
+  const bytes = req ? x.requestBodyBytes : x.responseBodyBytes;
+  return {
+    startLine: req ? `${x.method ?? '?'} ${x.path ?? '?'} HTTP/${x.version}` : `HTTP/${x.version} ${x.status ?? '-'} ${x.reason}`.trimEnd(),
+    headers: (req ? x.requestHeaders : x.responseHeaders).map((h) => [h.name, h.value]),
+    body: bytes === 0 && body.length === 0 ? undefined : { base64: b64(body), bytes, truncated: body.length < bytes },
+  };
+}
+
 function chunkOf(e: TlsEvent): UiChunk {
   const data = e.data.length > CHUNK_BYTES ? e.data.subarray(0, CHUNK_BYTES) : e.data;
   return { time: e.timestamp, direction: e.direction, len: e.len, base64: b64(data), truncated: e.truncated || data.length < e.data.length };
@@ -181,7 +193,7 @@ export class EntryMaker<E extends CommonEvent> {
       latencyMs: x.latencyMs,
       summary: `${x.method} ${x.path} → ${x.status}`,
       json: { gadget: this.gadget, kind: 'http', ...json },
-    }, { request: message(x.exchange.request), response: message(x.exchange.response), chunks, chunksOmitted: omitted });
+    }, { request: httpMessage(x, 'request'), response: httpMessage(x, 'response'), chunks, chunksOmitted: omitted });
   }
 
   private otherRow(e: E): PendingEntry {

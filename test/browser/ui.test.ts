@@ -172,7 +172,7 @@ test('a query narrows the table; a bad one says where it is wrong', { skip }, as
   await page.goto(url);
   await page.waitForSelector(row('/orders/42?n=0'));
   const before = await page.locator('[data-test=count-shown] b').textContent();
-  await page.fill('[data-test=query]', 'proc.comm==curl,path~^/orders/4[23]');
+  await page.fill('[data-test=query]', 'proc.comm==curl,http.path~^/orders/4[23]');
   await page.press('[data-test=query]', 'Enter');
   await page.waitForFunction('document.querySelectorAll("[data-test=row]").length === 2', undefined, { timeout: 20_000 });
   const paths = await page.locator('[data-test=row]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-path')));
@@ -185,11 +185,11 @@ test('a query narrows the table; a bad one says where it is wrong', { skip }, as
   assert.equal(await page.locator(row('/cart')).count(), 0, 'a new request outside the query stays out');
   await shot('query');
 
-  await page.fill('[data-test=query]', 'status>=500,path~([');
+  await page.fill('[data-test=query]', 'http.status>=500,http.path~([');
   await page.press('[data-test=query]', 'Enter');
   const err = page.locator('[data-test=query-error]');
   await err.waitFor({ timeout: 10_000 });
-  assert.match((await err.textContent()) ?? '', /at 18: bad regular expression/);
+  assert.match((await err.textContent()) ?? '', /at 28: bad regular expression/);
   assert.equal(await err.locator('mark').textContent(), '(');
   await shot('query-error');
   await page.fill('[data-test=query]', '');

@@ -6,6 +6,10 @@ import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from './fie
 import { TlsGadget, type TlsEvent } from './gadget.js';
 import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { UsageError } from '../../errors.js';
+import { Redactor } from '../../protocols/redact.js';
+import { PlaintextPcapngWriter } from '../../output/plaintext-pcapng.js';
 
 const SOURCE_NAMES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
 
@@ -27,17 +31,64 @@ function details(g: TlsGadget): string {
   return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes`;
 }
 
-/** --http: pairs HTTP/1.x requests and responses per connection. */
-export function httpStage(): Stage<TlsEvent, TlsHttpEvent> {
-  const pairing = new TlsHttp();
+/** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
+export function httpStage(redactor?: Redactor): Stage<TlsEvent, TlsHttpEvent> {
+  const pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
   return {
     name: 'http',
     process: (batch) => pairing.process(batch),
+    // the trace ends: what is still open (close-delimited or cut-off responses, open streams)
+    flush: () => pairing.flush(),
     details: () => {
       const h = pairing.stats;
-      return `HTTP: ${h.exchanges} exchanges, ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams not HTTP/1`;
+      return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection`;
     },
   };
+}
+
+/** --redact without --http: masks HTTP/1 credentials in the raw data. */
+function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
+  return { name: 'redact', process: (batch) => batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) })) };
+}
+
+/** -w FILE: writes each batch's plaintext (masked by --redact first) to a pcapng file as it passes. */
+function pcapngStage(path: string, redactor: Redactor | undefined): Stage<TlsEvent, TlsEvent> {
+  let fd: number | undefined;
+  let w: PlaintextPcapngWriter | undefined;
+  const open = (): PlaintextPcapngWriter => {
+    const f = openSync(path, 'w');
+    fd = f;
+    return new PlaintextPcapngWriter((chunk) => void writeSync(f, chunk));
+  };
+  return {
+    name: 'pcapng',
+    process(batch) {
+      w ??= open();
+      w.write(batch.filter((e) => e.local !== undefined && e.remote !== undefined).map((e) => ({
+        timestampMs: e.timestamp,
+        direction: e.direction,
+        local: e.local ?? '',
+        remote: e.remote ?? '',
+        data: redactor === undefined ? e.data : redactor.http1Bytes(e.data),
+        owner: `pid ${e.proc.pid} (${e.proc.comm})`,
+        comment: `pid ${e.proc.pid} tid ${e.proc.tid} ${e.proc.comm} ${e.function}${e.truncated ? ' (cut by --max-bytes)' : ''}`,
+        connection: e.conn,
+      })));
+      return [...batch];
+    },
+    flush() {
+      (w ?? open()).close();
+      if (fd !== undefined) closeSync(fd);
+      w = undefined;
+      fd = undefined;
+      return [];
+    },
+  };
+}
+
+function redactorOf(params: ParamValues): Redactor | undefined {
+  if (!boolParam(params, 'redact')) return undefined;
+  return new Redactor({ headers: [...(listParam(params, 'redact-headers') ?? [])], jsonKeys: [...(listParam(params, 'redact-json') ?? [])] });
 }
 
 export const tlsDefinition: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
@@ -63,7 +114,12 @@ Examples:
   tlscope trace tls -o json | jq -r 'select(.direction=="read") | .data'
   tlscope trace tls --fields comm,pid,direction,len,source,function,src,dst --filter 'proc.comm==curl'`,
   params: [
-    { name: 'http', type: 'bool', description: 'pair HTTP/1.x requests and responses per connection (method, path, status, latency)' },
+    { name: 'http', type: 'bool', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
+    { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names' },
+    { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
+    { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
+    { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the plaintext to a pcapng file as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys); one interface per process',
+      check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
     { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
     { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go (default all)' },
@@ -76,7 +132,15 @@ Examples:
   },
   requirements: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']],
   processEvents: true,
-  stages: (params) => (boolParam(params, 'http') ? [httpStage()] : []),
+  stages: (params) => {
+    const redactor = redactorOf(params);
+    const path = params['write'];
+    const stages: Stage<any, any>[] = [];
+    if (typeof path === 'string') stages.push(pcapngStage(path, redactor));
+    if (boolParam(params, 'http')) stages.push(httpStage(redactor));
+    else if (redactor !== undefined) stages.push(redactStage(redactor));
+    return stages;
+  },
   open(params, ctx) {
     const bytes = ringBytes(params);
     const maxBytes = intParam(params, 'max-bytes');

@@ -131,7 +131,7 @@ test('ui server: TLS calls become HTTP exchanges (both ends) with headers, body 
     ]);
     assert.equal(http[0]?.node, 'node-a');
     assert.equal(http.find((r) => r.role === 'client')?.dst, '127.0.0.1:8443');
-    assert.equal(http.find((r) => r.role === 'client')?.json['method'], 'GET', 'the -o json object of trace tls --http');
+    assert.equal((http.find((r) => r.role === 'client')?.json['http'] as { method?: string } | undefined)?.method, 'GET', 'the -o json object of trace tls --http');
     const tls = rows.filter((r) => r.kind === 'tls');
     assert.equal(tls.length, 1, 'the non-HTTP connection is a row of its own');
     assert.equal(tls[0]?.comm, 'redis');
@@ -165,21 +165,21 @@ test('ui server: a query narrows the stream and the download; a bad one is a 400
     const b = exchange('/broken', 503, '{"error":true}', 40011);
     feed.push({ type: 'events', events: [...a.client, ...a.server, ...b.client, ...b.server] });
     const base = `http://127.0.0.1:${s.port}`;
-    const q = encodeURIComponent('proc.comm==curl,status>=500');
+    const q = encodeURIComponent('proc.comm==curl,http.status>=500');
     const evs = await readEvents(`${base}/api/stream?q=${q}`, auth, (e) => e.some((m) => m.type === 'stats' && m.stats.view.queryFiltered === 3));
     const rows = entriesOf(evs);
     assert.deepEqual(rows.map((r) => [r.comm, r.path, r.status]), [['curl', '/broken', 503]]);
 
-    const dl = await fetch(`${base}/api/download.jsonl?q=${encodeURIComponent('status==200')}`, { headers: auth });
+    const dl = await fetch(`${base}/api/download.jsonl?q=${encodeURIComponent('http.status==200')}`, { headers: auth });
     assert.equal(dl.status, 200);
     assert.match(dl.headers.get('content-disposition') ?? '', /attachment/);
     const lines = (await dl.text()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(lines.map((l) => [(l['proc'] as { comm: string }).comm, l['path'], l['status']]).sort(), [['curl', '/ok', 200], ['python3', '/ok', 200]]);
+    assert.deepEqual(lines.map((l) => [(l['proc'] as { comm: string }).comm, (l['http'] as { path: string }).path, (l['http'] as { status: number }).status]).sort(), [['curl', '/ok', 200], ['python3', '/ok', 200]]);
 
-    const bad = await fetch(`${base}/api/query?q=${encodeURIComponent('status>=500,path~([')}`, { headers: auth });
+    const bad = await fetch(`${base}/api/query?q=${encodeURIComponent('http.status>=500,http.path~([')}`, { headers: auth });
     assert.equal(bad.status, 400);
     const err = (await bad.json()) as { error: string; position: number };
-    assert.equal(err.position, 17, 'the regular expression starts at 17');
+    assert.equal(err.position, 27, 'the regular expression starts at 27');
     assert.match(err.error, /regular expression/);
     const bad2 = await fetch(`${base}/api/stream?q=${encodeURIComponent('status >= 5, ==x')}`, { headers: auth });
     assert.equal(bad2.status, 400);
