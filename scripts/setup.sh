@@ -46,4 +46,8 @@ echo "setup: node $(node --version), $(clang --version | head -n1)"
 
 npm ci --no-audit --no-fund
 npm run build
+if [ "$want_tests" = 1 ]; then
+  # toolchains and fixture programs of the TLS stack tests, cached outside the repository
+  node dist/test/integration/stacks/prepare.js
+fi
 echo "setup: done; try: ./tlscope doctor"
