@@ -18,7 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(clang llvm make gcc libc6-dev libbpf1 libbpf-dev libpcap0.8 bpftool ca-certificates)
 if [ "$want_tests" = 1 ]; then
   pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
-         tcpdump tshark bpftrace libpcap-dev
+         tcpdump tshark bpftrace libpcap-dev libssl-dev
          docker.io containerd runc podman containernetworking-plugins busybox-static)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.

@@ -131,3 +131,15 @@ export function goFixture(r: GoRelease, variant: GoVariant): string {
 export function goToolchainVersion(r: GoRelease): string {
   return sh(goCommand(r), ['version'], { env: { ...process.env, GOENV: 'off', GOFLAGS: '', GOTOOLCHAIN: 'local' } }).trim();
 }
+
+/** The C fixture on OpenSSL's SSL_read/SSL_write, libssl.a and libcrypto.a linked in statically (libssl-dev); cached. */
+export function opensslStaticFixture(variant: 'symbols' | 'stripped'): string {
+  const src = join(FIXTURES, 'openssl');
+  const out = join(CACHE, 'bin', `sslpeer-static-${variant}-${sourceHash(src)}`);
+  if (existsSync(out)) return out;
+  mkdirSync(join(CACHE, 'bin'), { recursive: true });
+  const tmp = `${out}.tmp${process.pid}`;
+  sh('gcc', ['-O2', '-o', tmp, join(src, 'sslpeer.c'), '-Wl,-Bstatic', '-lssl', '-lcrypto', '-Wl,-Bdynamic', '-pthread', '-ldl', ...(variant === 'stripped' ? ['-s'] : [])]);
+  renameSync(tmp, out);
+  return out;
+}
