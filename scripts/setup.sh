@@ -18,7 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(clang llvm make gcc libc6-dev libbpf1 libbpf-dev libpcap0.8 bpftool ca-certificates)
 if [ "$want_tests" = 1 ]; then
   pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
-         tcpdump tshark bpftrace libpcap-dev
+         tcpdump tshark bpftrace libpcap-dev libssl-dev
          docker.io containerd runc podman containernetworking-plugins busybox-static
          chromium fonts-dejavu-core)  # the web UI's browser tests (playwright-core drives chromium; no browser download)
 fi
@@ -55,4 +55,8 @@ fi
 
 npm ci --no-audit --no-fund
 npm run build
+if [ "$want_tests" = 1 ]; then
+  # toolchains and fixture programs of the TLS stack tests, cached outside the repository
+  node dist/test/integration/stacks/prepare.js
+fi
 echo "setup: done; try: ./tlscope doctor"

@@ -27,6 +27,11 @@ enum tls_func {
 	TLS_FN_GO_READ = 8,
 	TLS_FN_KTLS_SENDMSG = 9, /* reserved */
 	TLS_FN_KTLS_RECVMSG = 10, /* reserved */
+	/* OpenSSL 3's ssl_write_internal/ssl_read_internal (not exported; found by the finder in
+	 * src/gadgets/tls/openssl-finder.ts): what SSL_write(_ex)/SSL_read(_ex) and the SSL BIO
+	 * (BIO_f_ssl, e.g. `openssl s_server -www`) all call. Same arguments as the _ex forms. */
+	TLS_FN_SSL_WRITE_INTERNAL = 11,
+	TLS_FN_SSL_READ_INTERNAL = 12,
 };
 
 enum tls_direction {

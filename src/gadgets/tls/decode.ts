@@ -42,6 +42,8 @@ export const FUNCTIONS: Readonly<Record<number, string>> = {
   8: 'crypto/tls.(*Conn).Read',
   9: 'tls_sw_sendmsg',
   10: 'tls_sw_recvmsg',
+  11: 'ssl_write_internal',
+  12: 'ssl_read_internal',
 };
 const TUPLE_SOURCES: Readonly<Record<number, TupleSource>> = { 1: 'socket', 2: 'session', 3: 'thread' };
 
