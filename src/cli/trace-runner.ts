@@ -14,6 +14,8 @@ import { defaultVisible, type CommonEvent, type CommonField } from '../fields/co
 import { selectFields } from '../fields/field.js';
 import { parseFilter } from '../fields/filter.js';
 import { NetnsScope, type NetnsWatcher } from '../gadgets/netns-scope.js';
+import { compileQuery } from '../query/query.js';
+import { queryOptionsFor } from '../query/vocabulary.js';
 import { ColumnWriter } from '../output/columns.js';
 import { JsonWriter } from '../output/json.js';
 import { bool, helpText, int, list, parse, str, type OptionSpecs, type ParsedValues } from './args.js';
@@ -34,6 +36,7 @@ export const outputOptions: OptionSpecs = {
   output: { type: 'string', short: 'o', arg: 'FORMAT', description: 'columns (default), json (one object per line) or jsonpretty' },
   fields: { type: 'string', arg: 'LIST', description: 'fields to show, e.g. pid,comm,name (see the field list below)' },
   filter: { type: 'string', short: 'F', arg: 'EXPR', description: "keep events where every term holds: 'name~\\.test$,proc.comm==curl'" },
+  query: { type: 'string', short: 'q', arg: 'CEL', description: 'keep events where this CEL expression is true, e.g. \'proc.comm == "curl" && name.endsWith(".test")\' (fields by their JSON names; `tls` is true for decrypted events)' },
   timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail on errors and in the summary' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
@@ -83,7 +86,7 @@ function fieldsOf<E extends CommonEvent>(spec: TraceSpec<E>, values: ParsedValue
 
 export function traceHelp<E extends CommonEvent>(spec: TraceSpec<E>): string {
   const fieldList = fieldsOf(spec, {}).map((f) => `  ${f.name.padEnd(28)}${f.description}`).join('\n');
-  return helpText(spec.usage, spec.summary, { ...scopeOptions, ...outputOptions, ...spec.extraOptions }, `Scope: ${SCOPE_HELP}\n\n${spec.about}\n\nFields (for --fields, --filter and -o json):\n${fieldList}\n`);
+  return helpText(spec.usage, spec.summary, { ...scopeOptions, ...outputOptions, ...spec.extraOptions }, `Scope: ${SCOPE_HELP}\n\n${spec.about}\n\nFields (for --fields, --filter, --query and -o json):\n${fieldList}\n`);
 }
 
 /** The scope flags every command shares (absent ones are simply not set) → a checked selector. */
@@ -118,16 +121,20 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
     return 0;
   }
   void positionals;
-  const selector = selectorFrom(values);
+  const flagSelector = selectorFrom(values);
   const format = str(values, 'output') ?? 'columns';
   if (!['columns', 'json', 'jsonpretty'].includes(format)) throw new UsageError(`unknown output format "${format}"`, 'use columns, json or jsonpretty');
-  const pods = selector.k8sNamespace !== undefined || selector.k8sPodName !== undefined || selector.k8sContainerName !== undefined || selector.k8sSelector !== undefined;
-  const containers = hasContainerFilter(selector) || selector.host !== true;
+  const pods = flagSelector.k8sNamespace !== undefined || flagSelector.k8sPodName !== undefined || flagSelector.k8sContainerName !== undefined || flagSelector.k8sSelector !== undefined;
+  const containers = hasContainerFilter(flagSelector) || flagSelector.host !== true;
   const fields = fieldsOf(spec, values);
   const shown = format === 'columns'
     ? selectFields(fields, str(values, 'fields'), defaultVisible({ containers, pods }))
     : selectFields(fields, str(values, 'fields'), () => true);
   const keep = parseFilter(fields, str(values, 'filter'));
+  const queryText = str(values, 'query');
+  const query = queryText === undefined ? undefined : compileQuery(queryText, fields, queryOptionsFor(spec.usage.split(' ').slice(1, 3).join(' '), fields));
+  // `proc.pid == N` narrows the scope as -p N does (kernel filters and probes follow it)
+  const selector = query?.pushdown.pids?.length && !flagSelector.pids?.length ? { ...flagSelector, pids: query.pushdown.pids } : flagSelector;
   const detail = format === 'columns' ? spec.detail?.(values) : undefined;
   const timeout = int(values, 'timeout', { min: 1 });
   if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError(`${spec.usage.split(' [')[0]} needs root`);
@@ -187,7 +194,7 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
         const pid = e.proc.pid > 0 ? e.proc.pid : undefined;
         if (pid === undefined && hasPidFilter) continue;
         if (!matches(selector, container, pid)) continue; // unattributed events count as the host's
-        if (keep(e)) out.push(e);
+        if (keep(e) && (query === undefined || query.predicate(e))) out.push(e);
       }
       if (out.length === 0) continue;
       if (detail === undefined) writer.write(out);

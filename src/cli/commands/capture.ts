@@ -14,13 +14,16 @@ import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_
 import { hasCaps } from '../../ebpf/features.js';
 import { c } from '../../ebpf/native.js';
 import { PermissionError, TlscopeError, errorMessage } from '../../errors.js';
-import { dissect, FlowKeyReader } from '../../gadgets/capture/dissect.js';
+import { dissect, FlowKeyReader, type PacketInfo } from '../../gadgets/capture/dissect.js';
+import { packetFields, type PacketView } from '../../gadgets/capture/fields.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from '../../gadgets/capture/gadget.js';
 import { FlowOwners, type FlowOwner } from '../../gadgets/capture/owners.js';
 import { labelFor, type NamespaceLabel } from '../../gadgets/capture/labels.js';
 import { NetnsScope } from '../../gadgets/netns-scope.js';
 import { namespaceInode } from '../../proc/namespaces.js';
 import { processComm } from '../../proc/process.js';
+import { compileQuery } from '../../query/query.js';
+import { queryOptionsFor } from '../../query/vocabulary.js';
 import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSummary, TcpSequences, TimeFormatter } from '../../output/packet-text.js';
 import { EPB_BROADCAST, EPB_INBOUND, EPB_MULTICAST, EPB_OUTBOUND, EPB_PROMISCUOUS, EPB_UNICAST, PcapngWriter } from '../../output/pcapng.js';
 import { bool, helpText, int, list, parse, str, type OptionSpecs, type ParsedValues } from '../args.js';
@@ -42,6 +45,7 @@ const options: OptionSpecs = {
   link: { type: 'boolean', short: 'e', description: 'print the link-level header (MAC addresses, ethertype) on each line' },
   'absolute-seq': { type: 'boolean', short: 'S', description: 'print absolute TCP sequence numbers' },
   numeric: { type: 'boolean', short: 'n', description: 'accepted for tcpdump habits: tlscope never resolves names or ports' },
+  query: { type: 'string', short: 'q', arg: 'CEL', description: `keep packets where this CEL expression is true (after the filter), e.g. 'dport == 443 && runtime.containerName == "web"'; fields: ${packetFields().map((f) => f.name).join(', ')}` },
   'no-owners': { type: 'boolean', description: 'do not attribute packets to processes (no tracepoints are loaded)' },
   timeout: { type: 'string', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail in the summary and on errors; the sending process on each line' },
@@ -115,6 +119,8 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const verbose = bool(values, 'verbose') || ctx.verbose;
   // tcpdump's own words for a bad expression (exit 2), before anything needs root
   const filter = compileFilter(expression, snaplen);
+  const queryText = str(values, 'query');
+  const query = queryText === undefined ? undefined : compileQuery(queryText, packetFields(), queryOptionsFor('capture', packetFields()));
   const selector = captureSelector(values);
   if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError('tlscope capture needs root');
 
@@ -272,6 +278,16 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     packet(p, t) {
       const linkType = linkTypeOfHatype(p.hatype);
       if (linkType === undefined) return true; // the filter lets none through; belt and braces
+      if (query !== undefined) {
+        let info: PacketInfo | undefined;
+        const view: PacketView = {
+          timestamp: p.sec * 1000 + Math.floor(p.nsec / 1e6), interfaceName: t.socket.interfaceName(p.ifindex), pkttype: p.pkttype, netns: t.netns,
+          containers: index.byNetns(t.netns), len: p.len,
+          info: () => (info ??= dissect(p.buf, p.offset, p.caplen, linkType, p.vlanTci, p.vlanTpid)),
+          sender: () => { const k = owners === undefined ? undefined : flowKeys.read(p.buf, p.offset, p.caplen, linkType); return k === undefined ? undefined : owners?.get(k.forward); },
+        };
+        if (!query.predicate(view)) return true;
+      }
       if (writer !== undefined) {
         writer.writePacket(interfaceId(t, p, linkType), p.sec, p.nsec, p.buf, p.offset, p.caplen, p.len, epbFlags(p.pkttype), commentFor(p, linkType)?.bytes);
       } else {
@@ -312,7 +328,8 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const loopDelay = verbose ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
   loopDelay?.enable();
   try {
-    if (!bool(values, 'no-owners') && (writer !== undefined || verbose)) owners = FlowOwners.tryOpen(warn);
+    const queryReadsOwner = query?.reads.some((r) => r.startsWith('proc.') && r !== 'proc.netns_id') ?? false;
+    if (!bool(values, 'no-owners') && (writer !== undefined || verbose || queryReadsOwner)) owners = FlowOwners.tryOpen(warn);
     gadget = new CaptureGadget({
       filter, blockSize, blockCount, retireMs, handler,
       ...(manyTargets === undefined ? {} : { manyTargets }),
