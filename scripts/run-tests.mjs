@@ -2,7 +2,8 @@
 // Runs the compiled test suites with node's test runner: unit tests (no privileges) in
 // parallel, then integration tests (root, real kernel and runtimes) one file at a time so
 // they do not compete for the two cores and the shared daemons.
-// usage: node scripts/run-tests.mjs [unit|integration] [name-filter]
+// Then the browser tests (the web UI in Debian's chromium, as root), also one file at a time.
+// usage: node scripts/run-tests.mjs [unit|integration|browser] [name-filter]
 import { readdirSync, statSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 let failed = false;
 const totals = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
 const tapDir = mkdtempSync(join(tmpdir(), 'tlscope-tap-'));
-for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
+for (const [suite, concurrency] of [['unit', 2], ['integration', 1], ['browser', 1]]) {
   if (which !== 'all' && which !== suite) continue;
   if (stoppedBy !== undefined) break;
   const files = find(join(root, 'dist', 'test', suite));

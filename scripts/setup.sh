@@ -19,7 +19,8 @@ pkgs=(clang llvm make gcc libc6-dev libbpf1 libbpf-dev libpcap0.8 bpftool ca-cer
 if [ "$want_tests" = 1 ]; then
   pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
          tcpdump tshark bpftrace libpcap-dev
-         docker.io containerd runc podman containernetworking-plugins busybox-static)
+         docker.io containerd runc podman containernetworking-plugins busybox-static
+         chromium fonts-dejavu-core)  # the web UI's browser tests (playwright-core drives chromium; no browser download)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then

@@ -17,6 +17,7 @@ const commands: CommandEntry[] = [
   { words: ['trace', 'tls'], summary: 'TLS plaintext of processes, containers and pods (OpenSSL, GnuTLS, node, Go)', load: () => import('./commands/trace-tls.js') },
   { words: ['containers'], summary: 'the containers and pods tlscope sees', load: () => import('./commands/containers.js') },
   { words: ['capture'], summary: 'tcpdump inside containers, pods or processes, by name: text, -A/-X, or pcapng (-w)', load: () => import('./commands/capture.js') },
+  { words: ['ui'], summary: 'a live web UI: HTTP exchanges, TLS plaintext, SNI, a service map (127.0.0.1, token)', load: () => import('./commands/ui.js') },
   { words: ['doctor'], summary: 'what works on this host and which gadgets can run', load: () => import('./commands/doctor.js') },
 ];
 

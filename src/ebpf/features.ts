@@ -4,17 +4,20 @@
  * from bpf/probes.bpf.c, so "works" means it worked on this kernel, now. Results are cached
  * per process. A missing feature is a typed NotSupportedError with the reason.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { release } from 'node:os';
 import { NotSupportedError, errorMessage } from '../errors.js';
 import { symbolOffsets } from '../proc/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
 import { ensureTracefs } from './tracefs.js';
+import { FAN_MARK_ADD, FAN_OPEN_EXEC_PERM, FanotifyGroup } from './fanotify.js';
 
 export type FeatureName =
   | 'bpf' | 'btf' | 'ringbuf' | 'socket_filter' | 'tracepoint' | 'tp_btf' | 'raw_tp' | 'uprobe' | 'uprobe_multi'
-  | 'fentry' | 'kprobe' | 'tcx' | 'cgroup_skb' | 'ktls' | 'tp_tcp_sendmsg_locked';
+  | 'fentry' | 'kprobe' | 'tcx' | 'cgroup_skb' | 'ktls' | 'tp_tcp_sendmsg_locked' | 'fanotify_perm';
 
 export interface FeatureResult {
   feature: FeatureName;
@@ -196,6 +199,32 @@ const probes: Record<FeatureName, Probe> = {
       const mount = cgroup2Mount();
       if (mount === undefined) throw new NotSupportedError('cgroup_skb', 'no cgroup2 file system is mounted');
       withObject('probe_cgroup_skb', (o) => o.program('probe_cgroup_skb').attachCgroup(mount));
+    },
+  },
+  fanotify_perm: {
+    // The container start hook and the exec gate (src/containers/hook.ts); without it
+    // containers are learnt from their runtime's events, after they start.
+    title: 'fanotify permission events (containers known before they start)',
+    since: '5.0',
+    run() {
+      let group: FanotifyGroup;
+      try {
+        group = FanotifyGroup.open();
+      } catch (e) {
+        throw new NotSupportedError('fanotify_perm', `${errorMessage(e)}: containers are learnt from runtime events after they start, so a short-lived one may be missed`);
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'tlscope-fanotify-'));
+      try {
+        const file = join(dir, 'probe');
+        writeFileSync(file, '', { mode: 0o700 });
+        // a mark on a file nobody executes: proves the kernel takes FAN_OPEN_EXEC_PERM (5.0)
+        group.mark(FAN_MARK_ADD, FAN_OPEN_EXEC_PERM, file);
+      } catch (e) {
+        throw new NotSupportedError('fanotify_perm', `${errorMessage(e)}: containers are learnt from runtime events after they start, so a short-lived one may be missed`);
+      } finally {
+        group.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   },
   ktls: {
