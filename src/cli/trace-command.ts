@@ -10,6 +10,8 @@ import { selectFields } from '../fields/field.js';
 import type { GadgetDefinition } from '../gadgets/definition.js';
 import { parseParams } from '../gadgets/params.js';
 import { ColumnWriter } from '../output/columns.js';
+import { compileQuery } from '../query/query.js';
+import { queryOptionsFor } from '../query/vocabulary.js';
 import { JsonWriter } from '../output/json.js';
 import { Session, type SessionMessage, type SessionStats } from '../session/session.js';
 import { bool, helpText, int, parse, str } from './args.js';
@@ -19,7 +21,7 @@ import { outputOptions, paramOptions, paramValuesFrom, scopeOptions, selectorFro
 export function traceHelp(def: GadgetDefinition<any, any>): string {
   const fields = def.fields(parseParams(def.params, {}));
   const fieldList = fields.map((f) => `  ${f.name.padEnd(28)}${f.description}`).join('\n');
-  return helpText(def.usage, def.summary, { ...scopeOptions, ...outputOptions, ...paramOptions(def.params) }, `Scope: ${SCOPE_HELP}\n\n${def.about}\n\nFields (for --fields, --filter and -o json):\n${fieldList}\n`);
+  return helpText(def.usage, def.summary, { ...scopeOptions, ...outputOptions, ...paramOptions(def.params) }, `Scope: ${SCOPE_HELP}\n\n${def.about}\n\nFields (for --fields, --filter, --query and -o json):\n${fieldList}\n`);
 }
 
 function plural(n: number, word: string): string {
@@ -52,18 +54,25 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
     ctx.out.write(traceHelp(def));
     return 0;
   }
-  const selector = selectorFrom(values);
+  const flagSelector = selectorFrom(values);
   const format = str(values, 'output') ?? 'columns';
   if (!['columns', 'json', 'jsonpretty'].includes(format)) throw new UsageError(`unknown output format "${format}"`, 'use columns, json or jsonpretty');
   const timeout = int(values, 'timeout', { min: 1 });
   const verbose = ctx.verbose || bool(values, 'verbose');
   const filter = str(values, 'filter');
   // --fields is a usage error before anything loads
-  selectFields(def.fields(parseParams(def.params, paramValuesFrom(def.params, values)), { json: format !== 'columns' }), str(values, 'fields'));
+  const fields = def.fields(parseParams(def.params, paramValuesFrom(def.params, values)), { json: format !== 'columns' });
+  selectFields(fields, str(values, 'fields'));
+  // --query compiles once against the fields' types (a bad one is a usage error with its column)
+  const queryText = str(values, 'query');
+  const query = queryText === undefined ? undefined : compileQuery(queryText, fields, queryOptionsFor(def.name, fields));
+  // `proc.pid == N` narrows the scope as -p N does (kernel filters and probes follow it)
+  const selector = query?.pushdown.pids?.length && !flagSelector.pids?.length ? { ...flagSelector, pids: query.pushdown.pids } : flagSelector;
   const session = await Session.start(def, {
     params: paramValuesFrom(def.params, values),
     scope: selector,
     ...(filter === undefined ? {} : { filter }),
+    ...(query === undefined ? {} : { predicate: (e: E) => query.predicate(e) }),
     ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
     signal: ctx.signal,
     verbose,

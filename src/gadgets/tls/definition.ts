@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `trace tls` declared: parameters, fields, requirements, the --http stage, lifecycle (TlsGadget). */
-import type { GadgetDefinition, Stage } from '../definition.js';
+import type { GadgetDefinition, ParamValues, Stage } from '../definition.js';
 import { boolParam, intParam, listParam, ringBytes, ringSizeParam } from '../params.js';
 import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from './fields.js';
 import { TlsGadget, type TlsEvent } from './gadget.js';
 import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
-import { PlaintextPcapngWriter } from '../../output/plaintext-pcapng.js';
 
 const SOURCE_NAMES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
 
@@ -51,42 +49,7 @@ function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
   return { name: 'redact', process: (batch) => batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) })) };
 }
 
-/** -w FILE: writes each batch's plaintext (masked by --redact first) to a pcapng file as it passes. */
-function pcapngStage(path: string, redactor: Redactor | undefined): Stage<TlsEvent, TlsEvent> {
-  let fd: number | undefined;
-  let w: PlaintextPcapngWriter | undefined;
-  const open = (): PlaintextPcapngWriter => {
-    const f = openSync(path, 'w');
-    fd = f;
-    return new PlaintextPcapngWriter((chunk) => void writeSync(f, chunk));
-  };
-  return {
-    name: 'pcapng',
-    process(batch) {
-      w ??= open();
-      w.write(batch.filter((e) => e.local !== undefined && e.remote !== undefined).map((e) => ({
-        timestampMs: e.timestamp,
-        direction: e.direction,
-        local: e.local ?? '',
-        remote: e.remote ?? '',
-        data: redactor === undefined ? e.data : redactor.http1Bytes(e.data),
-        owner: `pid ${e.proc.pid} (${e.proc.comm})`,
-        comment: `pid ${e.proc.pid} tid ${e.proc.tid} ${e.proc.comm} ${e.function}${e.truncated ? ' (cut by --max-bytes)' : ''}`,
-        connection: e.conn,
-      })));
-      return [...batch];
-    },
-    flush() {
-      (w ?? open()).close();
-      if (fd !== undefined) closeSync(fd);
-      w = undefined;
-      fd = undefined;
-      return [];
-    },
-  };
-}
-
-function redactorOf(params: ParamValues): Redactor | undefined {
+export function redactorOf(params: ParamValues): Redactor | undefined {
   if (!boolParam(params, 'redact')) return undefined;
   return new Redactor({ headers: [...(listParam(params, 'redact-headers') ?? [])], jsonKeys: [...(listParam(params, 'redact-json') ?? [])] });
 }
@@ -134,9 +97,8 @@ Examples:
   processEvents: true,
   stages: (params) => {
     const redactor = redactorOf(params);
-    const path = params['write'];
+    // -w FILE's stage is the front end's (it writes a file): src/cli/commands/trace-tls.ts
     const stages: Stage<any, any>[] = [];
-    if (typeof path === 'string') stages.push(pcapngStage(path, redactor));
     if (boolParam(params, 'http')) stages.push(httpStage(redactor));
     else if (redactor !== undefined) stages.push(redactStage(redactor));
     return stages;
