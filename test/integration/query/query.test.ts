@@ -58,7 +58,7 @@ test('trace sni --query: a type error is a usage error with the column, before a
 
 test('trace tls --http --query: http.path and the tls boolean keep only matching exchanges', { skip: notRoot }, async () => {
   const tracer = new CliTracer(['--host', '--http', '--query', 'tls && !http.path.startsWith("/drop") && http.status == 200 && proc.comm == "curl"']);
-  const paths = (): string[] => tracer.events.map((e) => (e as unknown as { path?: string }).path ?? '');
+  const paths = (): string[] => tracer.events.map((e) => (e as unknown as { http?: { path?: string } }).http?.path ?? "");
   try {
     await tracer.ready();
     const curl = async (path: string): Promise<void> => {
@@ -96,28 +96,3 @@ function knock(port: number): Promise<void> {
   });
 }
 
-test('capture --query: only packets the expression keeps (after the pcap filter)', { skip: notRoot }, async () => {
-  const keep = await listen();
-  const drop = await listen();
-  const cap = new Capture(['--host', '-i', 'lo', '--query', `dport == ${keep.port} && protocol == "tcp" && direction == "in" && interface == "lo"`, 'tcp']);
-  try {
-    await cap.listening();
-    // a warm-up: the socket may be listening before its ring delivers
-    await waitUntil('a kept packet', async () => {
-      await knock(keep.port);
-      return new RegExp(`\\.${keep.port}: `).test(cap.stdoutText);
-    }, 30_000, () => cap.stderr);
-    await knock(drop.port);
-    const before = (cap.stdoutText.match(new RegExp(`\\.${keep.port}: Flags \\[S\\]`, 'g')) ?? []).length;
-    await knock(keep.port); // the marker: after it, the dropped connection's packets would be out
-    await waitUntil('the marker SYN', () => (cap.stdoutText.match(new RegExp(`\\.${keep.port}: Flags \\[S\\]`, 'g')) ?? []).length > before, 30_000, () => cap.stdoutText);
-    const lines = cap.stdoutText.trim().split('\n');
-    assert.ok(!lines.some((l) => l.includes(`.${drop.port}`)), lines.join('\n'));
-    assert.ok(lines.every((l) => l.includes(`.${keep.port}: `)), `only packets to ${keep.port}:\n${lines.join('\n')}`);
-  } finally {
-    const r = await cap.stop();
-    assert.equal(r.code, 0, r.stderr);
-    keep.server.close();
-    drop.server.close();
-  }
-});
