@@ -4,12 +4,12 @@
  * from bpf/probes.bpf.c, so "works" means it worked on this kernel, now. Results are cached
  * per process. A missing feature is a typed NotSupportedError with the reason.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { release } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { NotSupportedError, errorMessage } from '../errors.js';
 import { symbolOffsets } from '../proc/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
+import { ktlsSupport } from './ktls.js';
 import { ensureTracefs } from './tracefs.js';
 
 export type FeatureName =
@@ -202,22 +202,12 @@ const probes: Record<FeatureName, Probe> = {
     title: 'kernel TLS (kTLS)',
     since: '4.13',
     run() {
-      const ulps = readFileSync('/proc/sys/net/ipv4/tcp_available_ulp', 'utf8');
-      if (/\btls\b/.test(ulps)) return;
-      if (tlsModuleExists()) return; // loads on the first setsockopt(TCP_ULP, "tls")
-      throw new NotSupportedError('ktls', 'the kernel has no CONFIG_TLS (no "tls" upper-layer protocol and no tls module)');
+      // a real setsockopt(TCP_ULP, "tls") on a loopback socket, then the hooks (src/ebpf/ktls.ts)
+      const s = ktlsSupport();
+      if (!s.supported) throw new NotSupportedError('ktls', s.reason ?? 'not supported');
     },
   },
 };
-
-function tlsModuleExists(): boolean {
-  const dir = `/lib/modules/${release()}/kernel/net/tls`;
-  try {
-    return readdirSync(dir).some((f) => f.startsWith('tls.ko'));
-  } catch {
-    return false;
-  }
-}
 
 /** Effective capabilities include everything tlscope needs (when not uid 0). */
 export function hasCaps(): boolean {

@@ -11,7 +11,8 @@ import { ElfFile } from '../../proc/elf.js';
 import { functionReturns, goAbi, goFunctions, isGoBinary, readGoBuildInfo } from '../../proc/go.js';
 import type { TlsSource } from './decode.js';
 
-export type ProbeSource = Exclude<TlsSource, 'ktls'>;
+/** The library sources (probed per file); the kernel's is `ktls` (ktls.ts). */
+export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go'>;
 
 export interface PlannedProbe {
   /** BPF program in tls.bpf.c */
