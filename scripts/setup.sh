@@ -19,7 +19,8 @@ pkgs=(clang llvm make gcc libc6-dev libbpf1 libbpf-dev libpcap0.8 bpftool ca-cer
 if [ "$want_tests" = 1 ]; then
   pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
          tcpdump tshark bpftrace libpcap-dev
-         docker.io containerd runc podman containernetworking-plugins busybox-static)
+         docker.io containerd runc podman containernetworking-plugins busybox-static
+         qemu-system-x86 cpio kmod xz-utils) # the last four: npm test's kernels phase (qemu guests)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then

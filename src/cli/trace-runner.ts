@@ -9,7 +9,7 @@ import { matches, parseSelectorFlags, hasContainerFilter, SCOPE_HELP, type Conta
 import type { ContainerInfo } from '../containers/types.js';
 import { PermissionError, TlscopeError, UsageError, errorMessage } from '../errors.js';
 import { c } from '../ebpf/native.js';
-import { hasCaps } from '../ebpf/features.js';
+import { requireCapabilities } from '../gadgets/catalog.js';
 import { defaultVisible, type CommonEvent, type CommonField } from '../fields/common.js';
 import { selectFields } from '../fields/field.js';
 import { parseFilter } from '../fields/filter.js';
@@ -130,7 +130,7 @@ export async function runTrace<E extends CommonEvent>(spec: TraceSpec<E>, argv: 
   const keep = parseFilter(fields, str(values, 'filter'));
   const detail = format === 'columns' ? spec.detail?.(values) : undefined;
   const timeout = int(values, 'timeout', { min: 1 });
-  if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError(`${spec.usage.split(' [')[0]} needs root`);
+  requireCapabilities(spec.usage.startsWith('tlscope trace sni') ? 'trace sni' : 'trace tls');
 
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();

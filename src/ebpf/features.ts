@@ -9,6 +9,7 @@ import { NotSupportedError, errorMessage } from '../errors.js';
 import { symbolOffsets } from '../proc/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
+import { bpfCapable } from './caps.js';
 import { ktlsSupport } from './ktls.js';
 import { ensureTracefs } from './tracefs.js';
 
@@ -76,7 +77,7 @@ const probes: Record<FeatureName, Probe> = {
     run() {
       const why = libbpfUnavailable();
       if (why !== undefined) throw new NotSupportedError('bpf', `${why}; install libbpf1 (Debian/Ubuntu)`);
-      if (c.geteuid() !== 0 && !hasCaps()) throw new NotSupportedError('bpf', 'not root and lacking CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN+CAP_SYS_ADMIN');
+      if (!bpfCapable()) throw new NotSupportedError('bpf', 'lacking CAP_BPF (or CAP_SYS_ADMIN): run as root');
       withObject('probe_socket_filter', () => {});
     },
   },
@@ -92,6 +93,7 @@ const probes: Record<FeatureName, Probe> = {
     since: '5.8',
     run() {
       const BPF_MAP_TYPE_RINGBUF = 27;
+      if (!bpfCapable()) throw new NotSupportedError('ringbuf', 'lacking CAP_BPF (or CAP_SYS_ADMIN) to create BPF maps');
       const r = bpf.probe_map_type(BPF_MAP_TYPE_RINGBUF, null) as number;
       if (r !== 1) throw new NotSupportedError('ringbuf', r === 0 ? 'the kernel has no BPF_MAP_TYPE_RINGBUF' : `probe failed (${r})`);
     },

@@ -285,7 +285,7 @@ test('the mount-namespace filter in the kernel keeps other processes out (no con
   try {
     src.allowMntns(mntns);
     const outside = await sClient(srv.port, 'small.txt', '-tls1_2');
-    const within = await sClient(srv.port, 'small.txt', '-tls1_2', ['nsenter', '-t', String(inside.pid), '-m', '--']);
+    const within = await sClient(srv.port, 'small.txt', '-tls1_2', ['nsenter', '-t', String(inside.pid), '-m', '-r', '-w', '--']);
     await until('the in-namespace client', () => calls.some((c) => c.head.pid === within.pid && c.head.direction === 'read'), WAIT);
     assert.deepEqual([...new Set(calls.map((c) => c.head.pid))], [within.pid], `only the client in mount namespace ${mntns}`);
     assert.ok(calls.every((c) => c.head.mntns === mntns));

@@ -11,7 +11,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ContainerIndex } from '../../containers/index.js';
 import { hasContainerFilter, type ContainerSelector } from '../../containers/selector.js';
 import { compileFilter, linkTypeOfHatype, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING, type RingPacket } from '../../ebpf/capture.js';
-import { hasCaps } from '../../ebpf/features.js';
+import { requireCapabilities } from '../../gadgets/catalog.js';
 import { c } from '../../ebpf/native.js';
 import { PermissionError, TlscopeError, errorMessage } from '../../errors.js';
 import { dissect, FlowKeyReader } from '../../gadgets/capture/dissect.js';
@@ -116,7 +116,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   // tcpdump's own words for a bad expression (exit 2), before anything needs root
   const filter = compileFilter(expression, snaplen);
   const selector = captureSelector(values);
-  if (c.geteuid() !== 0 && !hasCaps()) throw new PermissionError('tlscope capture needs root');
+  requireCapabilities('capture');
 
   // The ring: blocks big enough for one packet of the snap length (with its headers), at least
   // 256 KiB, as many as the buffer holds (at least 4). The kernel hands a block over when it is

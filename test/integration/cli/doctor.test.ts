@@ -30,8 +30,8 @@ test('doctor -o json reports every probed feature and agrees with an in-process 
 test('doctor as an unprivileged user exits 1 and says to run as root', { skip: notRoot }, () => {
   const r = run(['doctor'], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all']);
   assert.equal(r.status, 1, r.stdout + r.stderr);
-  assert.match(r.stdout, /privileges\s+missing\s+run as root/);
-  assert.match(r.stderr, /nothing can run on this host: not root/);
+  assert.match(r.stdout, /privileges\s+missing\s+unprivileged \(run as root/);
+  assert.match(r.stderr, /nothing can run on this host: not root and without the capabilities the gadgets need/);
 });
 
 test('a bad output format is a usage error (exit 2)', () => {
