@@ -333,7 +333,9 @@ static __always_inline int enter_c(struct pt_regs *ctx, __u8 source, __u8 func, 
 	struct tls_call_key k = { .tgid = id >> 32, .tid = (__u32)id, .goid = 0 };
 	__u64 sp = PT_REGS_SP(ctx);
 	struct tls_call *outer = bpf_map_lookup_elem(&tls_calls, &k);
-	if (outer && sp < outer->sp) {
+	/* an internal function entered from an exported one, by call or by tail jump (equal sp) */
+	int internal = func == TLS_FN_SSL_WRITE_INTERNAL || func == TLS_FN_SSL_READ_INTERNAL;
+	if (outer && (sp < outer->sp || (internal && sp == outer->sp))) {
 		stat_add(STAT_NESTED, 1); /* called from inside a probed call: the outer one reports */
 		return 0;
 	}
@@ -378,6 +380,18 @@ int BPF_KPROBE(tls_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbyte
 }
 
 SEC("uprobe")
+int BPF_KPROBE(tls_ssl_write_int, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return enter_c(ctx, TLS_SRC_OPENSSL, TLS_FN_SSL_WRITE_INTERNAL, TLS_DIR_WRITE, (__u64)ssl, (__u64)buf, (__u64)written);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_ssl_read_int, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return enter_c(ctx, TLS_SRC_OPENSSL, TLS_FN_SSL_READ_INTERNAL, TLS_DIR_READ, (__u64)ssl, (__u64)buf, (__u64)readbytes);
+}
+
+SEC("uprobe")
 int BPF_KPROBE(tls_gnutls_send, void *session, const void *data, __u64 size)
 {
 	return enter_c(ctx, TLS_SRC_GNUTLS, TLS_FN_GNUTLS_SEND, TLS_DIR_WRITE, (__u64)session, (__u64)data, 0);
@@ -403,8 +417,10 @@ int tls_lib_ret(struct pt_regs *ctx)
 	struct tls_call call = *c;
 	bpf_map_delete_elem(&tls_calls, &k);
 	__u64 moved = 0;
-	if (call.func == TLS_FN_SSL_WRITE_EX || call.func == TLS_FN_SSL_READ_EX) {
-		if ((int)PT_REGS_RC(ctx) != 1)
+	if (call.func == TLS_FN_SSL_WRITE_EX || call.func == TLS_FN_SSL_READ_EX ||
+	    call.func == TLS_FN_SSL_WRITE_INTERNAL || call.func == TLS_FN_SSL_READ_INTERNAL) {
+		/* _ex: 1 on success; the internal ones: > 0 (what the method's read/write said) */
+		if ((int)PT_REGS_RC(ctx) <= 0)
 			goto empty;
 		if (bpf_probe_read_user(&moved, sizeof(moved), (const void *)call.outlen) < 0)
 			goto empty;

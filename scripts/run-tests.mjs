@@ -2,10 +2,11 @@
 // Runs the compiled test suites with node's test runner: unit tests (no privileges) in
 // parallel, then integration tests (root, real kernel and runtimes) one file at a time so
 // they do not compete for the two cores and the shared daemons.
+// Then the browser tests (the web UI in Debian's chromium, as root), also one file at a time.
 // Then, as root, the kernels phase: the kTLS tests (test/kernels) in qemu guests of Debian's
 // 6.1 and 6.12 kernels (scripts/kernel-matrix.sh --run test/kernels/guest.sh; about 4-6 min
 // per kernel under TCG on 2 cores, downloads one kernel package each from apt).
-// usage: node scripts/run-tests.mjs [unit|integration|kernels] [name-filter]
+// usage: node scripts/run-tests.mjs [unit|integration|browser|kernels] [name-filter]
 // TLSCOPE_KERNELS="6.1 6.12" picks the kernels; TLSCOPE_KERNELS=none skips the phase.
 import { readdirSync, statSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 let failed = false;
 const totals = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
 const tapDir = mkdtempSync(join(tmpdir(), 'tlscope-tap-'));
-for (const [suite, concurrency] of [['unit', 2], ['integration', 1]]) {
+for (const [suite, concurrency] of [['unit', 2], ['integration', 1], ['browser', 1]]) {
   if (which !== 'all' && which !== suite) continue;
   if (stoppedBy !== undefined) break;
   const files = find(join(root, 'dist', 'test', suite));

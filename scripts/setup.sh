@@ -18,9 +18,10 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(clang llvm make gcc libc6-dev libbpf1 libbpf-dev libpcap0.8 bpftool ca-certificates)
 if [ "$want_tests" = 1 ]; then
   pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
-         tcpdump tshark bpftrace libpcap-dev
+         tcpdump tshark bpftrace libpcap-dev libssl-dev
          docker.io containerd runc podman containernetworking-plugins busybox-static
-         qemu-system-x86 cpio kmod xz-utils) # the last four: npm test's kernels phase (qemu guests)
+         chromium fonts-dejavu-core  # the web UI's browser tests (playwright-core drives chromium; no browser download)
+         qemu-system-x86 cpio kmod xz-utils) # npm test's kernels phase (qemu guests)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then
@@ -45,6 +46,18 @@ if [ "$(node_major)" -lt 20 ]; then
 fi
 echo "setup: node $(node --version), $(clang --version | head -n1)"
 
+if [ "$want_tests" = 1 ]; then
+  # python's h2 (an HTTP/2 client for test/integration/http2), pinned, from PyPI
+  if ! python3 -c 'import h2' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends python3-pip
+    python3 -m pip install -q 'h2==4.1.0' 2>/dev/null || python3 -m pip install -q --break-system-packages 'h2==4.1.0'
+  fi
+fi
+
 npm ci --no-audit --no-fund
 npm run build
+if [ "$want_tests" = 1 ]; then
+  # toolchains and fixture programs of the TLS stack tests, cached outside the repository
+  node dist/test/integration/stacks/prepare.js
+fi
 echo "setup: done; try: ./tlscope doctor"

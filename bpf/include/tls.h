@@ -27,8 +27,13 @@ enum tls_func {
 	TLS_FN_GO_READ = 8,
 	TLS_FN_KTLS_SENDMSG = 9,
 	TLS_FN_KTLS_RECVMSG = 10,
-	TLS_FN_KTLS_SENDPAGE = 11,    /* before Linux 6.5: sendfile/splice into a kTLS socket */
-	TLS_FN_KTLS_SPLICE_READ = 12, /* splice out of a kTLS socket */
+	/* OpenSSL 3's ssl_write_internal/ssl_read_internal (not exported; found by the finder in
+	 * src/gadgets/tls/openssl-finder.ts): what SSL_write(_ex)/SSL_read(_ex) and the SSL BIO
+	 * (BIO_f_ssl, e.g. `openssl s_server -www`) all call. Same arguments as the _ex forms. */
+	TLS_FN_SSL_WRITE_INTERNAL = 11,
+	TLS_FN_SSL_READ_INTERNAL = 12,
+	TLS_FN_KTLS_SENDPAGE = 13,    /* before Linux 6.5: sendfile/splice into a kTLS socket */
+	TLS_FN_KTLS_SPLICE_READ = 14, /* splice out of a kTLS socket */
 };
 
 enum tls_direction {

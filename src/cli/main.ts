@@ -2,6 +2,7 @@
 /** tlscope's entry point: picks the command, turns errors into messages and exit codes. */
 import { TlscopeError, UsageError, errorMessage } from '../errors.js';
 import { VerifierError } from '../ebpf/object.js';
+import { gadgets } from '../gadgets/registry.js';
 import type { CommandContext } from './context.js';
 
 type Runner = (argv: string[], ctx: CommandContext) => Promise<number>;
@@ -13,10 +14,11 @@ interface CommandEntry {
 }
 
 const commands: CommandEntry[] = [
-  { words: ['trace', 'sni'], summary: 'TLS server names asked for, by process, container and pod', load: () => import('./commands/trace-sni.js') },
-  { words: ['trace', 'tls'], summary: 'TLS plaintext of processes, containers and pods (OpenSSL, GnuTLS, node, Go)', load: () => import('./commands/trace-tls.js') },
+  { words: ['trace', 'sni'], summary: gadgets['trace sni']?.oneLine ?? '', load: () => import('./commands/trace-sni.js') },
+  { words: ['trace', 'tls'], summary: gadgets['trace tls']?.oneLine ?? '', load: () => import('./commands/trace-tls.js') },
   { words: ['containers'], summary: 'the containers and pods tlscope sees', load: () => import('./commands/containers.js') },
-  { words: ['capture'], summary: 'tcpdump inside containers, pods or processes, by name: text, -A/-X, or pcapng (-w)', load: () => import('./commands/capture.js') },
+  { words: ['capture'], summary: gadgets['capture']?.oneLine ?? '', load: () => import('./commands/capture.js') },
+  { words: ['ui'], summary: 'a live web UI: HTTP exchanges, TLS plaintext, SNI, a service map (127.0.0.1, token)', load: () => import('./commands/ui.js') },
   { words: ['doctor'], summary: 'what works on this host and which gadgets can run', load: () => import('./commands/doctor.js') },
 ];
 

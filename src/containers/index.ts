@@ -13,17 +13,18 @@
  *   runtime, or — when that runtime cannot be asked — indexed from the cgroup path alone.
  */
 import { setMaxListeners } from 'node:events';
-import { TlscopeError } from '../errors.js';
+import { errorMessage, TlscopeError } from '../errors.js';
 import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath } from '../proc/cgroup.js';
-import { namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
+import { hostNamespaces, namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
 import { DEFAULT_CONTAINERD_NAMESPACES, type CgroupContainerRef } from './cgroup-path.js';
 import { createRuntimeClients } from './clients.js';
 import { ClosedError } from './errors.js';
 import { k8sIdentityFromLabels } from './k8s.js';
 import { containerKey, ContainerLookup, keyOfContainer } from './lookup.js';
 import { PidMountNamespaceCache } from './pid-cache.js';
-import { hostNamespaces, ProcScanner } from './proc-scan.js';
+import { ProcScanner } from './proc-scan.js';
 import { AsyncQueue } from './queue.js';
+import { ContainerHook, DEFAULT_HOOK_DEADLINE_MS, type HookStats } from './hook.js';
 import { DEFAULT_SESSION_TIMING, RuntimeSession, type RuntimeWarning, type SessionSink, type SessionTiming } from './session.js';
 import type { ContainerInfo, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
 
@@ -32,14 +33,41 @@ export type ContainerIndexWarning =
   /** A runtime's socket exists but its API fails (once per breakage; absent runtimes are silent). */
   | ({ readonly kind: 'runtime' } & RuntimeWarning)
   /** /proc could not be read (not root?): the rescan fallback is off until restart. */
-  | { readonly kind: 'proc'; readonly error: TlscopeError };
+  | { readonly kind: 'proc'; readonly error: TlscopeError }
+  /** The container start hook could not start although the kernel has fanotify permission events. */
+  | { readonly kind: 'hook'; readonly error: TlscopeError };
 export type ContainerIndexEvent =
   | { readonly type: 'added'; readonly container: ContainerInfo }
   | { readonly type: 'removed'; readonly container: ContainerInfo }
   /** Same container, better or newer facts (e.g. known from its cgroup first, then from its runtime). */
   | { readonly type: 'updated'; readonly container: ContainerInfo; readonly previous: ContainerInfo };
 
-export type ContainerIndexListener = (event: ContainerIndexEvent) => void;
+/**
+ * Called on every change. A listener may return a Promise (attach probes, open packet
+ * sockets, fill BPF maps): for a container learnt by the start hook, the container's start
+ * waits until every listener's Promise has settled, up to the hook's deadline.
+ */
+// `unknown`, not `void | Promise<void>`: a listener written as `(e) => list.push(e)` stays valid;
+// only a returned thenable is waited for.
+export type ContainerIndexListener = (event: ContainerIndexEvent) => unknown;
+
+/** The container start hook's state: whether containers are known before they start. */
+export interface HookStatus {
+  /** The hook is watching the runtimes' starts now. */
+  readonly active: boolean;
+  /** Why not, when it is not. */
+  readonly reason?: string;
+  /** The OCI runtime binaries watched. */
+  readonly runtimes: readonly string[];
+  readonly deadlineMs: number;
+  readonly stats: HookStats;
+}
+
+export interface ContainerHookSettings {
+  /** How long a container start waits for the index's subscribers at most (default 100 ms). */
+  readonly deadlineMs?: number;
+  readonly runtimePaths?: readonly string[];
+}
 
 export interface ContainerIndexOptions {
   /** Runtime clients to follow (default: {@link createRuntimeClients}()). The index closes them. */
@@ -52,6 +80,11 @@ export interface ContainerIndexOptions {
   /** Bound of the pid → mount-namespace cache used by byPid(). Default 16384. */
   readonly pidCacheSize?: number;
   readonly sessionTiming?: SessionTiming;
+  /**
+   * Learn containers from their runtime's create, before they start (hook.ts). Default: on
+   * when running as root against the real /proc and the default runtime clients.
+   */
+  readonly hook?: boolean | ContainerHookSettings;
 }
 
 export class ContainerIndex {
@@ -74,12 +107,21 @@ export class ContainerIndex {
   private started: Promise<void> | undefined;
   private closed = false;
   private hostNs: ProcessNamespaces | undefined;
+  private readonly hookSettings: ContainerHookSettings | undefined;
+  private hook: ContainerHook | undefined;
+  private hookReason: string | undefined;
+  /** Promises returned by listeners during the emit in progress (for the start hook to await). */
+  private collecting: Promise<unknown>[] | undefined;
 
   constructor(options: ContainerIndexOptions = {}) {
     this.clients = options.clients ?? createRuntimeClients();
     this.procRoot = options.procRoot;
     this.rescanIntervalMs = options.rescanIntervalMs ?? 1000;
     this.onWarning = options.onWarning ?? (() => {});
+    const hookDefault = options.clients === undefined && options.procRoot === undefined && process.getuid?.() === 0;
+    const hook = options.hook ?? hookDefault;
+    this.hookSettings = hook === false ? undefined : hook === true ? {} : hook;
+    if (this.hookSettings === undefined) this.hookReason = 'off';
     // Every request to a runtime listens on this signal until it completes: when many containers
     // start at once, far more than the default 10 are in flight, and that is no leak.
     setMaxListeners(0, this.controller.signal);
@@ -114,6 +156,8 @@ export class ContainerIndex {
     if (this.closed) return Promise.reject(new ClosedError('container index'));
     this.started ??= (async () => {
       this.hostNs = hostNamespaces(this.procRoot);
+      // The hook first: a container created while the runtimes are being listed is held, not missed.
+      await this.startHook();
       await Promise.all(this.sessions.map((s) => s.start()));
       if (this.closed) return;
       if (this.rescanIntervalMs > 0) {
@@ -131,6 +175,7 @@ export class ContainerIndex {
     this.closed = true;
     clearInterval(this.rescanTimer);
     this.controller.abort();
+    await this.hook?.close();
     await Promise.all(this.sessions.map((s) => s.stopped()));
     for (const c of this.clients) c.close();
     this.listeners.clear();
@@ -246,7 +291,15 @@ export class ContainerIndex {
   private emit(event: ContainerIndexEvent): void {
     for (const listener of [...this.listeners]) {
       try {
-        listener(event);
+        const r = listener(event);
+        if (typeof r === 'object' && r !== null && typeof (r as PromiseLike<unknown>).then === 'function') {
+          const p = Promise.resolve(r).catch((e: unknown) => {
+            queueMicrotask(() => {
+              throw e;
+            });
+          });
+          this.collecting?.push(p);
+        }
       } catch (e) {
         // A listener's bug must not stop the others or the index: surface it as uncaught.
         queueMicrotask(() => {
@@ -304,7 +357,7 @@ export class ContainerIndex {
       // Known from its cgroup under another key: the path may not say what only the runtime knows
       // (a `cri-containerd-<id>.scope` path does not name the containerd namespace). Same runtime
       // and id prove it is this container even if the process that was seen has exited since.
-      const foundByCgroup = sameMntns.source === 'cgroup' && c.source === 'runtime'
+      const foundByCgroup = sameMntns.source !== 'runtime' && c.source === 'runtime'
         && ((sameMntns.runtime === c.runtime && sameMntns.id === c.id) || this.stillRunning(sameMntns));
       if (foundByCgroup) {
         if (previous === undefined) previous = sameMntns;
@@ -325,7 +378,9 @@ export class ContainerIndex {
       this.emit({ type: 'added', container: c });
       return;
     }
-    if (previous.source === 'runtime' && c.source === 'cgroup' && this.stillRunning(previous)) return;
+    if (previous.source !== 'cgroup' && c.source === 'cgroup' && this.stillRunning(previous)) return;
+    // The hook seen after the runtime's answer (a re-created container): the answer says more.
+    if (previous.source === 'runtime' && c.source === 'hook' && previous.pid === c.pid) return;
     if (previous === this.lookup.byKey(key) && previous.pid === c.pid && previous.source === c.source && previous.name === c.name) {
       this.owner.set(key, owner);
       return;
@@ -386,6 +441,62 @@ export class ContainerIndex {
     if (rc === undefined) return; // stopped again already, or not a workload (a pod sandbox)
     const info = this.describe(rc);
     if (info !== undefined) this.upsert(info, session);
+  }
+
+  // ---- the container start hook ----
+
+  /** Whether containers are learnt before they start, and what the hook has held so far. */
+  hookStatus(): HookStatus {
+    const stats = this.hook?.stats() ?? { held: 0, released: 0, expired: 0, heldMs: [] };
+    return {
+      active: this.hook !== undefined,
+      ...(this.hookReason === undefined ? {} : { reason: this.hookReason }),
+      runtimes: this.hook?.runtimes ?? [],
+      deadlineMs: this.hookSettings?.deadlineMs ?? DEFAULT_HOOK_DEADLINE_MS,
+      stats,
+    };
+  }
+
+  private async startHook(): Promise<void> {
+    if (this.hookSettings === undefined) return;
+    const hook = new ContainerHook({
+      onStart: (rc) => this.learnStarting(rc),
+      ...(this.hookSettings.deadlineMs === undefined ? {} : { deadlineMs: this.hookSettings.deadlineMs }),
+      ...(this.hookSettings.runtimePaths === undefined ? {} : { runtimePaths: this.hookSettings.runtimePaths }),
+    });
+    try {
+      await hook.start();
+      this.hook = hook;
+      if (this.closed) await hook.close();
+    } catch (e) {
+      await hook.close();
+      this.hookReason = errorMessage(e);
+      // EINVAL: no fanotify permission events in this kernel (doctor says so); EPERM: not
+      // privileged. Both mean "as before": learn from runtime events. Anything else is news.
+      if (!/EINVAL|EPERM|errno (1|22)\b/.test(this.hookReason)) {
+        this.onWarning({ kind: 'hook', error: new TlscopeError('ERR_HOOK', `container start hook: ${this.hookReason}`, { cause: e, hint: 'containers are learnt after they start; short-lived ones may be missed' }) });
+      }
+    }
+  }
+
+  /**
+   * A container its runtime has created and is about to start (its first process waits): index
+   * it and wait for every subscriber; the hook lets the runtime go when this settles.
+   */
+  private async learnStarting(rc: RuntimeContainer): Promise<void> {
+    if (this.closed) return;
+    const described = this.describe(rc);
+    if (described === undefined) return;
+    const info: ContainerInfo = { ...described, source: 'hook' };
+    const pending: Promise<unknown>[] = [];
+    const outer = this.collecting;
+    this.collecting = pending;
+    try {
+      this.upsert(info, undefined);
+    } finally {
+      this.collecting = outer;
+    }
+    if (pending.length > 0) await Promise.all(pending);
   }
 
   // ---- the /proc rescan fallback ----
@@ -455,3 +566,4 @@ export {
   type ContainerSelector, type SelectorFlags,
 } from './selector.js';
 export { RuntimeError } from './errors.js';
+export { ContainerHook, containerFromHook, DEFAULT_HOOK_DEADLINE_MS, RUNTIME_PATHS, type ContainerHookOptions, type HookStats } from './hook.js';

@@ -10,7 +10,7 @@
  */
 import { PermissionError } from '../errors.js';
 import { cgroupMemberships, primaryCgroupPath } from '../proc/cgroup.js';
-import { namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
+import { namespaceInode } from '../proc/namespaces.js';
 import { listPids } from '../proc/process.js';
 import { containerFromCgroupPath, type CgroupContainerRef } from './cgroup-path.js';
 import type { ContainerInfo } from './types.js';
@@ -27,14 +27,6 @@ function permitted<T>(read: () => T | undefined): T | undefined {
     if (e instanceof PermissionError) return undefined;
     throw e;
   }
-}
-
-/**
- * The host's namespaces: those of pid 1 when we may read them (tlscope on the host, or in a pod
- * with hostPID), else our own.
- */
-export function hostNamespaces(procRoot: string | undefined): ProcessNamespaces | undefined {
-  return permitted(() => processNamespaces(1, procRoot)) ?? processNamespaces(process.pid, procRoot);
 }
 
 /** What the scanner needs from the index. */

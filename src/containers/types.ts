@@ -41,7 +41,13 @@ export type ContainerSource =
   /** The runtime's API answered: name, image and labels are real. */
   | 'runtime'
   /** Only the cgroup path named it: id and runtime are known, name is the short id, no labels. */
-  | 'cgroup';
+  | 'cgroup'
+  /**
+   * The start hook, before the container ran (hook.ts): runtime, id, name and labels from its
+   * bundle; the image and a pod's own labels may be missing until its runtime's API answers,
+   * which then replaces the entry (`updated`).
+   */
+  | 'hook';
 
 /** A running container as the index serves it to gadgets. */
 export interface ContainerInfo {

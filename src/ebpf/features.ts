@@ -4,18 +4,23 @@
  * from bpf/probes.bpf.c, so "works" means it worked on this kernel, now. Results are cached
  * per process. A missing feature is a typed NotSupportedError with the reason.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { release } from 'node:os';
 import { NotSupportedError, errorMessage } from '../errors.js';
-import { symbolOffsets } from '../proc/elf.js';
+import { symbolOffsets } from '../elf/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
 import { bpfCapable } from './caps.js';
 import { ktlsSupport } from './ktls.js';
 import { ensureTracefs } from './tracefs.js';
+import { hasCaps } from './privileges.js';
+import { FAN_MARK_ADD, FAN_OPEN_EXEC_PERM, FanotifyGroup } from './fanotify.js';
 
 export type FeatureName =
   | 'bpf' | 'btf' | 'ringbuf' | 'socket_filter' | 'tracepoint' | 'tp_btf' | 'raw_tp' | 'uprobe' | 'uprobe_multi'
-  | 'fentry' | 'kprobe' | 'tcx' | 'cgroup_skb' | 'ktls' | 'tp_tcp_sendmsg_locked';
+  | 'fentry' | 'kprobe' | 'tcx' | 'cgroup_skb' | 'ktls' | 'tp_tcp_sendmsg_locked' | 'fanotify_perm';
 
 export interface FeatureResult {
   feature: FeatureName;
@@ -200,6 +205,32 @@ const probes: Record<FeatureName, Probe> = {
       withObject('probe_cgroup_skb', (o) => o.program('probe_cgroup_skb').attachCgroup(mount));
     },
   },
+  fanotify_perm: {
+    // The container start hook and the exec gate (src/containers/hook.ts); without it
+    // containers are learnt from their runtime's events, after they start.
+    title: 'fanotify permission events (containers known before they start)',
+    since: '5.0',
+    run() {
+      let group: FanotifyGroup;
+      try {
+        group = FanotifyGroup.open();
+      } catch (e) {
+        throw new NotSupportedError('fanotify_perm', `${errorMessage(e)}: containers are learnt from runtime events after they start, so a short-lived one may be missed`);
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'tlscope-fanotify-'));
+      try {
+        const file = join(dir, 'probe');
+        writeFileSync(file, '', { mode: 0o700 });
+        // a mark on a file nobody executes: proves the kernel takes FAN_OPEN_EXEC_PERM (5.0)
+        group.mark(FAN_MARK_ADD, FAN_OPEN_EXEC_PERM, file);
+      } catch (e) {
+        throw new NotSupportedError('fanotify_perm', `${errorMessage(e)}: containers are learnt from runtime events after they start, so a short-lived one may be missed`);
+      } finally {
+        group.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  },
   ktls: {
     title: 'kernel TLS (kTLS)',
     since: '4.13',
@@ -211,14 +242,15 @@ const probes: Record<FeatureName, Probe> = {
   },
 };
 
-/** Effective capabilities include everything tlscope needs (when not uid 0). */
-export function hasCaps(): boolean {
-  const m = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  if (m?.[1] === undefined) return false;
-  const eff = BigInt(`0x${m[1]}`);
-  const need = [12n /* NET_ADMIN */, 21n /* SYS_ADMIN */, 38n /* PERFMON */, 39n /* BPF */];
-  return need.every((b) => (eff >> b) & 1n);
+function tlsModuleExists(): boolean {
+  const dir = `/lib/modules/${release()}/kernel/net/tls`;
+  try {
+    return readdirSync(dir).some((f) => f.startsWith('tls.ko'));
+  } catch {
+    return false;
+  }
 }
+
 
 /** Words for an errno or error that a user can act on. */
 function explain(feature: FeatureName, e: unknown): string {

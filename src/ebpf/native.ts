@@ -83,6 +83,14 @@ export const c = {
   // packet capture (src/ebpf/capture.ts): interface lookups on a socket, which answer for
   // that socket's network namespace (SIOCGIFINDEX, SIOCGIFNAME)
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
+  // fanotify (src/ebpf/fanotify.ts): the container start hook and the exec gate, answered
+  // from a worker thread that polls the group and an eventfd
+  fanotify_init: libc.func('int fanotify_init(unsigned int flags, unsigned int event_f_flags)'),
+  fanotify_mark: libc.func('int fanotify_mark(int fd, unsigned int flags, uint64_t mask, int dirfd, const char *path)'),
+  read: libc.func('long read(int fd, _Out_ uint8_t *buf, size_t n)'),
+  write: libc.func('long write(int fd, uint8_t *buf, size_t n)'),
+  poll: libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)'),
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
 };
 
 export const PROT_READ = 1;

@@ -63,13 +63,13 @@ export function commonFields<E extends CommonEvent>(): CommonField<E>[] {
     { name: 'runtime.containerName', column: 'RUNTIME.CONTAINERNAME', width: 22, description: 'container name as the runtime knows it', visible: true, group: 'runtime', get: (e) => e.runtime?.containerName },
     { name: 'runtime.containerId', column: 'RUNTIME.CONTAINERID', width: 13, description: 'container id', visible: false, get: (e) => e.runtime?.containerId },
     { name: 'runtime.containerImageName', column: 'RUNTIME.CONTAINERIMAGENAME', width: 24, description: 'container image', visible: false, get: (e) => e.runtime?.containerImageName },
-    { name: 'proc.pid', column: 'PID', width: 8, align: 'right', description: 'process id (host pid namespace)', visible: true, get: (e) => e.proc.pid },
-    { name: 'proc.tid', column: 'TID', width: 8, align: 'right', description: 'thread id (host pid namespace)', visible: true, get: (e) => e.proc.tid },
+    { name: 'proc.pid', column: 'PID', type: 'int', width: 8, align: 'right', description: 'process id (host pid namespace)', visible: true, get: (e) => e.proc.pid },
+    { name: 'proc.tid', column: 'TID', type: 'int', width: 8, align: 'right', description: 'thread id (host pid namespace)', visible: true, get: (e) => e.proc.tid },
     { name: 'proc.comm', column: 'COMM', width: 16, description: 'command name of the thread', visible: true, get: (e) => e.proc.comm },
-    { name: 'proc.uid', column: 'UID', width: 6, align: 'right', description: 'user id', visible: false, get: (e) => e.proc.uid },
-    { name: 'proc.gid', column: 'GID', width: 6, align: 'right', description: 'group id', visible: false, get: (e) => e.proc.gid },
-    { name: 'proc.mntns_id', column: 'MNTNS', width: 11, align: 'right', description: 'mount namespace inode', visible: false, get: (e) => e.proc.mntns },
-    { name: 'proc.netns_id', column: 'NETNS', width: 11, align: 'right', description: 'network namespace inode', visible: false, get: (e) => e.proc.netns },
+    { name: 'proc.uid', column: 'UID', type: 'int', width: 6, align: 'right', description: 'user id', visible: false, get: (e) => e.proc.uid },
+    { name: 'proc.gid', column: 'GID', type: 'int', width: 6, align: 'right', description: 'group id', visible: false, get: (e) => e.proc.gid },
+    { name: 'proc.mntns_id', column: 'MNTNS', type: 'int', width: 11, align: 'right', description: 'mount namespace inode', visible: false, get: (e) => e.proc.mntns },
+    { name: 'proc.netns_id', column: 'NETNS', type: 'int', width: 11, align: 'right', description: 'network namespace inode', visible: false, get: (e) => e.proc.netns },
   ];
 }
 

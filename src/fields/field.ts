@@ -7,6 +7,9 @@ import { UsageError } from '../errors.js';
 
 export type FieldValue = string | number | bigint | boolean | undefined;
 
+/** What `--query` (CEL) types a field as; absent means string. */
+export type FieldType = 'string' | 'int' | 'double' | 'bool';
+
 export interface Field<E> {
   /** JSON name, dotted for nesting; Inspektor Gadget's name where the concept is shared. */
   name: string;
@@ -15,6 +18,8 @@ export interface Field<E> {
   /** Column width in characters; longer values are cut with an ellipsis (except the last column). */
   width: number;
   align?: 'left' | 'right';
+  /** The value's type for `--query` (default 'string'); numbers and booleans must say so. */
+  type?: FieldType;
   description: string;
   /** Shown without --fields. */
   visible: boolean;

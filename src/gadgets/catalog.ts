@@ -4,12 +4,15 @@ import { missingCapabilities, type Capability } from '../ebpf/caps.js';
 import type { FeatureName } from '../ebpf/features.js';
 import { PermissionError } from '../errors.js';
 import { describeKtls, ktlsSupport } from '../ebpf/ktls.js';
+import { captureDefinition } from './capture/definition.js';
+import { sniDefinition } from './sni/definition.js';
+import { tlsDefinition } from './tls/definition.js';
 
 export interface GadgetRequirement {
   gadget: string;
   what: string;
   /** Every group must have at least one supported feature. */
-  requires: FeatureName[][];
+  requires: readonly (readonly FeatureName[])[];
   /** false while the gadget is not part of this build yet. */
   implemented: boolean;
   /** Which of its alternatives the gadget will use here, given what the probes found (doctor shows it). */
@@ -49,16 +52,16 @@ export function requireCapabilities(command: keyof typeof COMMAND_CAPABILITIES):
 }
 
 export const gadgetCatalog: GadgetRequirement[] = [
-  { gadget: 'trace sni', what: 'TLS server names asked for, by process, container and pod', requires: [['ringbuf'], ['socket_filter'], ['tp_tcp_sendmsg_locked', 'tracepoint']], implemented: true, caps: COMMAND_CAPABILITIES['trace sni'],
+  { gadget: sniDefinition.name, what: sniDefinition.oneLine, requires: sniDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES['trace sni'],
     uses: (has) => (has('tp_tcp_sendmsg_locked')
       ? 'owner hook: the tcp_sendmsg_locked tracepoint'
       : 'owner hook: write/writev/sendto/sendmsg/sendmmsg system call tracepoints (no tcp_sendmsg_locked before Linux 6.16; io_uring, sendfile and splice sends are not attributed)') },
-  { gadget: 'trace tls: OpenSSL, GnuTLS, node', what: 'TLS plaintext through library uprobes', requires: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']], implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
-  { gadget: 'trace tls: Go crypto/tls', what: 'TLS plaintext of Go programs (uprobes on each RET)', requires: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']], implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
+  { gadget: 'trace tls: OpenSSL, GnuTLS, node', what: 'TLS plaintext through library uprobes', requires: tlsDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
+  { gadget: 'trace tls: Go crypto/tls', what: 'TLS plaintext of Go programs (uprobes on each RET)', requires: tlsDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
   // the ktls probe covers the hooks too: it attaches them on this kernel's tls_sw_* functions
   { gadget: 'trace tls: kTLS', what: 'kernel TLS plaintext (--sources ktls)', requires: [['ringbuf'], ['ktls']], implemented: true, caps: COMMAND_CAPABILITIES['trace tls'],
     uses: (has) => (has('ktls') ? describeKtls(ktlsSupport()) : '') },
-  { gadget: 'capture', what: 'tcpdump-style capture inside a container network namespace', requires: [['socket_filter']], implemented: true, caps: COMMAND_CAPABILITIES.capture,
+  { gadget: captureDefinition.name, what: 'tcpdump-style capture inside a container network namespace', requires: captureDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES.capture,
     uses: () => {
       const lacking = missingCapabilities(CAPTURE_ATTRIBUTION);
       return lacking.length === 0 ? '' : `packets without process attribution: that needs ${lacking.join(', ')} too`;

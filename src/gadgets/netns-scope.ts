@@ -5,29 +5,16 @@
  * containers come and go. Containers sharing a namespace (pods, --network host) share one
  * socket, released when the last of them stops.
  */
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { matches, includesHost, type ContainerSelector } from '../containers/selector.js';
 import type { ContainerIndex, ContainerIndexEvent } from '../containers/index.js';
 import type { ContainerInfo } from '../containers/types.js';
 import { errorMessage } from '../errors.js';
+import { hostNetnsPath } from '../proc/namespaces.js';
+import type { NetnsWatcher } from './definition.js';
 
-export interface NetnsWatcher {
-  watchNetns(nsPath?: string): number;
-  unwatchNetns(inode: number): void;
-}
+export type { NetnsWatcher } from './definition.js';
 
-/**
- * pid 1's network namespace is the host's even when tlscope runs in a host-pid container;
- * where pid 1 cannot be inspected (some sandboxes refuse even root), ours is used.
- */
-function hostNetnsPath(): string | undefined {
-  try {
-    closeSync(openSync('/proc/1/ns/net', 'r'));
-    return '/proc/1/ns/net';
-  } catch {
-    return undefined;
-  }
-}
 
 export class NetnsScope {
   /** netns inode → ids of in-scope containers (and "host"/"pid:N") using it */

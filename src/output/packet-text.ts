@@ -5,7 +5,7 @@
  * so that what people grep for in tcpdump output ("Flags [P.]", "length 87", "who-has") is
  * there, but tlscope never resolves names (tcpdump -n is always on).
  */
-import type { PacketInfo } from '../gadgets/capture/dissect.js';
+import type { PacketInfo } from '../protocols/dissect.js';
 
 export interface PacketTextOptions {
   /** -e: the link-level header (MAC addresses, ethertype) on each line */

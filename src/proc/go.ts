@@ -8,7 +8,7 @@
  */
 import { Decoder, DecoderOptions, Instruction, Mnemonic, Code } from 'iced-x86';
 import { TlscopeError } from '../errors.js';
-import type { ElfFile } from './elf.js';
+import type { ElfFile } from '../elf/elf.js';
 
 export interface GoBuildInfo {
   /** As the toolchain wrote it, e.g. "go1.19.8" or "devel go1.23-abcdef". */

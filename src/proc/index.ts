@@ -4,7 +4,7 @@
  * gives `undefined`, never an exception.
  */
 export { DEFAULT_PROC_ROOT } from './read.js';
-export { namespaceInode, parseNamespaceLink, processNamespaces, type NamespaceKind, type ProcessNamespaces } from './namespaces.js';
+export { hostNamespaces, hostNetnsPath, namespaceInode, parseNamespaceLink, processNamespaces, type NamespaceKind, type ProcessNamespaces } from './namespaces.js';
 export {
   cgroup2MountPoint, cgroupIdOfPath, cgroupMemberships, parseCgroup2MountPoint, parseProcCgroup, primaryCgroupPath,
   unifiedCgroupPath, type CgroupMembership,

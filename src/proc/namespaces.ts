@@ -4,6 +4,7 @@
  * programs see (`task->nsproxy->net_ns->ns.inum`), so it is the key that joins kernel events
  * to containers.
  */
+import { PermissionError } from '../errors.js';
 import { DEFAULT_PROC_ROOT, readProcLink } from './read.js';
 
 export type NamespaceKind = 'mnt' | 'net' | 'pid' | 'uts' | 'ipc' | 'user' | 'cgroup';
@@ -37,4 +38,28 @@ export function processNamespaces(pid: number, procRoot = DEFAULT_PROC_ROOT): Pr
   const pidns = namespaceInode(pid, 'pid', procRoot);
   if (pidns === undefined) return undefined;
   return { mnt, net, pid: pidns };
+}
+
+/**
+ * The host's namespaces, the one definition every layer uses: those of pid 1 when we may read
+ * them (tlscope on the host, or in a pod with hostPID), else our own. "The host" in a scope
+ * means processes in exactly these namespaces (compared by inode).
+ */
+export function hostNamespaces(procRoot = DEFAULT_PROC_ROOT): ProcessNamespaces | undefined {
+  try {
+    const init = processNamespaces(1, procRoot);
+    if (init !== undefined) return init;
+  } catch (e) {
+    if (!(e instanceof PermissionError)) throw e;
+  }
+  return processNamespaces(process.pid, procRoot);
+}
+
+/** The path of the host's network namespace to enter (pid 1's), or undefined for our own. */
+export function hostNetnsPath(procRoot = DEFAULT_PROC_ROOT): string | undefined {
+  try {
+    return namespaceInode(1, 'net', procRoot) === undefined ? undefined : `${procRoot}/1/ns/net`;
+  } catch {
+    return undefined;
+  }
 }

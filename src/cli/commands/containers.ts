@@ -11,7 +11,7 @@ import { ColumnWriter } from '../../output/columns.js';
 import { JsonWriter } from '../../output/json.js';
 import { bool, helpText, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
-import { scopeOptions, selectorFrom } from '../trace-runner.js';
+import { scopeOptions, selectorFrom } from '../scope.js';
 
 const fields: Field<ContainerInfo>[] = [
   { name: 'runtime.runtimeName', column: 'RUNTIME', width: 10, description: 'container runtime', visible: true, get: (c) => c.runtime },
@@ -25,7 +25,7 @@ const fields: Field<ContainerInfo>[] = [
   { name: 'netns', column: 'NETNS', width: 11, align: 'right', description: 'network namespace inode', visible: true, get: (c) => c.netns },
   { name: 'runtime.containerImageName', column: 'IMAGE', width: 30, description: 'image', visible: false, get: (c) => c.image },
   { name: 'cgroupPath', column: 'CGROUP', width: 40, description: 'cgroup path', visible: false, get: (c) => c.cgroupPath },
-  { name: 'source', column: 'SOURCE', width: 8, description: 'runtime: named by its runtime API; cgroup: only its cgroup path was readable', visible: false, get: (c) => c.source },
+  { name: 'source', column: 'SOURCE', width: 8, description: 'runtime: named by its runtime API; hook: learnt from its bundle before it started; cgroup: only its cgroup path was readable', visible: false, get: (c) => c.source },
 ];
 
 const options: OptionSpecs = {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { bpfCapable, effectiveCapabilities, missingCapabilities } from '../../ebpf/caps.js';
 import { probeAll, type FeatureResult } from '../../ebpf/features.js';
-import { bpf, c, libbpfUnavailable } from '../../ebpf/native.js';
+import { isRoot, libbpfVersion } from '../../ebpf/privileges.js';
 import { gadgetCatalog } from '../../gadgets/catalog.js';
 import { TlscopeError } from '../../errors.js';
 import { helpText, parse, str, type OptionSpecs } from '../args.js';
@@ -44,9 +44,10 @@ function kernelName(): string {
 }
 
 export function buildReport(): Report {
-  const libbpfMissing = libbpfUnavailable();
-  const libbpf = libbpfMissing ?? `libbpf.so.1 ${bpf.major() as number}.${bpf.minor() as number}`;
-  const root = c.geteuid() === 0;
+  const lib = libbpfVersion();
+  const libbpfMissing = lib.loaded ? undefined : lib.text;
+  const libbpf = lib.text;
+  const root = isRoot();
   const have = effectiveCapabilities();
   const canBpf = bpfCapable(have);
   const lacking = new Map(gadgetCatalog.map((g) => [g.gadget, missingCapabilities(g.caps, have)]));
@@ -110,7 +111,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     const why = !r.host.libbpf.startsWith('libbpf.so.1')
       ? r.host.libbpf
       : r.gadgets.every((g) => g.detail.startsWith('needs CAP_'))
-        ? (c.geteuid() === 0 ? 'root without the capabilities the gadgets need' : 'not root and without the capabilities the gadgets need')
+        ? (isRoot() ? 'root without the capabilities the gadgets need' : 'not root and without the capabilities the gadgets need')
         : r.gadgets.map((g) => `${g.gadget}: ${g.detail}`).join('; ');
     ctx.err.write(`tlscope: nothing can run on this host: ${why}\n`);
     return 1;

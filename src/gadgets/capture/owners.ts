@@ -15,7 +15,7 @@ import { PolledRingBuffer } from '../../ebpf/capture.js';
 import { requireFeature } from '../../ebpf/features.js';
 import { errorMessage } from '../../errors.js';
 import { decodeTuple, TUPLE_LAYOUT } from '../../net/tuple.js';
-import { flowKeyOfTuple } from './dissect.js';
+import { flowKeyOfTuple } from '../../protocols/dissect.js';
 
 export interface FlowOwner {
   pid: number;

@@ -43,8 +43,10 @@ export const FUNCTIONS: Readonly<Record<number, string>> = {
   8: 'crypto/tls.(*Conn).Read',
   9: 'tls_sw_sendmsg',
   10: 'tls_sw_recvmsg',
-  11: 'tls_sw_sendpage',
-  12: 'tls_sw_splice_read',
+  11: 'ssl_write_internal',
+  12: 'ssl_read_internal',
+  13: 'tls_sw_sendpage',
+  14: 'tls_sw_splice_read',
 };
 const TUPLE_SOURCES: Readonly<Record<number, TupleSource>> = { 1: 'socket', 2: 'session', 3: 'thread' };
 

@@ -91,7 +91,7 @@ export function tlsDataFields(opts: TlsFieldOptions): CommonField<TraceTlsEvent>
   const fields: CommonField<TraceTlsEvent>[] = [
     ...procFirst<TraceTlsEvent>(),
     { name: 'direction', column: 'DIR', width: 5, description: 'write: the process gave plaintext to TLS (sent); read: TLS gave it plaintext (received)', visible: true, get: (e) => data(e)?.direction },
-    { name: 'len', column: 'LEN', width: 7, align: 'right', description: 'bytes the call moved (its return value)', visible: true, get: (e) => data(e)?.len },
+    { name: 'len', type: 'int', column: 'LEN', width: 7, align: 'right', description: 'bytes the call moved (its return value)', visible: true, get: (e) => data(e)?.len },
     { name: 'src', column: 'SRC', width: 22, description: 'where the bytes came from: local address:port for writes, remote for reads', visible: true, get: (e) => data(e)?.src },
     { name: 'dst', column: 'DST', width: 22, description: 'where the bytes went: remote address:port for writes, local for reads', visible: true, get: (e) => data(e)?.dst },
     { name: 'local', column: 'LOCAL', width: 22, description: "the socket's local address:port", visible: false, get: (e) => data(e)?.local },
@@ -100,9 +100,9 @@ export function tlsDataFields(opts: TlsFieldOptions): CommonField<TraceTlsEvent>
     { name: 'source', column: 'SOURCE', width: 7, description: 'TLS stack: openssl, gnutls, go (ktls later)', visible: false, get: (e) => data(e)?.source },
     { name: 'function', column: 'FUNCTION', width: 24, description: 'the probed function', visible: false, get: (e) => data(e)?.function },
     { name: 'library', column: 'LIBRARY', width: 36, description: 'the file that holds it, as the process sees it', visible: false, get: (e) => data(e)?.library },
-    { name: 'latencyNs', column: 'LATENCY', width: 10, align: 'right', description: 'ns from entering the call to its return', visible: false, get: (e) => data(e)?.latencyNs },
-    { name: 'truncated', column: 'TRUNC', width: 5, description: 'true when --max-bytes cut the data (data is shorter than len)', visible: false, get: (e) => data(e)?.truncated },
-    { name: 'lostBytes', column: 'LOST', width: 7, align: 'right', description: 'captured bytes lost because the ring buffer was full (zeros in data)', visible: false, get: (e) => data(e)?.lostBytes },
+    { name: 'latencyNs', type: 'int', column: 'LATENCY', width: 10, align: 'right', description: 'ns from entering the call to its return', visible: false, get: (e) => data(e)?.latencyNs },
+    { name: 'truncated', type: 'bool', column: 'TRUNC', width: 5, description: 'true when --max-bytes cut the data (data is shorter than len)', visible: false, get: (e) => data(e)?.truncated },
+    { name: 'lostBytes', type: 'int', column: 'LOST', width: 7, align: 'right', description: 'captured bytes lost because the ring buffer was full (zeros in data)', visible: false, get: (e) => data(e)?.lostBytes },
     { name: 'conn', column: 'CONN', width: 14, description: 'the TLS session within the process (SSL*, gnutls session, *tls.Conn), hex', visible: false, get: (e) => data(e)?.conn },
     { name: 'data', column: 'DATA', width: 40, description: 'the plaintext, encoded as dataEncoding says', visible: false, get: (e) => encoded(e)?.text },
     { name: 'dataEncoding', column: 'ENC', width: 6, description: 'utf8 (the bytes are valid UTF-8, shown as text), base64 (they are not), hex (--hex)', visible: false, get: (e) => encoded(e)?.encoding },
@@ -113,22 +113,47 @@ export function tlsDataFields(opts: TlsFieldOptions): CommonField<TraceTlsEvent>
   return fields;
 }
 
+function headerText(hs: readonly { name: string; value: string }[] | undefined): string | undefined {
+  return hs === undefined || hs.length === 0 ? undefined : JSON.stringify(hs.map((h) => [h.name, h.value]));
+}
+
 export function tlsHttpFields(): CommonField<TraceTlsEvent>[] {
   return [
     ...procFirst<TraceTlsEvent>(),
     { name: 'role', column: 'ROLE', width: 6, description: 'client: the process sent the request; server: it answered', visible: true, get: (e) => http(e)?.role },
-    { name: 'method', column: 'METHOD', width: 7, description: 'HTTP request method', visible: true, get: (e) => http(e)?.method },
-    { name: 'status', column: 'STATUS', width: 6, align: 'right', description: 'HTTP response status', visible: true, get: (e) => http(e)?.status },
-    { name: 'latencyMs', column: 'LATENCY', width: 9, align: 'right', description: "ms from the request's first byte to the response's first byte", visible: true, get: (e) => http(e)?.latencyMs },
-    { name: 'durationMs', column: 'DURATION', width: 9, align: 'right', description: "ms from the request's first byte to the response's last byte", visible: false, get: (e) => http(e)?.durationMs },
+    { name: 'http.version', column: 'VER', width: 3, description: 'HTTP version: 1.0, 1.1 or 2 (chosen by the connection preface; ALPN is not seen)', visible: true, get: (e) => http(e)?.version },
+    { name: 'http.method', column: 'METHOD', width: 7, description: 'HTTP request method', visible: true, get: (e) => http(e)?.method },
+    { name: 'http.status', type: 'int', column: 'STATUS', width: 6, align: 'right', description: 'HTTP response status (empty when no response came)', visible: true, get: (e) => http(e)?.status },
+    { name: 'latencyMs', type: 'double', column: 'LATENCY', width: 9, align: 'right', description: "ms from the request's first byte to the response's first byte", visible: true, get: (e) => http(e)?.latencyMs },
+    { name: 'durationMs', type: 'double', column: 'DURATION', width: 9, align: 'right', description: "ms from the request's first byte to the response's last byte", visible: false, get: (e) => http(e)?.durationMs },
     { name: 'client', column: 'CLIENT', width: 22, description: 'client address:port', visible: true, get: (e) => http(e)?.client },
     { name: 'server', column: 'SERVER', width: 22, description: 'server address:port', visible: true, get: (e) => http(e)?.server },
-    { name: 'host', column: 'HOST', width: 20, description: 'the Host header', visible: false, get: (e) => http(e)?.host },
-    { name: 'reason', column: 'REASON', width: 12, description: 'HTTP reason phrase', visible: false, get: (e) => http(e)?.reason },
-    { name: 'requestBytes', column: 'REQBYTES', width: 9, align: 'right', description: 'bytes of the request (head and body)', visible: false, get: (e) => http(e)?.requestBytes },
-    { name: 'responseBytes', column: 'RESPBYTES', width: 9, align: 'right', description: 'bytes of the response (head and body)', visible: false, get: (e) => http(e)?.responseBytes },
+    { name: 'http.host', column: 'HOST', width: 20, description: 'the Host header or :authority', visible: false, get: (e) => http(e)?.host },
+    { name: 'http.reason', column: 'REASON', width: 12, description: 'HTTP/1 reason phrase', visible: false, get: (e) => http(e)?.reason || undefined },
+    { name: 'http.end', column: 'END', width: 10, description: 'complete, or how the exchange ended: cut-off (HTTP/1 connection ended mid-response), reset (RST_STREAM), goaway, connection-closed, bytes-lost (ring full), evicted', visible: false, get: (e) => http(e)?.end },
+    { name: 'http.note', column: 'NOTE', width: 30, description: 'reset and GOAWAY codes, header fields that could not be decoded (trace begun mid-connection)', visible: false, get: (e) => http(e)?.note },
+    { name: 'http.requestHeaders', column: 'REQHEADERS', width: 30, description: 'request header fields as a JSON array of [name, value] (pseudo-fields included; masked with --redact)', visible: false, get: (e) => headerText(http(e)?.requestHeaders) },
+    { name: 'http.responseHeaders', column: 'RESPHEADERS', width: 30, description: 'response header fields and trailers as a JSON array of [name, value]', visible: false, get: (e) => headerText(http(e)?.responseHeaders) },
+    { name: 'http.requestBody', column: 'REQBODY', width: 30, description: 'the start of the request body (text when UTF-8, else base64)', visible: false, get: (e) => bodyText(http(e)?.requestBody) },
+    { name: 'http.responseBody', column: 'RESPBODY', width: 30, description: 'the start of the response body (text when UTF-8, else base64)', visible: false, get: (e) => bodyText(http(e)?.responseBody) },
+    { name: 'http.bodyTruncated', type: 'bool', column: 'BODYTRUNC', width: 5, description: 'true when a body was longer than what is kept (16 KiB)', visible: false, get: (e) => http(e)?.bodyTruncated },
+    { name: 'requestBytes', type: 'int', column: 'REQBYTES', width: 9, align: 'right', description: 'bytes of the request (HTTP/1: head and body; HTTP/2: its frames)', visible: false, get: (e) => http(e)?.requestBytes },
+    { name: 'responseBytes', type: 'int', column: 'RESPBYTES', width: 9, align: 'right', description: 'bytes of the response (HTTP/1: head and body; HTTP/2: its frames)', visible: false, get: (e) => http(e)?.responseBytes },
+    { name: 'grpc.service', column: 'GRPC.SERVICE', width: 24, description: 'gRPC service (from :path)', visible: false, get: (e) => http(e)?.grpc?.service },
+    { name: 'grpc.method', column: 'GRPC.METHOD', width: 16, description: 'gRPC method (from :path)', visible: false, get: (e) => http(e)?.grpc?.method },
+    { name: 'grpc.status', type: 'int', column: 'GRPC.STATUS', width: 6, align: 'right', description: 'grpc-status from the trailers', visible: false, get: (e) => http(e)?.grpc?.status },
+    { name: 'grpc.statusName', column: 'GRPC.CODE', width: 12, description: 'grpc-status by name (OK, NOT_FOUND, …)', visible: false, get: (e) => http(e)?.grpc?.statusName },
+    { name: 'grpc.message', column: 'GRPC.MESSAGE', width: 24, description: 'grpc-message from the trailers', visible: false, get: (e) => http(e)?.grpc?.message },
+    { name: 'grpc.requestMessages', type: 'int', column: 'GRPC.REQS', width: 5, align: 'right', description: 'length-prefixed messages the client sent', visible: false, get: (e) => http(e)?.grpc?.requestMessages },
+    { name: 'grpc.responseMessages', type: 'int', column: 'GRPC.RESPS', width: 5, align: 'right', description: 'length-prefixed messages the server sent', visible: false, get: (e) => http(e)?.grpc?.responseMessages },
+    { name: 'grpc.request', column: 'GRPC.REQ', width: 30, description: 'the request messages, decoded as protobuf (field numbers, or names with --proto), one per line', visible: false, get: (e) => http(e)?.grpc?.requestText.join('\n') || undefined },
+    { name: 'grpc.response', column: 'GRPC.RESP', width: 30, description: 'the response messages, decoded as protobuf', visible: false, get: (e) => http(e)?.grpc?.responseText.join('\n') || undefined },
     { name: 'source', column: 'SOURCE', width: 7, description: 'TLS stack: openssl, gnutls, go', visible: false, get: (e) => http(e)?.source },
     { name: 'conn', column: 'CONN', width: 14, description: 'the TLS session within the process, hex', visible: false, get: (e) => http(e)?.conn },
-    { name: 'path', column: 'PATH', width: 40, description: 'request path and query', visible: true, get: (e) => http(e)?.path },
+    { name: 'http.path', column: 'PATH', width: 40, description: 'request path and query (:path for HTTP/2)', visible: true, get: (e) => http(e)?.path },
   ];
+}
+
+function bodyText(b: Uint8Array | undefined): string | undefined {
+  return b === undefined || b.length === 0 ? undefined : encodeData(b).text;
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { ElfFile } from '../../proc/elf.js';
 import { functionReturns, goAbi, goFunctions, isGoBinary, readGoBuildInfo } from '../../proc/go.js';
 import type { TlsSource } from './decode.js';
+import { findOpenSslFunctions, hasOpenSsl3 } from './openssl-finder.js';
 
 /** The library sources (probed per file); the kernel's is `ktls` (ktls.ts). */
 export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go'>;
@@ -37,6 +38,11 @@ const OPENSSL: readonly (readonly [string, string])[] = [
   ['SSL_write_ex', 'tls_ssl_write_ex'],
   ['SSL_read_ex', 'tls_ssl_read_ex'],
 ];
+/** OpenSSL 3's internal entry points (SSL_*(_ex) and the SSL BIO call them): symbols or the finder. */
+const OPENSSL_INTERNAL: readonly (readonly [string, string])[] = [
+  ['ssl_write_internal', 'tls_ssl_write_int'],
+  ['ssl_read_internal', 'tls_ssl_read_int'],
+];
 const GNUTLS: readonly (readonly [string, string])[] = [
   ['gnutls_record_send', 'tls_gnutls_send'],
   ['gnutls_record_recv', 'tls_gnutls_recv'],
@@ -49,8 +55,17 @@ export function planFile(path: string, sources: ReadonlySet<ProbeSource>): Probe
   const elf = ElfFile.open(path);
   try {
     const plans: ProbePlan[] = [];
-    const names = new Set<string>([...OPENSSL, ...GNUTLS].map(([n]) => n));
-    const syms = elf.functions((n) => names.has(n));
+    const names = new Set<string>([...OPENSSL, ...OPENSSL_INTERNAL, ...GNUTLS].map(([n]) => n));
+    const syms: Map<string, { fileOffset: number }> = elf.functions((n) => names.has(n));
+    let found: string[] = [];
+    if (sources.has('openssl') && !OPENSSL_INTERNAL.every(([n]) => syms.has(n)) && hasOpenSsl3(elf)) {
+      // stripped static OpenSSL, or libssl.so.3's unexported internals: by their __func__ names
+      for (const [n, f] of findOpenSslFunctions(elf)) {
+        if (syms.has(n)) continue;
+        syms.set(n, f);
+        found.push(n);
+      }
+    }
     const lib = (source: ProbeSource, table: readonly (readonly [string, string])[], detail: string): void => {
       if (!sources.has(source)) return;
       const probes: PlannedProbe[] = [];
@@ -64,7 +79,15 @@ export function planFile(path: string, sources: ReadonlySet<ProbeSource>): Probe
       const [w, r] = table;
       if (w !== undefined && r !== undefined && syms.has(w[0]) && syms.has(r[0])) plans.push({ source, probes, detail });
     };
-    lib('openssl', OPENSSL, syms.has('SSL_write_ex') ? 'SSL_read/SSL_write and their _ex forms' : 'SSL_read/SSL_write');
+    const internal = OPENSSL_INTERNAL.every(([n]) => syms.has(n));
+    const opensslTable = internal ? [...OPENSSL_INTERNAL, ...OPENSSL] : OPENSSL;
+    found = found.filter((n) => syms.has(n));
+    const opensslDetail = [
+      syms.has('SSL_write_ex') ? 'SSL_read/SSL_write and their _ex forms' : 'SSL_read/SSL_write',
+      ...(internal ? ['ssl_read_internal/ssl_write_internal (SSL BIO)'] : []),
+      ...(found.length > 0 ? [`without symbols: ${found.join(', ')}`] : []),
+    ].join('; ');
+    lib('openssl', opensslTable, opensslDetail);
     lib('gnutls', GNUTLS, 'gnutls_record_send/recv');
     if (sources.has('go') && isGoBinary(elf)) {
       const info = readGoBuildInfo(elf);

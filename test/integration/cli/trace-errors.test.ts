@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { notRoot } from '../../helpers/root.js';
 
@@ -50,4 +51,25 @@ test('a container that never appears: said to be awaited, then an error at --tim
   assert.match(r.stderr, /waiting for container no-such-container-tlscope to start \(up to 2 s\)/);
   assert.match(r.stderr, /container no-such-container-tlscope never appeared/);
   assert.match(r.stderr, /hint: check the name with `tlscope containers`/);
+});
+
+test('-p with no such process and --max-bytes 0 are usage errors (exit 2) before anything loads', () => {
+  let pid = 999999;
+  while (existsSync(`/proc/${pid}`)) pid++;
+  for (const cmd of [['trace', 'sni'], ['trace', 'tls'], ['capture']]) {
+    const r = tlscope([...cmd, '-p', String(pid), '--timeout', '5']);
+    assert.equal(r.status, 2, `${cmd.join(' ')} -p ${pid}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`-p ${pid}: no such process`));
+    assert.match(r.stderr, /hint: give the host pid of a running process/);
+  }
+  // a real pid next to a missing one: still an error (naming the missing one)
+  const mixed = tlscope(['trace', 'sni', '-p', `${process.pid},${pid}`, '--timeout', '5']);
+  assert.equal(mixed.status, 2, mixed.stderr);
+  assert.match(mixed.stderr, new RegExp(`-p ${pid}: no such process`));
+  for (const v of ['0', '0k']) {
+    const r = tlscope(['trace', 'tls', '--max-bytes', v, '--timeout', '5']);
+    assert.equal(r.status, 2, `--max-bytes ${v}: ${r.stderr}`);
+    assert.match(r.stderr, /--max-bytes wants a size ≥ 1 bytes/);
+    assert.match(r.stderr, /hint: --max-bytes 0 would keep nothing/);
+  }
 });

@@ -28,7 +28,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     child.kill(sig);
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     assert.equal(code, 0, stderr);
-    assert.match(stderr, /tlscope: \d+ events?, 0 lost/);
+    assert.match(stderr, /tlscope: \d+ events? shown, 0 lost/);
     // The kernel frees them asynchronously (RCU), later still on a busy machine.
     let left: number[] = [];
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {

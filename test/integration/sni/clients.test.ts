@@ -98,7 +98,7 @@ after(async () => {
   // The tracer ran through every test below and stops cleanly with its summary.
   assert.equal(r?.signal, null, r?.stderr);
   assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events?, 0 lost/);
+  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
   assert.match(r?.stderr ?? '', hook === 'tcp_sendmsg_locked' ? /sending processes from the tcp_sendmsg_locked tracepoint/ : /sending processes from the write\/writev\/sendto\/sendmsg\/sendmmsg system call tracepoints/, '-v names the owner hook');
   assert.match(r?.stderr ?? '', new RegExp(`\\d+ owners recorded \\(${hook}\\)`));
   assert.deepEqual(tracer.nonJsonLines, []);

@@ -33,7 +33,7 @@ after(async () => {
   const r = await tracer?.stop();
   await sink?.close();
   assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events?, 0 lost/);
+  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
   assert.deepEqual(tracerComplaints(r?.stderr ?? ''), []);
   assert.deepEqual(tracer.nonJsonLines, []);
 });

@@ -38,7 +38,7 @@ after(async () => {
   work?.remove();
   assert.equal(r?.signal, null, r?.stderr);
   assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events?, 0 lost/);
+  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
   assert.deepEqual(tracer.nonJsonLines, []);
 });
 

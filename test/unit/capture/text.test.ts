@@ -3,7 +3,7 @@
 // tcpdump 4.99 prints for the same packets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dissect, flowKeyOf, flowKeyOfTuple, FlowKeyReader, LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../../../src/gadgets/capture/dissect.js';
+import { dissect, flowKeyOf, flowKeyOfTuple, FlowKeyReader, LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../../../src/protocols/dissect.js';
 import { decodeOwner } from '../../../src/gadgets/capture/owners.js';
 import { asciiDump, directionWord, formatCaptureTotals, hexAsciiDump, packetSummary, tcpFlags, TcpSequences, TimeFormatter } from '../../../src/output/packet-text.js';
 import { arpRequest, ethernet, icmpEcho, ipv4, ipv4Bytes, ipv6, tcp, udp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from './packets.js';

@@ -10,7 +10,7 @@ import { decodeTlsChunk, TLS_EVENT_LAYOUT, type TlsChunk } from '../../../src/ga
 import { encodeData, hexDump, preview } from '../../../src/gadgets/tls/fields.js';
 import type { TlsEvent } from '../../../src/gadgets/tls/gadget.js';
 import { TlsHttp } from '../../../src/gadgets/tls/http.js';
-import { parseSize } from '../../../src/cli/commands/trace-tls.js';
+import { parseSize } from '../../../src/gadgets/params.js';
 import { encodeTuple, IPPROTO_TCP } from '../../../src/net/tuple.js';
 import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
 

@@ -66,7 +66,7 @@ test('a library record marked by the kTLS hooks decodes as openssl+ktls', () => 
   b.setUint8(L.flags, 0);
   assert.equal(decodeTlsChunk(b, 0, L.size + 3).source, 'openssl');
   b.setUint8(L.source, 4);
-  b.setUint8(L.func, 11);
+  b.setUint8(L.func, 13); // TLS_FN_KTLS_SENDPAGE (bpf/include/tls.h)
   const k = decodeTlsChunk(b, 0, L.size + 3);
   assert.equal(k.source, 'ktls');
   assert.equal(k.func, 'tls_sw_sendpage');

@@ -5,7 +5,7 @@
  * (flags, sequence numbers, options), UDP, ICMP and ICMPv6. Pure: bytes in, a description out.
  * Anything shorter than its headers is described as far as it goes and marked truncated.
  */
-import { formatIPv4, formatIPv6 } from '../../net/addr.js';
+import { formatIPv4, formatIPv6 } from '../net/addr.js';
 
 export const LINKTYPE_ETHERNET = 1;
 export const LINKTYPE_RAW = 101;

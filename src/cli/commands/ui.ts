@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+/** `tlscope ui`: a live web UI of every gadget, on 127.0.0.1 behind a token. */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { PermissionError, UsageError } from '../../errors.js';
+import { isPrivileged } from '../../ebpf/privileges.js';
+import { runUi } from '../../ui/run.js';
+import { bool, helpText, int, parse, str, type OptionSpecs } from '../args.js';
+import type { CommandContext } from '../context.js';
+import { scopeOptions, selectorFrom } from '../scope.js';
+
+const options: OptionSpecs = {
+  ...scopeOptions,
+  port: { type: 'string', arg: 'N', description: 'port to serve on (default 7483; 0: any free port)' },
+  listen: { type: 'string', arg: 'ADDR', description: 'address to serve on instead of 127.0.0.1 (needs --tls-cert/--tls-key, or --insecure)' },
+  'tls-cert': { type: 'string', arg: 'FILE', description: 'PEM certificate: serve HTTPS' },
+  'tls-key': { type: 'string', arg: 'FILE', description: 'PEM private key of --tls-cert' },
+  insecure: { type: 'boolean', description: 'allow --listen without TLS (the token then crosses the network in clear)' },
+  ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
+  query: { type: 'string', short: 'q', arg: 'EXPR', description: 'the query the page opens with' },
+  timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
+  verbose: { type: 'boolean', short: 'v', description: 'more detail on errors' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+const ABOUT = `Runs trace tls (plaintext, paired into HTTP exchanges) and trace sni over the scope and
+serves a page that shows them live: a table, each entry's headers and body, a query bar,
+a service map, and the view as JSON lines. The page is served from this process only
+(nothing is fetched from elsewhere) and only with the token in the URL it prints.
+
+Examples:
+  tlscope ui                         every process and container; open the URL it prints
+  tlscope ui -c web --port 0         one container, any free port
+  ssh -L 7483:127.0.0.1:7483 HOST    then open the printed URL on your machine`;
+
+export async function run(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values } = parse(argv, options, false);
+  if (bool(values, 'help')) {
+    ctx.out.write(helpText('tlscope ui [scope] [--port N] [--listen ADDR --tls-cert F --tls-key F | --insecure]', 'A live web UI of what processes, containers and pods say over TLS.', options, ABOUT));
+    return 0;
+  }
+  const selector = selectorFrom(values);
+  const port = int(values, 'port', { min: 0, max: 65535 }) ?? 7483;
+  const listen = str(values, 'listen');
+  const certFile = str(values, 'tls-cert');
+  const keyFile = str(values, 'tls-key');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (listen !== undefined && isIP(listen) === 0) throw new UsageError(`--listen wants an IP address, got "${listen}"`);
+  const loopback = listen === undefined || listen === '127.0.0.1' || listen === '::1';
+  if (!loopback && certFile === undefined && !bool(values, 'insecure')) {
+    throw new UsageError(`--listen ${listen} would show decrypted traffic to the network`, 'give --tls-cert and --tls-key (HTTPS), or --insecure to serve plain HTTP anyway');
+  }
+  const read = (flag: string, f: string): Buffer => {
+    try {
+      return readFileSync(f);
+    } catch (e) {
+      throw new UsageError(`--${flag}: cannot read ${f}: ${(e as Error).message}`);
+    }
+  };
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
+  const ringEntries = int(values, 'ring', { min: 100, max: 1_000_000 }) ?? 10_000;
+  const timeout = int(values, 'timeout', { min: 1 });
+  if (!isPrivileged()) throw new PermissionError('tlscope ui needs root');
+
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const timer = timeout === undefined ? undefined : setTimeout(onAbort, timeout * 1000);
+  try {
+    await runUi({
+      selector,
+      host: listen ?? '127.0.0.1',
+      port,
+      tls,
+      ringEntries,
+      ringBytes: 256 << 20,
+      query: str(values, 'query'),
+      signal: stop.signal,
+      say: (t) => void ctx.out.write(t),
+      warn: (t) => void ctx.err.write(`tlscope: warning: ${t}\n`),
+    });
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    ctx.signal.removeEventListener('abort', onAbort);
+  }
+  return 0;
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+/** `trace tls` declared: parameters, fields, requirements, the --http stage, lifecycle (TlsGadget). */
+import type { GadgetDefinition, ParamValues, Stage } from '../definition.js';
+import { boolParam, intParam, listParam, ringBytes, ringSizeParam } from '../params.js';
+import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from './fields.js';
+import { TlsGadget, type TlsEvent, type TlsSourceName } from './gadget.js';
+import { hasContainerFilter } from '../../containers/selector.js';
+import { TlsHttp, type TlsHttpEvent } from './http.js';
+import type { ProbeSource } from './targets.js';
+import { UsageError } from '../../errors.js';
+import { Redactor } from '../../protocols/redact.js';
+
+const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'ktls'];
+
+function describe(g: TlsGadget): string {
+  const files = g.attachedFiles();
+  if (files.length === 0) return `tracing 0 files: no TLS library or Go program in scope yet; new processes and containers are picked up as they start; ${tuples(g)}${kernelTls(g)}`;
+  const by = new Map<string, number>();
+  for (const f of files) by.set(f.source, (by.get(f.source) ?? 0) + 1);
+  return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start; ${tuples(g)}${kernelTls(g)}`;
+}
+
+function kernelTls(g: TlsGadget): string {
+  if (g.ktls !== undefined) return `; kTLS: ${g.ktls.hooks === 'fentry' ? 'fentry/fexit' : 'kprobes'} on ${g.ktls.functions.join(', ')}`;
+  return g.ktlsOff === undefined ? '' : `; kTLS: off (${g.ktlsOff})`;
+}
+
+function tuples(g: TlsGadget): string {
+  return g.tupleHooks === 'sock' ? 'sockets from sock_send_length/sock_recv_length' : 'sockets from the fds of read/write/send/recv system calls (kernel before 6.3)';
+}
+
+function details(g: TlsGadget): string {
+  const s = g.stats();
+  const k = g.kernelStats();
+  const kt = g.ktls?.kernelStats();
+  const ktls = kt === undefined ? '' : `; kTLS: ${kt.calls} calls with data, ${kt.shared} inside library calls (shown as <library>+ktls), ${kt.control} control records skipped, ${kt.peek} MSG_PEEK reads skipped, ${kt.filtered} filtered in the kernel, ${kt.faults} unreadable, ${kt.unknownIter} of unread iterator types`;
+  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}`;
+}
+
+/** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
+export function httpStage(redactor?: Redactor): Stage<TlsEvent, TlsHttpEvent> {
+  const pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
+  return {
+    name: 'http',
+    process: (batch) => pairing.process(batch),
+    // the trace ends: what is still open (close-delimited or cut-off responses, open streams)
+    flush: () => pairing.flush(),
+    details: () => {
+      const h = pairing.stats;
+      return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection`;
+    },
+  };
+}
+
+/** --redact without --http: masks HTTP/1 credentials in the raw data. */
+function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
+  return { name: 'redact', process: (batch) => batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) })) };
+}
+
+export function redactorOf(params: ParamValues): Redactor | undefined {
+  if (!boolParam(params, 'redact')) return undefined;
+  return new Redactor({ headers: [...(listParam(params, 'redact-headers') ?? [])], jsonKeys: [...(listParam(params, 'redact-json') ?? [])] });
+}
+
+export const tlsDefinition: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
+  name: 'trace tls',
+  oneLine: 'TLS plaintext of processes, containers and pods (OpenSSL, GnuTLS, node, Go)',
+  usage: 'tlscope trace tls [scope] [--http] [--hex] [--max-bytes N] [-o json] [--fields …] [--filter …] [--timeout S]',
+  summary: 'Show the plaintext that processes, containers and pods send and receive over TLS, as it\npasses through their TLS library (OpenSSL, GnuTLS, node, Go crypto/tls): no keys, no proxy.',
+  about: `How: uprobes on SSL_write/SSL_read/SSL_write_ex/SSL_read_ex (libssl 1.1/3 and binaries
+that export them, such as node), gnutls_record_send/recv, and Go's crypto/tls (*Conn).Write
+and (*Conn).Read (a uprobe on each RET instruction: Go programs do not survive uretprobes);
+kernel TLS (kTLS) sockets at tls_sw_sendmsg/tls_sw_sendpage/tls_sw_recvmsg/tls_sw_splice_read
+(fentry/fexit, or kprobes; source "ktls", sendfile included) where the kernel has kTLS. A
+library call whose bytes also pass kTLS shows once, as source "openssl+ktls".
+Probes go on the files the processes in scope actually map (containers' own copies too), and
+new processes and containers are picked up as they start. Only calls that moved bytes show.
+SRC and DST follow the bytes: local→remote for writes, remote→local for reads. The socket is
+the one the thread used during the call; for libraries that do their socket I/O elsewhere
+(node) it is inferred from the thread's latest socket I/O (field tupleSource says which).
+-o json: data is UTF-8 text when the bytes are valid UTF-8 (dataEncoding "utf8"), else
+base64 ("base64"); with --hex always hex ("hex").
+
+Examples:
+  tlscope trace tls                                    every process and container
+  tlscope trace tls -c web --http                      HTTP requests and responses of one container
+  tlscope trace tls -p 1234 --hex                      one process, with hex dumps
+  tlscope trace tls -o json | jq -r 'select(.direction=="read") | .data'
+  tlscope trace tls --fields comm,pid,direction,len,source,function,src,dst --filter 'proc.comm==curl'`,
+  params: [
+    { name: 'http', type: 'bool', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
+    { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names' },
+    { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
+    { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
+    { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the plaintext to a pcapng file as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys); one interface per process',
+      check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
+    { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
+    { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
+    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go,ktls (default all; ktls where the kernel has kTLS, see doctor)' },
+    ringSizeParam(16),
+  ],
+  fields: (params, view) => (boolParam(params, 'http') ? tlsHttpFields() : tlsDataFields({ json: view?.json === true, hex: boolParam(params, 'hex') })),
+  detail(params) {
+    if (!boolParam(params, 'hex') || boolParam(params, 'http')) return undefined;
+    return (e) => (e.kind === 'data' && e.data.length > 0 ? hexDump(e.data) : undefined);
+  },
+  requirements: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']],
+  processEvents: true,
+  stages: (params) => {
+    const redactor = redactorOf(params);
+    // -w FILE's stage is the front end's (it writes a file): src/cli/commands/trace-tls.ts
+    const stages: Stage<any, any>[] = [];
+    if (boolParam(params, 'http')) stages.push(httpStage(redactor));
+    else if (redactor !== undefined) stages.push(redactStage(redactor));
+    return stages;
+  },
+  open(params, ctx) {
+    const bytes = ringBytes(params);
+    const maxBytes = intParam(params, 'max-bytes');
+    const sources = listParam(params, 'sources');
+    const pids = ctx.selector.pids;
+    const g = TlsGadget.open({
+      signal: ctx.signal,
+      ...(bytes === undefined ? {} : { ringBytes: bytes }),
+      ...(maxBytes === undefined ? {} : { maxBytes }),
+      ...(sources === undefined ? {} : { sources: sources as TlsSourceName[] }),
+      ...(pids === undefined || pids.length === 0 ? {} : { pids }),
+      ...(hasContainerFilter(ctx.selector) ? { ktlsMntnsFilter: true } : {}),
+    });
+    return {
+      events: g,
+      scope: { kind: 'self', follow: (selector, index, warn, note) => g.followScope(selector, index, warn, note) },
+      lost: () => Number(g.stats().lost),
+      misses: () => {
+        const s = g.stats();
+        return s.incompleteCalls > 0 ? { 'incomplete call': s.incompleteCalls } : {};
+      },
+      startedText: () => describe(g),
+      details: () => details(g),
+      close: () => g.close(),
+    };
+  },
+};

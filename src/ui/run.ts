@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+/** `tlscope ui`: the gadgets' sessions → the hub (ring, views) → the HTTP server, until stopped. */
+import { hostname } from 'node:os';
+import type { ContainerSelector } from '../containers/selector.js';
+import { TlscopeError, UsageError } from '../errors.js';
+import { UiHub } from './hub.js';
+import { EntryRing } from './ring.js';
+import { UiServer } from './server.js';
+import { openSources } from './sources.js';
+
+export interface UiRunOptions {
+  selector: ContainerSelector;
+  host: string;
+  port: number;
+  tls: { cert: Buffer; key: Buffer } | undefined;
+  ringEntries: number;
+  ringBytes: number;
+  /** the view's query in the printed URL */
+  query: string | undefined;
+  signal: AbortSignal;
+  /** the URL line and warnings */
+  say(text: string): void;
+  warn(text: string): void;
+}
+
+export async function runUi(o: UiRunOptions): Promise<void> {
+  const hub = new UiHub({ ring: new EntryRing({ capacity: o.ringEntries, maxBytes: o.ringBytes }), node: hostname() });
+  const warn = (text: string): void => {
+    hub.warn(text);
+    o.warn(text);
+  };
+  const sources = await openSources(o.selector, o.signal, warn);
+  let server: UiServer | undefined;
+  try {
+    try {
+      server = await UiServer.start({ hub, host: o.host, port: o.port, ...(o.tls === undefined ? {} : { tls: o.tls }) });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new UsageError(`port ${o.port} on ${o.host} is taken`, 'choose another with --port N (0: any free port)');
+      if (code === 'EADDRNOTAVAIL') throw new UsageError(`${o.host} is not an address of this host`, 'give --listen one of its addresses');
+      throw new TlscopeError('ERR_UI_LISTEN', `cannot listen on ${o.host}:${o.port}: ${(e as Error).message}`);
+    }
+    const url = o.query === undefined ? server.url : `${server.url}&q=${encodeURIComponent(o.query)}`;
+    o.say(`tlscope ui: open ${url}\n`);
+    const runs = sources.specs.map((s) => hub.run(s));
+    if (!o.signal.aborted) await new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await sources.stop();
+    await Promise.all(runs);
+  } finally {
+    await server?.close();
+    hub.stop();
+    await sources.stop();
+  }
+}

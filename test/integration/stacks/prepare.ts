@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Warms the stack tests' cache (toolchains.ts) so that the test run builds nothing:
+ * `scripts/setup.sh --test` runs it after the build. Measured here (2 shared cores): ≈ 10 min
+ * and ≈ 3.6 GB the first time (with the Go build cache) (seven Go toolchains from the module proxy, Debian 11's Go 1.15,
+ * 27 Go binaries), under a second once cached.
+ */
+import { GO_RELEASES, GO_VARIANTS, goFixture, opensslStaticFixture, type GoVariant } from './toolchains.js';
+
+const started = Date.now();
+for (const r of GO_RELEASES) {
+  for (const v of Object.keys(GO_VARIANTS) as GoVariant[]) goFixture(r, v);
+  console.log(`stacks: go ${r.version} ready (${Math.round((Date.now() - started) / 1000)} s)`);
+}
+opensslStaticFixture('symbols');
+opensslStaticFixture('stripped');
+console.log('stacks: static OpenSSL fixtures ready');

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Toolchains and fixture binaries for the TLS stack tests, kept in one cache directory outside
+ * the repository (TLSCOPE_TEST_CACHE, default /var/cache/tlscope-test) so that a second run
+ * builds nothing: Go releases 1.15 (Debian 11's golang-1.15-go, unpacked, not installed),
+ * 1.19 (Debian 12's golang-1.19-go) and every minor release from 1.21 on (GOTOOLCHAIN through
+ * the Go module proxy). Built binaries are keyed by toolchain, variant and a hash of the
+ * fixture's source. `scripts/setup.sh --test` warms the cache through prepare.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CACHE = process.env.TLSCOPE_TEST_CACHE ?? '/var/cache/tlscope-test';
+/** The fixture sources, in the repository (src tree; tsc does not copy them). */
+export const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/stacks/', import.meta.url));
+
+export interface GoRelease {
+  version: string;
+  /** where the toolchain comes from */
+  from: 'debian-bullseye' | 'debian-bookworm' | 'gotoolchain';
+}
+
+/**
+ * One release per minor version, the newest patch the source offers. Go 1.16, 1.17, 1.18 and
+ * 1.20 are reachable from nowhere here: Debian 11 ships only 1.15, Debian 12 only 1.19 (its
+ * backports and bullseye-backports are not on the mirror), and the module proxy serves
+ * toolchains from 1.21 on only.
+ */
+export const GO_RELEASES: readonly GoRelease[] = [
+  { version: '1.15.15', from: 'debian-bullseye' },
+  { version: '1.19.8', from: 'debian-bookworm' },
+  ...['1.21.13', '1.22.12', '1.23.12', '1.24.13', '1.25.14', '1.26.11', '1.27.4'].map((version) => ({ version, from: 'gotoolchain' as const })),
+];
+export const GO_UNREACHABLE = ['1.16', '1.17', '1.18', '1.20'];
+
+/** The build variants of one release's fixture: what each changes for the finder. */
+export const GO_VARIANTS = {
+  /** .symtab present */
+  symbols: [] as string[],
+  /** -s -w: no .symtab, functions come from the pclntab */
+  stripped: ['-ldflags=-s -w'],
+  /** PIE (pclntab in .data.rel.ro), -trimpath, stripped */
+  hardened: ['-buildmode=pie', '-trimpath', '-ldflags=-s -w'],
+} as const;
+export type GoVariant = keyof typeof GO_VARIANTS;
+
+function sh(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 600_000, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }), ...(opts.env === undefined ? {} : { env: opts.env }) });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+/** Debian 11 packages, downloaded with a private apt configuration (the system's sources are untouched). */
+function debianBullseye(packages: readonly string[], into: string): void {
+  const apt = join(CACHE, 'apt');
+  for (const d of ['lists/partial', 'archives/partial', 'etc', 'debs']) mkdirSync(join(apt, d), { recursive: true });
+  writeFileSync(join(apt, 'etc', 'sources.list'), 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main\n');
+  const opts = [
+    `-o`, `Dir::Etc::SourceList=${join(apt, 'etc', 'sources.list')}`, '-o', 'Dir::Etc::SourceParts=/dev/null',
+    '-o', `Dir::State::Lists=${join(apt, 'lists')}`, '-o', `Dir::Cache=${apt}`, '-o', 'Dir::State::status=/dev/null',
+    '-o', 'APT::Architecture=amd64', '-o', 'APT::Sandbox::User=root',
+  ];
+  if (!readdirSync(join(apt, 'lists')).some((n) => n.includes('bullseye'))) sh('apt-get', [...opts, 'update', '-q']);
+  const debs = join(apt, 'debs');
+  sh('apt-get', [...opts, 'download', ...packages], { cwd: debs });
+  const tmp = `${into}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  for (const p of packages) {
+    const deb = readdirSync(debs).find((n) => n.startsWith(`${p}_`) && n.endsWith('.deb'));
+    if (deb === undefined) throw new Error(`apt-get download ${p} left no .deb`);
+    sh('dpkg-deb', ['-x', join(debs, deb), tmp]);
+  }
+  renameSync(tmp, into);
+}
+
+/** The `go` command of a release, fetched on first use. */
+export function goCommand(r: GoRelease): string {
+  const minor = r.version.split('.').slice(0, 2).join('.');
+  if (r.from === 'debian-bookworm') {
+    const go = `/usr/lib/go-${minor}/bin/go`;
+    if (!existsSync(go)) throw new Error(`${go} is missing: apt-get install golang-${minor}-go (scripts/setup.sh --test)`);
+    return go;
+  }
+  if (r.from === 'debian-bullseye') {
+    const root = join(CACHE, `go${minor}`);
+    const go = join(root, 'usr', 'lib', `go-${minor}`, 'bin', 'go');
+    if (!existsSync(go)) debianBullseye([`golang-${minor}-go`, `golang-${minor}-src`], root);
+    return go;
+  }
+  const modcache = join(CACHE, 'gomod');
+  const go = join(modcache, 'golang.org', `toolchain@v0.0.1-go${r.version}.linux-amd64`, 'bin', 'go');
+  if (!existsSync(go)) {
+    // any go ≥ 1.21 fetches the toolchain into the module cache and runs it
+    sh('go', ['version'], { env: { ...process.env, GOTOOLCHAIN: `go${r.version}`, GOMODCACHE: modcache, GOENV: 'off', GOFLAGS: '' }, timeoutMs: 900_000 });
+    if (!existsSync(go)) throw new Error(`GOTOOLCHAIN=go${r.version} left no ${go}`);
+  }
+  return go;
+}
+
+function sourceHash(dir: string): string {
+  const h = createHash('sha256');
+  for (const n of readdirSync(dir).sort()) h.update(n).update(readFileSync(join(dir, n)));
+  return h.digest('hex').slice(0, 12);
+}
+
+/** The Go fixture (test/fixtures/stacks/go) built by one release in one variant; cached. */
+export function goFixture(r: GoRelease, variant: GoVariant): string {
+  const src = join(FIXTURES, 'go');
+  const out = join(CACHE, 'bin', `gotls-${r.version}-${variant}-${sourceHash(src)}`);
+  if (existsSync(out)) return out;
+  const go = goCommand(r);
+  mkdirSync(join(CACHE, 'bin'), { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH, HOME: CACHE, GOENV: 'off', GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local',
+    CGO_ENABLED: '0', GOCACHE: join(CACHE, 'gocache'), GOPATH: join(CACHE, 'gopath'), GOMODCACHE: join(CACHE, 'gomod'),
+  };
+  const tmp = `${out}.tmp${process.pid}`;
+  sh('nice', ['-n', '10', go, 'build', ...GO_VARIANTS[variant], '-o', tmp, '.'], { cwd: src, env });
+  renameSync(tmp, out);
+  return out;
+}
+
+/** `go version` of a built binary's toolchain, as the binary records it. */
+export function goToolchainVersion(r: GoRelease): string {
+  return sh(goCommand(r), ['version'], { env: { ...process.env, GOENV: 'off', GOFLAGS: '', GOTOOLCHAIN: 'local' } }).trim();
+}
+
+/** The C fixture on OpenSSL's SSL_read/SSL_write, libssl.a and libcrypto.a linked in statically (libssl-dev); cached. */
+export function opensslStaticFixture(variant: 'symbols' | 'stripped'): string {
+  const src = join(FIXTURES, 'openssl');
+  const out = join(CACHE, 'bin', `sslpeer-static-${variant}-${sourceHash(src)}`);
+  if (existsSync(out)) return out;
+  mkdirSync(join(CACHE, 'bin'), { recursive: true });
+  const tmp = `${out}.tmp${process.pid}`;
+  sh('gcc', ['-O2', '-o', tmp, join(src, 'sslpeer.c'), '-Wl,-Bstatic', '-lssl', '-lcrypto', '-Wl,-Bdynamic', '-pthread', '-ldl', ...(variant === 'stripped' ? ['-s'] : [])]);
+  renameSync(tmp, out);
+  return out;
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+// The seeds' walkthrough, many times over: `docker run --rm --name N IMAGE <TLS request>` (and
+// podman's, and `ctr run --rm --cni`) while `tlscope trace sni -r RT -c N…` runs. Each
+// container's first and only act is the request; it exits right after the answer. With the
+// container start hook, every one is reported with its name — by the filtered tracer, and by
+// an unfiltered one running beside it (which must not call any of them the host's).
+//
+// 30 containers per runtime (TLSCOPE_START_RUNS=100 for the soak, see bench/gate/soak.mjs).
+// Cost here: about 30–45 s per runtime on the 2-core VMs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { notRoot } from '../../helpers/root.js';
+import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type RuntimeEnvironment, type TestContainer, type TestRuntime } from '../../helpers/runtimes.js';
+import { Tracer, removeTestCertificate, startTlsServer, testName, tracerComplaints, type TestTlsServer } from '../sni/helpers.js';
+import { runOnce, runsPerRuntime } from './helpers.js';
+
+const RUNS = runsPerRuntime(30);
+
+let env: RuntimeEnvironment;
+let containers: TestContainers;
+let server: TestTlsServer;
+const tracers: Tracer[] = [];
+
+const anyRuntime = (['docker', 'containerd', 'podman'] as const).some((r) => runtimeSkipReason(r) === false);
+
+before(async () => {
+  if (notRoot || !anyRuntime) return;
+  env = await ensureRuntimes();
+  containers = new TestContainers(env);
+  server = await startTlsServer('0.0.0.0');
+});
+
+after(async () => {
+  for (const t of tracers) await t.stop();
+  await server?.close();
+  removeTestCertificate();
+  await containers?.cleanup();
+});
+
+function tracer(args: string[]): Tracer {
+  const t = new Tracer([...args, '--timeout', '900']);
+  tracers.push(t);
+  return t;
+}
+
+function curl(name: string, gateway: string): string[] {
+  return ['curl', '-sk', '--http1.1', '--max-time', '10', '--resolve', `${name}:${server.port}:${gateway}`, `https://${name}:${server.port}/`];
+}
+
+/** The default gateway a container sees (its route to the host), from /proc/net/route. */
+async function gatewayOf(c: TestContainer): Promise<string> {
+  const table = await containers.exec(c, ['cat', '/proc/net/route']);
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === '00000000' && f[2] !== undefined && f[2] !== '00000000') {
+      const n = Number.parseInt(f[2], 16);
+      return [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255].join('.');
+    }
+  }
+  throw new Error(`no default route in ${c.name}: ${table}`);
+}
+
+async function firstActRuns(runtime: TestRuntime, diagnostic: (msg: string) => void): Promise<void> {
+  const warmName = uniqueName('gate-warm');
+  const names = Array.from({ length: RUNS }, (_, i) => uniqueName(`gate-${runtime}-${i}`));
+  const filtered = tracer(['-r', runtime, '-c', [warmName, ...names].join(',')]);
+  const unfiltered = tracer([]);
+  const warm = await containers.run(runtime, { name: warmName, ...(runtime === 'containerd' ? { cni: true } : {}) });
+  const gateway = await gatewayOf(warm);
+  for (const t of [filtered, unfiltered]) {
+    await t.ready(async (n) => {
+      await containers.exec(warm, curl(n, gateway));
+    });
+  }
+
+  const sni = names.map((_, i) => testName(`first-${runtime}-${i}`));
+  const failedRuns: string[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = await runOnce(env, runtime, names[i]!, curl(sni[i]!, gateway));
+    if (r.code !== 0 || r.stdout !== 'ok') failedRuns.push(`${names[i]}: exit ${r.code} ${r.stderr.trim()}`);
+  }
+  assert.deepEqual(failedRuns, [], 'every container made its request');
+  // a last hello from the warm container: once it is out, every earlier one is
+  for (const t of [filtered, unfiltered]) await t.marker((n) => containers.exec(warm, curl(n, gateway)));
+
+  const missedFiltered = sni.filter((n, i) => !filtered.byName(n).some((e) => e.runtime?.containerName === names[i]));
+  const missedUnfiltered = sni.filter((n, i) => !unfiltered.byName(n).some((e) => e.runtime?.containerName === names[i]));
+  const asHost = sni.filter((n) => unfiltered.byName(n).some((e) => e.runtime?.containerName === undefined));
+  diagnostic(`${runtime}: ${RUNS - missedFiltered.length}/${RUNS} reported by -c, ${RUNS - missedUnfiltered.length}/${RUNS} named unfiltered, ${asHost.length} shown as the host`);
+  assert.deepEqual(missedFiltered, [], `${runtime}: trace sni -c NAME reported every container (missed ${missedFiltered.length} of ${RUNS})`);
+  assert.deepEqual(missedUnfiltered, [], `${runtime}: unfiltered trace sni named every container (missed ${missedUnfiltered.length} of ${RUNS})`);
+  assert.deepEqual(asHost, [], `${runtime}: no container hello is the host's`);
+  for (const t of [filtered, unfiltered]) {
+    const r = await t.stop();
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(tracerComplaints(r.stderr), []);
+  }
+  await containers.remove(warm);
+}
+
+for (const runtime of ['docker', 'containerd', 'podman'] as const) {
+  const skip = notRoot || runtimeSkipReason(runtime);
+  test(`${runtime}: ${RUNS} containers in a row whose first act is a TLS request are each reported by trace sni -c NAME and, named, by unfiltered trace sni`, { skip, timeout: 30 * 60_000 }, async (t) => {
+    await firstActRuns(runtime, (m) => t.diagnostic(m));
+  });
+}
