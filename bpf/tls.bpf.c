@@ -41,26 +41,7 @@ TLSCOPE_RINGBUF(hints, 1 << 16);
 TLSCOPE_BTF_TYPE(tls_event);
 TLSCOPE_BTF_TYPE(tls_hint);
 
-/* A call in progress. C libraries: keyed by thread (goid 0). Go: by goroutine (tid 0). */
-struct tls_call_key {
-	__u32 tgid;
-	__u32 tid;
-	__u64 goid;
-};
-
-struct tls_call {
-	__u64 start_ns;
-	__u64 conn;
-	__u64 buf;
-	__u64 outlen; /* size_t * of the *_ex functions */
-	__u64 sp;     /* stack pointer at entry: tells an outer call from one nested inside it */
-	__u8 source;
-	__u8 func;
-	__u8 direction;
-	__u8 pad;
-	__u32 file_id; /* attach cookie of the entry probe */
-};
-
+/* struct tls_call_key, struct tls_call: bpf/include/tls.h (bpf/ktls.bpf.c marks calls in tls_calls). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -324,6 +305,8 @@ static __always_inline int emit_call(const struct tls_call *call, __u32 tgid, __
 	h->source = call->source;
 	h->func = call->func;
 	h->direction = call->direction;
+	if (call->flags & TLS_CALL_KTLS)
+		h->flags |= TLS_F_KTLS;
 	stat_add(STAT_CALLS, 1);
 	if (captured == 0)
 		return 0;

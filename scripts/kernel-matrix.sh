@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Opt-in kernel matrix: boots Debian kernels under qemu (software emulation, no KVM needed) and
-# runs tlscope inside each one. Not part of CI or `npm test`. Run as root on Debian/Ubuntu with
-# the repository built (`npm run build`):
+# Kernel matrix: boots Debian kernels under qemu (software emulation, no KVM needed) and runs
+# tlscope inside each one. Run as root on Debian/Ubuntu with the repository built
+# (`npm run build`):
 #
 #   scripts/kernel-matrix.sh                      the newest linux-image-6.1.*-amd64 from apt
 #   scripts/kernel-matrix.sh 6.1 6.12             the newest amd64 image of each series
 #   scripts/kernel-matrix.sh linux-image-6.12.111+deb12-amd64-unsigned   one package by name
+#   scripts/kernel-matrix.sh --run FILE [--out DIR] 6.1 6.12
+#       instead of the smoke tests, run the bash script FILE as root in each guest (after the
+#       same set-up); FILE's host path is its path in the guest too (one under /tmp is copied
+#       in); $KM_OUT is a writable directory whose contents come back to DIR/<kernel release>/;
+#       the table shows FILE's exit status per kernel. `npm test`'s kernels phase runs
+#       test/kernels/guest.sh this way.
 #
 # Per kernel: `apt-get download` the image (nothing is installed), extract it, build an
 # initramfs of static busybox plus the modules for virtio 9p and kTLS, and boot it with
@@ -16,6 +22,9 @@
 # pid); `trace tls --host -o json` while a client sends a request over TLS (an event must carry
 # the request and the client's pid). Results come back through a writable 9p share.
 # Prints a table; exits 1 if a smoke test failed or a kernel could not be run.
+# In the guest, `modprobe` (and the kernel's module autoloading) work from the kernel package's
+# own modules (depmod'ed on the host): `modprobe tls` and the crypto modules kTLS loads (gcm,
+# ghash, ctr …) load on demand.
 # Environment: KM_SNI_TIMEOUT (s, default 300), KM_VM_TIMEOUT (s, default 1500), KM_KEEP=1
 # keeps the temp dir.
 set -euo pipefail
@@ -27,6 +36,23 @@ VM_TIMEOUT=${KM_VM_TIMEOUT:-1500}
 
 say() { echo "kernel-matrix: $*" >&2; }
 die() { say "$*"; exit 2; }
+
+RUN_FILE= OUT_DIR=
+args=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --run) [ "$#" -ge 2 ] || die "--run wants a file"; RUN_FILE=$2; shift 2 ;;
+    --out) [ "$#" -ge 2 ] || die "--out wants a directory"; OUT_DIR=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+set -- ${args[@]+"${args[@]}"}
+if [ -n "$RUN_FILE" ]; then
+  [ -f "$RUN_FILE" ] || die "--run $RUN_FILE: no such file"
+  RUN_FILE=$(realpath "$RUN_FILE")
+fi
+[ -z "$OUT_DIR" ] || { mkdir -p "$OUT_DIR" && OUT_DIR=$(realpath "$OUT_DIR"); } || die "--out $OUT_DIR: cannot create it"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and its VMs load BPF as root)"
 [ -f dist/src/cli/bin.js ] && [ -f dist/bpf/sni.bpf.o ] || die "build first: npm run build"
@@ -132,7 +158,23 @@ exec >$O/vm.log 2>&1
 set -x
 uname -r >$O/uname
 ip link set lo up
+# modprobe from the guest kernel's own modules (the chroot's /lib/modules is the host's)
+mkdir -p /tmp/kmbin
+printf '#!/bin/sh\nexec /sbin/modprobe -d /tmp/kmods "$@"\n' >/tmp/kmbin/modprobe
+chmod +x /tmp/kmbin/modprobe
+export PATH=/tmp/kmbin:$PATH
 cd /tmp/repo
+if [ -n "$RUN_FILE" ]; then
+  F=$RUN_FILE
+  case "$F" in /tmp/*) F=$O/run-file ;; esac
+  export KM_OUT=$O/km-out KM_REPO=/tmp/repo KM_NODE=$NODE KM_PYTHON=$PYTHON KM_KERNEL=$(uname -r)
+  mkdir -p $KM_OUT
+  s0=$(date +%s)
+  bash "$F" >$O/run.log 2>&1; echo $? >$O/run.rc
+  echo "run file took $(( $(date +%s) - s0 )) s"
+  echo done >$O/done
+  exit 0
+fi
 T="$NODE dist/src/cli/bin.js"
 wait_for() { i=0; while ! grep -q "$1" "$2" 2>/dev/null && [ $i -lt $3 ]; do sleep 1; i=$((i+1)); done; echo "waited $i s for $1"; }
 s0=$(date +%s)
@@ -189,7 +231,7 @@ mod_add() { # name -> appends to MOD_ORDER after its dependencies
 
 run_kernel() { # package -> fills R_* for the table
   local pkg=$1 k=$TMP/k kver vmlinuz start=$SECONDS
-  R_KERNEL=$pkg R_DOCTOR='-' R_HOOK='-' R_SNI='FAIL' R_TLS='FAIL' R_WHY=() R_TIME=0
+  R_KERNEL=$pkg R_DOCTOR='-' R_HOOK='-' R_SNI='FAIL' R_TLS='FAIL' R_RUN='FAIL' R_WHY=() R_TIME=0
   rm -rf "$k"; mkdir -p "$k/deb" "$k/root" "$k/initrd/bin" "$k/initrd/mods" "$k/out"
   chmod 0777 "$k/deb"
   say "$pkg: downloading"
@@ -207,7 +249,12 @@ run_kernel() { # package -> fills R_* for the table
   # initramfs: static busybox, the modules for virtio 9p (and tls for kTLS), /init
   cp "$BUSYBOX" "$k/initrd/bin/busybox"
   MOD_SEEN=(); MOD_ORDER=()
-  for m in virtio_pci 9pnet_virtio 9p tls; do mod_add "$m"; done
+  for m in virtio_pci 9pnet_virtio 9p; do mod_add "$m"; done
+  # the rest (tls and the crypto it asks for) load on demand from the package's modules:
+  # depmod them here; the guest's modprobe reads them over 9p
+  local modbase=$k/root
+  [ -d "$k/root/lib/modules" ] || ln -s usr/lib "$k/root/lib" # a merged-/usr package
+  depmod -b "$modbase" "$kver" >"$k/depmod.log" 2>&1 || { R_WHY+=("depmod failed: $(tail -n1 "$k/depmod.log")"); return; }
   local i=0 f
   : >"$k/initrd/mods/order"
   for f in "${MOD_ORDER[@]}"; do
@@ -233,9 +280,16 @@ $B mount -t proc proc $H/proc; $B mount -t sysfs sys $H/sys; $B mount -t devtmpf
 $B mount -t tmpfs tmp $H/tmp; $B mount -t tmpfs run $H/run
 $B mount -t tracefs tracefs $H/sys/kernel/tracing; $B mount -t debugfs debugfs $H/sys/kernel/debug
 $B mount -t bpf bpf $H/sys/fs/bpf; $B mount -t cgroup2 cgroup2 $H/sys/fs/cgroup
-$B mkdir -p $H/tmp/out $H/tmp/repo
+$B mkdir -p $H/tmp/out $H/tmp/repo $H/tmp/kmods
 m9p rw out $H/tmp/out
 m9p ro repo $H/tmp/repo
+m9p ro kmods $H/tmp/kmods
+# the kernel's module requests (the first kTLS socket asks for tls, gcm, ctr …) run this
+# helper in the initramfs root: it runs the chroot's modprobe on the package's modules
+$B mkdir -p /sbin
+printf '#!/bin/busybox sh\nexec /bin/busybox chroot /host /sbin/modprobe -d /tmp/kmods "$@"\n' >/sbin/kmprobe
+$B chmod +x /sbin/kmprobe
+echo /sbin/kmprobe >/proc/sys/kernel/modprobe
 $B chroot $H /bin/sh /tmp/out/vm.sh
 echo "init: vm.sh exit $?"
 $B sync
@@ -245,7 +299,8 @@ EOF
   (cd "$k/initrd" && find . | cpio -o -H newc --quiet | gzip -1 >"$k/initrd.gz")
 
   cp "$TMP/tls.py" "$TMP/vm.sh" "$TMP/cert.pem" "$TMP/key.pem" "$k/out/"
-  printf 'NODE=%s\nPYTHON=%s\nSNI_TIMEOUT=%s\n' "$NODE" "$PYTHON" "$SNI_TIMEOUT" >"$k/out/env"
+  [ -z "$RUN_FILE" ] || cp "$RUN_FILE" "$k/out/run-file"
+  printf 'NODE=%s\nPYTHON=%s\nSNI_TIMEOUT=%s\nRUN_FILE=%s\n' "$NODE" "$PYTHON" "$SNI_TIMEOUT" "$RUN_FILE" >"$k/out/env"
 
   say "$kver: booting under qemu (TCG; several minutes)"
   qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 -nographic -no-reboot -nic none \
@@ -253,6 +308,7 @@ EOF
     -virtfs local,path=/,mount_tag=host0,security_model=passthrough,readonly=on,multidevs=remap \
     -virtfs local,path="$REPO",mount_tag=repo,security_model=passthrough,readonly=on,multidevs=remap \
     -virtfs local,path="$k/out",mount_tag=out,security_model=passthrough \
+    -virtfs local,path="$modbase",mount_tag=kmods,security_model=passthrough,readonly=on,multidevs=remap \
     </dev/null >"$k/console.log" 2>&1 &
   QPID=$!
   local waited=0
@@ -267,7 +323,11 @@ EOF
   wait "$QPID" 2>/dev/null || true
   QPID=
   R_TIME=$((SECONDS - start))
-  evaluate "$k/out" "$k/console.log"
+  if [ -n "$RUN_FILE" ]; then
+    evaluate_run "$k/out" "$k/console.log"
+  else
+    evaluate "$k/out" "$k/console.log"
+  fi
   if [ "${KM_KEEP:-0}" = 1 ]; then mv "$k" "$TMP/$kver"; fi
 }
 
@@ -332,9 +392,46 @@ EOF
   )
 }
 
+# --run: FILE's exit status; its $KM_OUT goes to OUT_DIR/<release>/.
+evaluate_run() {
+  local o=$1 console=$2
+  R_RUN=FAIL
+  if [ ! -f "$o/uname" ]; then
+    R_WHY+=("the VM never ran the test script; console: $(tr -d '\r' <"$console" | grep -v '^\s*$' | tail -n3 | tr '\n' ' ')")
+    return
+  fi
+  R_KERNEL=$(cat "$o/uname")
+  if [ ! -f "$o/run.rc" ]; then
+    R_WHY+=("$RUN_FILE did not finish (see vm.log)")
+  else
+    R_RUN="exit $(cat "$o/run.rc")"
+    R_WHY+=("$RUN_FILE: $(grep -v '^\s*$' "$o/run.log" | tail -n1)")
+  fi
+  if [ -n "$OUT_DIR" ]; then
+    rm -rf "${OUT_DIR:?}/$R_KERNEL"; mkdir -p "$OUT_DIR/$R_KERNEL"
+    if [ -d "$o/km-out" ]; then cp -a "$o/km-out/." "$OUT_DIR/$R_KERNEL/"; fi
+    cp "$o/run.log" "$OUT_DIR/$R_KERNEL/run.log" 2>/dev/null || true
+    cp "$console" "$OUT_DIR/$R_KERNEL/console.log" 2>/dev/null || true
+  fi
+}
+
 rows=()
 notes=()
 failed=0
+if [ -n "$RUN_FILE" ]; then
+  for pkg in "${kernels[@]}"; do
+    run_kernel "$pkg"
+    [ "$R_RUN" = "exit 0" ] || failed=1
+    rows+=("$(printf '%-22s %-6s %s' "$R_KERNEL" "${R_TIME}s" "$R_RUN")")
+    for w in "${R_WHY[@]}"; do notes+=("$R_KERNEL: $w"); done
+  done
+  echo
+  printf '%-22s %-6s %s\n' KERNEL TIME "RUN ${RUN_FILE##*/}"
+  printf '%s\n' "${rows[@]}"
+  echo
+  printf '%s\n' "${notes[@]}"
+  exit "$failed"
+fi
 for pkg in "${kernels[@]}"; do
   run_kernel "$pkg"
   [ "$R_SNI" = pass ] && [ "$R_TLS" = pass ] || failed=1

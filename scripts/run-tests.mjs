@@ -3,7 +3,11 @@
 // parallel, then integration tests (root, real kernel and runtimes) one file at a time so
 // they do not compete for the two cores and the shared daemons.
 // Then the browser tests (the web UI in Debian's chromium, as root), also one file at a time.
-// usage: node scripts/run-tests.mjs [unit|integration|browser] [name-filter]
+// Then, as root, the kernels phase: the kTLS tests (test/kernels) in qemu guests of Debian's
+// 6.1 and 6.12 kernels (scripts/kernel-matrix.sh --run test/kernels/guest.sh; about 4-6 min
+// per kernel under TCG on 2 cores, downloads one kernel package each from apt).
+// usage: node scripts/run-tests.mjs [unit|integration|browser|kernels] [name-filter]
+// TLSCOPE_KERNELS="6.1 6.12" picks the kernels; TLSCOPE_KERNELS=none skips the phase.
 import { readdirSync, statSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +69,31 @@ for (const [suite, concurrency] of [['unit', 2], ['integration', 1], ['browser',
   for (const k of Object.keys(totals)) {
     const m = new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text);
     if (m) totals[k] += Number(m[1]);
+  }
+}
+const kernels = (process.env.TLSCOPE_KERNELS ?? '6.1 6.12').split(/\s+/).filter((k) => k && k !== 'none');
+if ((which === 'all' || which === 'kernels') && stoppedBy === undefined && kernels.length > 0) {
+  const out = join(tapDir, 'kernels');
+  console.log(`\n# kernels: ${kernels.join(', ')} under qemu (test/kernels)`);
+  if (process.getuid?.() !== 0) {
+    console.log('# kernels: skipped: needs root (it boots qemu guests that load BPF)');
+  } else {
+    const status = await new Promise((resolve) => {
+      current = spawn('bash', [join(root, 'scripts', 'kernel-matrix.sh'), '--run', join(root, 'test', 'kernels', 'guest.sh'), '--out', out, ...kernels], { stdio: 'inherit', cwd: root });
+      current.on('error', () => resolve(1));
+      current.on('close', (code) => resolve(code ?? 1));
+    });
+    current = undefined;
+    if (status !== 0) failed = true;
+    for (const k of existsSync(out) ? readdirSync(out) : []) {
+      const tap = join(out, k, 'kernels.tap');
+      const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+      if (text === '') failed = true;
+      for (const key of Object.keys(totals)) {
+        const m = new RegExp(`^# ${key} (\\d+)$`, 'm').exec(text);
+        if (m) totals[key] += Number(m[1]);
+      }
+    }
   }
 }
 rmSync(tapDir, { recursive: true, force: true });

@@ -20,7 +20,8 @@ if [ "$want_tests" = 1 ]; then
   pkgs+=(curl openssl python3 gnutls-bin golang-go iproute2 jq
          tcpdump tshark bpftrace libpcap-dev libssl-dev
          docker.io containerd runc podman containernetworking-plugins busybox-static
-         chromium fonts-dejavu-core)  # the web UI's browser tests (playwright-core drives chromium; no browser download)
+         chromium fonts-dejavu-core  # the web UI's browser tests (playwright-core drives chromium; no browser download)
+         qemu-system-x86 cpio kmod xz-utils) # npm test's kernels phase (qemu guests)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then

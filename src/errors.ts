@@ -42,9 +42,9 @@ export class NotSupportedError extends TlscopeError {
 
 /** Operation refused for lack of privilege. */
 export class PermissionError extends TlscopeError {
-  constructor(message: string, cause?: unknown) {
+  constructor(message: string, cause?: unknown, hint?: string) {
     super('ERR_PERMISSION', message, {
-      hint: 'run as root, or with CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN',
+      hint: hint ?? 'run as root, or with the capabilities `tlscope doctor` names for the command',
       exitCode: 4,
       ...(cause === undefined ? {} : { cause }),
     });

@@ -13,7 +13,7 @@ enum tls_source {
 	TLS_SRC_OPENSSL = 1, /* libssl 1.1/3, BoringSSL, and binaries exporting SSL_* (node) */
 	TLS_SRC_GNUTLS = 2,
 	TLS_SRC_GO = 3,      /* crypto/tls */
-	TLS_SRC_KTLS = 4,    /* reserved: kernel TLS */
+	TLS_SRC_KTLS = 4,    /* kernel TLS (bpf/ktls.bpf.c) */
 };
 
 enum tls_func {
@@ -25,13 +25,15 @@ enum tls_func {
 	TLS_FN_GNUTLS_RECV = 6,
 	TLS_FN_GO_WRITE = 7,
 	TLS_FN_GO_READ = 8,
-	TLS_FN_KTLS_SENDMSG = 9, /* reserved */
-	TLS_FN_KTLS_RECVMSG = 10, /* reserved */
+	TLS_FN_KTLS_SENDMSG = 9,
+	TLS_FN_KTLS_RECVMSG = 10,
 	/* OpenSSL 3's ssl_write_internal/ssl_read_internal (not exported; found by the finder in
 	 * src/gadgets/tls/openssl-finder.ts): what SSL_write(_ex)/SSL_read(_ex) and the SSL BIO
 	 * (BIO_f_ssl, e.g. `openssl s_server -www`) all call. Same arguments as the _ex forms. */
 	TLS_FN_SSL_WRITE_INTERNAL = 11,
 	TLS_FN_SSL_READ_INTERNAL = 12,
+	TLS_FN_KTLS_SENDPAGE = 13,    /* before Linux 6.5: sendfile/splice into a kTLS socket */
+	TLS_FN_KTLS_SPLICE_READ = 14, /* splice out of a kTLS socket */
 };
 
 enum tls_direction {
@@ -48,6 +50,32 @@ enum tls_tuple_source {
 };
 
 #define TLS_F_TRUNCATED 1 /* max_bytes cut the call's data: captured_len < total_len */
+/* (2 is TLS_F_FAULT in the objects) */
+#define TLS_F_KTLS 4      /* a library call whose bytes went through kTLS (seen by both; shown once) */
+
+/* A call in progress. C libraries: keyed by thread (goid 0). Go: by goroutine (tid 0). */
+struct tls_call_key {
+	__u32 tgid;
+	__u32 tid;
+	__u64 goid;
+};
+
+struct tls_call {
+	__u64 start_ns;
+	__u64 conn;
+	__u64 buf;
+	__u64 outlen; /* size_t * of the *_ex functions */
+	__u64 sp;     /* stack pointer at entry: tells an outer call from one nested inside it */
+	__u8 source;
+	__u8 func;
+	__u8 direction;
+	__u8 flags;    /* TLS_CALL_* */
+	__u32 file_id; /* attach cookie of the entry probe */
+};
+
+/* tls_call.flags: the kTLS hooks saw this call's bytes in the kernel (bpf/ktls.bpf.c) */
+#define TLS_CALL_KTLS 1
+
 
 /* One ring record: a chunk of one call's plaintext. A call that moved more than TLS_CHUNK
  * bytes comes as several records in order (offset), all with the same tid and start_ns. */

@@ -12,6 +12,8 @@ import { NotSupportedError, errorMessage } from '../errors.js';
 import { symbolOffsets } from '../elf/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
+import { bpfCapable } from './caps.js';
+import { ktlsSupport } from './ktls.js';
 import { ensureTracefs } from './tracefs.js';
 import { hasCaps } from './privileges.js';
 import { FAN_MARK_ADD, FAN_OPEN_EXEC_PERM, FanotifyGroup } from './fanotify.js';
@@ -80,7 +82,7 @@ const probes: Record<FeatureName, Probe> = {
     run() {
       const why = libbpfUnavailable();
       if (why !== undefined) throw new NotSupportedError('bpf', `${why}; install libbpf1 (Debian/Ubuntu)`);
-      if (c.geteuid() !== 0 && !hasCaps()) throw new NotSupportedError('bpf', 'not root and lacking CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN+CAP_SYS_ADMIN');
+      if (!bpfCapable()) throw new NotSupportedError('bpf', 'lacking CAP_BPF (or CAP_SYS_ADMIN): run as root');
       withObject('probe_socket_filter', () => {});
     },
   },
@@ -96,6 +98,7 @@ const probes: Record<FeatureName, Probe> = {
     since: '5.8',
     run() {
       const BPF_MAP_TYPE_RINGBUF = 27;
+      if (!bpfCapable()) throw new NotSupportedError('ringbuf', 'lacking CAP_BPF (or CAP_SYS_ADMIN) to create BPF maps');
       const r = bpf.probe_map_type(BPF_MAP_TYPE_RINGBUF, null) as number;
       if (r !== 1) throw new NotSupportedError('ringbuf', r === 0 ? 'the kernel has no BPF_MAP_TYPE_RINGBUF' : `probe failed (${r})`);
     },
@@ -232,10 +235,9 @@ const probes: Record<FeatureName, Probe> = {
     title: 'kernel TLS (kTLS)',
     since: '4.13',
     run() {
-      const ulps = readFileSync('/proc/sys/net/ipv4/tcp_available_ulp', 'utf8');
-      if (/\btls\b/.test(ulps)) return;
-      if (tlsModuleExists()) return; // loads on the first setsockopt(TCP_ULP, "tls")
-      throw new NotSupportedError('ktls', 'the kernel has no CONFIG_TLS (no "tls" upper-layer protocol and no tls module)');
+      // a real setsockopt(TCP_ULP, "tls") on a loopback socket, then the hooks (src/ebpf/ktls.ts)
+      const s = ktlsSupport();
+      if (!s.supported) throw new NotSupportedError('ktls', s.reason ?? 'not supported');
     },
   },
 };
@@ -249,7 +251,6 @@ function tlsModuleExists(): boolean {
   }
 }
 
-export { hasCaps } from './privileges.js';
 
 /** Words for an errno or error that a user can act on. */
 function explain(feature: FeatureName, e: unknown): string {

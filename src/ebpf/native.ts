@@ -70,6 +70,10 @@ export const c = {
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, void *val, uint32_t len)'),
   getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)'),
   bind: libc.func('int bind(int fd, void *addr, uint32_t len)'),
+  listen: libc.func('int listen(int fd, int backlog)'),
+  connect: libc.func('int connect(int fd, void *addr, uint32_t len)'),
+  accept4: libc.func('int accept4(int fd, void *addr, void *len, int flags)'),
+  getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
   setns: libc.func('int setns(int fd, int nstype)'),
   open: libc.func('int open(const char *path, int flags)'),
   strerror: libc.func('const char *strerror(int errnum)'),
@@ -185,6 +189,7 @@ export const bpf = {
   map_value_size: bpfFn('uint32_t bpf_map__value_size(void *map)'),
   map_max_entries: bpfFn('uint32_t bpf_map__max_entries(void *map)'),
   map_set_max_entries: bpfFn('int bpf_map__set_max_entries(void *map, uint32_t n)'),
+  map_reuse_fd: bpfFn('int bpf_map__reuse_fd(void *map, int fd)'),
   map_initial_value: bpfFn('void *bpf_map__initial_value(void *map, _Out_ size_t *size)'),
 
   map_lookup_elem: bpfFn('int bpf_map_lookup_elem(int fd, void *key, void *value)'),
@@ -202,7 +207,8 @@ export const bpf = {
 
 /** libbpf log lines (level, text) go to this sink; the loader swaps it around each call. */
 let printSink: ((level: number, line: string) => void) | undefined;
-const printBuf = Buffer.alloc(4096);
+// libbpf prints a whole verifier log with one "%s": 4 KiB cut the reason off
+const printBuf = Buffer.alloc(1 << 20);
 let printRegistered = false;
 
 export function setLibbpfPrintSink(fn: ((level: number, line: string) => void) | undefined): void {

@@ -100,6 +100,8 @@ export interface LoadOptions {
   expectedAttachType?: Record<string, number>;
   /** Program type overrides by program name. */
   programType?: Record<string, number>;
+  /** Maps of this object that are another loaded object's maps (by name: the map to share). */
+  reuseMaps?: Record<string, BpfMap>;
 }
 
 let logLines: string[] = [];
@@ -149,6 +151,10 @@ export class BpfObject {
   }
 
   private configure(opts: LoadOptions): void {
+    for (const [name, shared] of Object.entries(opts.reuseMaps ?? {})) {
+      const r = bpf.map_reuse_fd(this.mapPtr(name), shared.fd) as number;
+      if (r < 0) throw kernelError(`share map ${name}`, r);
+    }
     for (const [name, n] of Object.entries(opts.maxEntries ?? {})) {
       const m = this.mapPtr(name);
       const r = bpf.map_set_max_entries(m, n) as number;

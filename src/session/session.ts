@@ -16,6 +16,7 @@ import { hasContainerFilter, matches, type ContainerSelector } from '../containe
 import type { ContainerInfo } from '../containers/types.js';
 import { errorMessage, PermissionError, UsageError } from '../errors.js';
 import { isPrivileged } from '../ebpf/privileges.js';
+import { COMMAND_CAPABILITIES, requireCapabilities } from '../gadgets/catalog.js';
 import type { CommonEvent, CommonField } from '../fields/common.js';
 import { parseFilter } from '../fields/filter.js';
 import type { GadgetContext, GadgetDefinition, GadgetInstance, ParamValues, ScopeAdapter, Stage } from '../gadgets/definition.js';
@@ -176,7 +177,11 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) throw new UsageError(`the timeout must be positive, got ${opts.timeoutMs} ms`);
     parseFilter(def.fields(params, opts.view), opts.filter);
     // a gadget with kernel requirements needs root (or the capabilities); a kernel-free one does not
-    if (def.requirements.length > 0 && !isPrivileged()) throw new PermissionError(`tlscope ${def.name} needs root`);
+    if (def.requirements.length > 0) {
+      // exactly what this gadget lacks (measured per command, see COMMAND_CAPABILITIES)
+      if (def.name in COMMAND_CAPABILITIES) requireCapabilities(def.name as keyof typeof COMMAND_CAPABILITIES);
+      else if (!isPrivileged()) throw new PermissionError(`tlscope ${def.name} needs root`);
+    }
     return { params, selector };
   }
 

@@ -2,8 +2,9 @@
 /** `tlscope doctor`: what works on this host, probed for real, and what each gadget can do. */
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
+import { bpfCapable, effectiveCapabilities, missingCapabilities } from '../../ebpf/caps.js';
 import { probeAll, type FeatureResult } from '../../ebpf/features.js';
-import { hasCaps, isRoot, libbpfVersion } from '../../ebpf/privileges.js';
+import { isRoot, libbpfVersion } from '../../ebpf/privileges.js';
 import { gadgetCatalog } from '../../gadgets/catalog.js';
 import { TlscopeError } from '../../errors.js';
 import { helpText, parse, str, type OptionSpecs } from '../args.js';
@@ -18,7 +19,7 @@ export const help = helpText(
   'tlscope doctor [-o json]',
   'Probe this host: privileges, libbpf, and each kernel feature tlscope may use (each one loaded\nand attached for real), then say which gadgets can run here and why not.',
   options,
-  'Exit status: 0 when at least one gadget can run, 1 when none can (not root, no BPF).',
+  'Exit status: 0 when at least one gadget can run, 1 when none can (no BPF, no libbpf, or no\ngadget has the capabilities it needs).',
 );
 
 interface GadgetStatus {
@@ -28,7 +29,8 @@ interface GadgetStatus {
 }
 
 interface Report {
-  host: { kernel: string; libbpf: string; privileges: string; privileged: boolean };
+  /** privileged: every gadget has the capabilities it needs (root normally has them all) */
+  host: { kernel: string; libbpf: string; privileges: string; privileged: boolean; capabilities: string[] };
   features: FeatureResult[];
   gadgets: GadgetStatus[];
 }
@@ -46,24 +48,36 @@ export function buildReport(): Report {
   const libbpfMissing = lib.loaded ? undefined : lib.text;
   const libbpf = lib.text;
   const root = isRoot();
-  const privileged = root || hasCaps();
-  const features = privileged && libbpfMissing === undefined ? probeAll() : [];
+  const have = effectiveCapabilities();
+  const canBpf = bpfCapable(have);
+  const lacking = new Map(gadgetCatalog.map((g) => [g.gadget, missingCapabilities(g.caps, have)]));
+  const privileged = [...lacking.values()].every((m) => m.length === 0);
+  const features = canBpf && libbpfMissing === undefined ? probeAll() : [];
   const byName = new Map(features.map((f) => [f.feature, f]));
   const gadgets: GadgetStatus[] = gadgetCatalog.map((g) => {
     const missing = g.requires.filter((group) => !group.some((f) => byName.get(f)?.supported));
-    if (!privileged || libbpfMissing !== undefined) return { gadget: g.gadget, status: 'unavailable', detail: privileged ? libbpf : 'needs root' };
+    if (libbpfMissing !== undefined) return { gadget: g.gadget, status: 'unavailable', detail: libbpf };
+    const caps = lacking.get(g.gadget) ?? [];
+    if (caps.length > 0) return { gadget: g.gadget, status: 'unavailable', detail: `needs ${caps.join(', ')} (or root); it needs ${g.caps.join(', ')}` };
     if (missing.length > 0) {
       const why = missing.map((group) => group.map((f) => { const r = byName.get(f); return `${r?.title ?? f}: ${r?.reason ?? 'not probed'}`; }).join('; and ')).join('; ');
       return { gadget: g.gadget, status: 'unavailable', detail: why };
     }
     const uses = g.uses?.((f) => byName.get(f)?.supported === true);
-    return { gadget: g.gadget, status: g.implemented ? 'ready' : 'not built yet', detail: uses === undefined ? g.what : `${g.what}; ${uses}` };
+    return { gadget: g.gadget, status: g.implemented ? 'ready' : 'not built yet', detail: uses === undefined || uses === '' ? g.what : `${g.what}; ${uses}` };
   });
   return {
-    host: { kernel: kernelName(), libbpf, privileges: root ? 'root' : privileged ? 'capabilities' : 'unprivileged', privileged },
+    host: { kernel: kernelName(), libbpf, privileges: privilegeWords(root, have, lacking), privileged, capabilities: [...have].sort() },
     features,
     gadgets,
   };
+}
+
+function privilegeWords(root: boolean, have: ReadonlySet<string>, lacking: ReadonlyMap<string, readonly string[]>): string {
+  const short = [...lacking].filter(([, m]) => m.length > 0);
+  const who = root ? 'root' : have.size === 0 ? 'unprivileged' : `capabilities ${[...have].sort().join(', ')}`;
+  if (short.length === 0 || (!root && have.size === 0)) return who;
+  return `${who}; missing: ${short.map(([g, m]) => `${g}: ${m.join(', ')}`).join('; ')}`;
 }
 
 function table(rows: string[][]): string {
@@ -87,13 +101,19 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     const rows = [['CHECK', 'STATUS', 'DETAIL']];
     rows.push(['kernel', 'ok', r.host.kernel]);
     rows.push(['libbpf', r.host.libbpf.startsWith('libbpf.so.1') ? 'ok' : 'missing', r.host.libbpf]);
-    rows.push(['privileges', r.host.privileged ? 'ok' : 'missing', r.host.privileged ? r.host.privileges : 'run as root (or with CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN)']);
+    const some = r.gadgets.some((g) => !g.detail.startsWith('needs CAP_'));
+    rows.push(['privileges', r.host.privileged ? 'ok' : some ? 'partial' : 'missing', r.host.privileged ? r.host.privileges : `${r.host.privileges} (run as root, or give each command what its line below names)`]);
     for (const f of r.features) rows.push([`feature: ${f.title}`, f.supported ? 'ok' : 'unavailable', f.supported ? `since Linux ${f.since}` : (f.reason ?? '')]);
     for (const g of r.gadgets) rows.push([`gadget: ${g.gadget}`, g.status, g.detail]);
     ctx.out.write(`${table(rows)}\n`);
   }
   if (!usable) {
-    ctx.err.write(`tlscope: nothing can run on this host: ${r.host.privileged ? r.host.libbpf : 'not root'}\n`);
+    const why = !r.host.libbpf.startsWith('libbpf.so.1')
+      ? r.host.libbpf
+      : r.gadgets.every((g) => g.detail.startsWith('needs CAP_'))
+        ? (isRoot() ? 'root without the capabilities the gadgets need' : 'not root and without the capabilities the gadgets need')
+        : r.gadgets.map((g) => `${g.gadget}: ${g.detail}`).join('; ');
+    ctx.err.write(`tlscope: nothing can run on this host: ${why}\n`);
     return 1;
   }
   return 0;

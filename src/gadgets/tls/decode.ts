@@ -25,7 +25,8 @@ export const TLS_EVENT_LAYOUT = {
 
 export const TLS_HINT_SIZE = 8;
 
-export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'ktls';
+/** `openssl+ktls`, `gnutls+ktls`: a library call whose bytes the kTLS hooks saw too (shown once). */
+export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'ktls' | 'openssl+ktls' | 'gnutls+ktls';
 export type TlsDirection = 'write' | 'read';
 /** How the connection tuple was found: see the README. */
 export type TupleSource = 'socket' | 'session' | 'thread';
@@ -44,11 +45,14 @@ export const FUNCTIONS: Readonly<Record<number, string>> = {
   10: 'tls_sw_recvmsg',
   11: 'ssl_write_internal',
   12: 'ssl_read_internal',
+  13: 'tls_sw_sendpage',
+  14: 'tls_sw_splice_read',
 };
 const TUPLE_SOURCES: Readonly<Record<number, TupleSource>> = { 1: 'socket', 2: 'session', 3: 'thread' };
 
 export const FLAG_TRUNCATED = 1;
 export const FLAG_FAULT = 2;
+export const FLAG_KTLS = 4;
 
 export interface TlsEndpoints {
   family: 4 | 6;
@@ -78,6 +82,11 @@ export interface TlsChunk extends ProcRecord {
   data: Uint8Array;
 }
 
+function withKtls(s: TlsSource, flags: number): TlsSource {
+  if ((flags & FLAG_KTLS) === 0) return s;
+  return s === 'openssl' ? 'openssl+ktls' : s === 'gnutls' ? 'gnutls+ktls' : s;
+}
+
 export function decodeTlsChunk(dv: DataView, off: number, len: number): TlsChunk {
   const L = TLS_EVENT_LAYOUT;
   if (len < L.size) throw new Error(`tls event of ${len} bytes is shorter than its ${L.size}-byte header`);
@@ -101,7 +110,7 @@ export function decodeTlsChunk(dv: DataView, off: number, len: number): TlsChunk
     totalLen: dv.getUint32(off + L.total_len, true),
     capturedLen: dv.getUint32(off + L.captured_len, true),
     offset: dv.getUint32(off + L.offset, true),
-    source: SOURCES[src] ?? 'openssl',
+    source: withKtls(SOURCES[src] ?? 'openssl', dv.getUint8(off + L.flags)),
     func: FUNCTIONS[fn] ?? `function ${fn}`,
     direction: dv.getUint8(off + L.direction) === 1 ? 'read' : 'write',
     flags: dv.getUint8(off + L.flags),

@@ -3,20 +3,26 @@
 import type { GadgetDefinition, ParamValues, Stage } from '../definition.js';
 import { boolParam, intParam, listParam, ringBytes, ringSizeParam } from '../params.js';
 import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from './fields.js';
-import { TlsGadget, type TlsEvent } from './gadget.js';
+import { TlsGadget, type TlsEvent, type TlsSourceName } from './gadget.js';
+import { hasContainerFilter } from '../../containers/selector.js';
 import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
 
-const SOURCE_NAMES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
+const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'ktls'];
 
 function describe(g: TlsGadget): string {
   const files = g.attachedFiles();
-  if (files.length === 0) return `tracing 0 files: no TLS library or Go program in scope yet; new processes and containers are picked up as they start; ${tuples(g)}`;
+  if (files.length === 0) return `tracing 0 files: no TLS library or Go program in scope yet; new processes and containers are picked up as they start; ${tuples(g)}${kernelTls(g)}`;
   const by = new Map<string, number>();
   for (const f of files) by.set(f.source, (by.get(f.source) ?? 0) + 1);
-  return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start; ${tuples(g)}`;
+  return `tracing ${files.length} file${files.length === 1 ? '' : 's'} (${[...by].map(([s, n]) => `${s} ${n}`).join(', ')}); new processes and containers are picked up as they start; ${tuples(g)}${kernelTls(g)}`;
+}
+
+function kernelTls(g: TlsGadget): string {
+  if (g.ktls !== undefined) return `; kTLS: ${g.ktls.hooks === 'fentry' ? 'fentry/fexit' : 'kprobes'} on ${g.ktls.functions.join(', ')}`;
+  return g.ktlsOff === undefined ? '' : `; kTLS: off (${g.ktlsOff})`;
 }
 
 function tuples(g: TlsGadget): string {
@@ -26,7 +32,9 @@ function tuples(g: TlsGadget): string {
 function details(g: TlsGadget): string {
   const s = g.stats();
   const k = g.kernelStats();
-  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes`;
+  const kt = g.ktls?.kernelStats();
+  const ktls = kt === undefined ? '' : `; kTLS: ${kt.calls} calls with data, ${kt.shared} inside library calls (shown as <library>+ktls), ${kt.control} control records skipped, ${kt.peek} MSG_PEEK reads skipped, ${kt.filtered} filtered in the kernel, ${kt.faults} unreadable, ${kt.unknownIter} of unread iterator types`;
+  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}`;
 }
 
 /** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
@@ -61,7 +69,10 @@ export const tlsDefinition: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
   summary: 'Show the plaintext that processes, containers and pods send and receive over TLS, as it\npasses through their TLS library (OpenSSL, GnuTLS, node, Go crypto/tls): no keys, no proxy.',
   about: `How: uprobes on SSL_write/SSL_read/SSL_write_ex/SSL_read_ex (libssl 1.1/3 and binaries
 that export them, such as node), gnutls_record_send/recv, and Go's crypto/tls (*Conn).Write
-and (*Conn).Read (a uprobe on each RET instruction: Go programs do not survive uretprobes).
+and (*Conn).Read (a uprobe on each RET instruction: Go programs do not survive uretprobes);
+kernel TLS (kTLS) sockets at tls_sw_sendmsg/tls_sw_sendpage/tls_sw_recvmsg/tls_sw_splice_read
+(fentry/fexit, or kprobes; source "ktls", sendfile included) where the kernel has kTLS. A
+library call whose bytes also pass kTLS shows once, as source "openssl+ktls".
 Probes go on the files the processes in scope actually map (containers' own copies too), and
 new processes and containers are picked up as they start. Only calls that moved bytes show.
 SRC and DST follow the bytes: local→remote for writes, remote→local for reads. The socket is
@@ -85,7 +96,7 @@ Examples:
       check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
     { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
-    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go (default all)' },
+    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go,ktls (default all; ktls where the kernel has kTLS, see doctor)' },
     ringSizeParam(16),
   ],
   fields: (params, view) => (boolParam(params, 'http') ? tlsHttpFields() : tlsDataFields({ json: view?.json === true, hex: boolParam(params, 'hex') })),
@@ -112,8 +123,9 @@ Examples:
       signal: ctx.signal,
       ...(bytes === undefined ? {} : { ringBytes: bytes }),
       ...(maxBytes === undefined ? {} : { maxBytes }),
-      ...(sources === undefined ? {} : { sources: sources as ProbeSource[] }),
+      ...(sources === undefined ? {} : { sources: sources as TlsSourceName[] }),
       ...(pids === undefined || pids.length === 0 ? {} : { pids }),
+      ...(hasContainerFilter(ctx.selector) ? { ktlsMntnsFilter: true } : {}),
     });
     return {
       events: g,

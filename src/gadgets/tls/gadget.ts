@@ -9,7 +9,10 @@
 import { existsSync } from 'node:fs';
 import type { ContainerIndex } from '../../containers/index.js';
 import type { ContainerSelector } from '../../containers/selector.js';
-import { errorMessage, TlscopeError } from '../../errors.js';
+import { includesHost, hasContainerFilter, matches } from '../../containers/selector.js';
+import { errorMessage, NotSupportedError, TlscopeError } from '../../errors.js';
+import { ktlsSupport, type KtlsHooks } from '../../ebpf/ktls.js';
+import { namespaceInode } from '../../proc/namespaces.js';
 import { probeFeature, requireFeature } from '../../ebpf/features.js';
 import { BPF_TRACE_UPROBE_MULTI, BpfObject, type BpfLink } from '../../ebpf/object.js';
 import { RingBufReader } from '../../ebpf/ringbuf.js';
@@ -20,6 +23,7 @@ import { processAlive } from '../../proc/process.js';
 import { monotonicToEpochMs } from '../clock.js';
 import { CallAssembler, type TlsCall } from './assembler.js';
 import { decodeTlsChunk, decodeTlsHint, type TlsChunk, type TlsDirection, type TlsHint, type TlsSource, type TupleSource } from './decode.js';
+import { KtlsSource, mergeBatches } from './ktls.js';
 import { ProcessScope, type ProcessWatcher } from './process-scope.js';
 import { fileIdentity, planFile, tlsLibrariesUnder, type PlannedProbe, type ProbePlan, type ProbeSource } from './targets.js';
 
@@ -64,7 +68,14 @@ export interface TlsOptions {
   maxBytes?: number;
   /** probe only these processes (host pids): the probes are per process then */
   pids?: readonly number[];
-  sources?: readonly ProbeSource[];
+  /** default: the library sources, and ktls where the kernel has it */
+  sources?: readonly TlsSourceName[];
+  /** kTLS: only the mount namespaces of the scope pass the kernel filter (set for -c/-r/--k8s-*) */
+  ktlsMntnsFilter?: boolean;
+  /** kTLS: force a hook kind (tests) */
+  ktlsHooks?: KtlsHooks;
+  /** told why the kTLS source is off when it was not asked for explicitly */
+  onKtlsOff?: (reason: string) => void;
   signal?: AbortSignal;
   /** things that did not work (a file that could not be probed): told once each */
   onWarning?: (msg: string) => void;
@@ -81,6 +92,8 @@ export interface TlsOptions {
 }
 
 export type TupleHooks = 'sock' | 'syscalls';
+/** What --sources takes: the library sources and the kernel's. */
+export type TlsSourceName = ProbeSource | 'ktls';
 
 const COMMON_PROGRAMS = [
   'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_lib_ret',
@@ -160,7 +173,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
 
   private constructor(obj: BpfObject, opts: TlsOptions) {
     this.obj = obj;
-    this.sources = new Set(opts.sources ?? ALL_SOURCES);
+    this.sources = new Set((opts.sources ?? ALL_SOURCES).filter((s): s is ProbeSource => s !== 'ktls'));
     this.pids = opts.pids?.length ? new Set(opts.pids) : undefined;
     this.warn = opts.onWarning ?? (() => {});
     this.warnGiven = opts.onWarning !== undefined;
@@ -212,6 +225,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       g.links.push(obj.program('tls_exec').attachTrace());
       g.links.push(obj.program('tls_mmap').attachTracepoint('syscalls', 'sys_enter_mmap'));
       g.hintLoop = g.readHints();
+      g.openKtls(opts, maxBytes);
       return g;
     } catch (e) {
       if (g !== undefined) void g.close();
@@ -220,10 +234,56 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     }
   }
 
+  /** The kTLS source (bpf/ktls.bpf.c), when it runs. */
+  ktls: KtlsSource | undefined;
+  /** Why the kTLS source is off (when it was not asked for and the kernel cannot). */
+  ktlsOff: string | undefined;
+
+  private openKtls(opts: TlsOptions, maxBytes: number): void {
+    const asked = opts.sources?.includes('ktls');
+    if (asked === false) return;
+    const support = ktlsSupport();
+    if (!support.supported) {
+      if (asked === true) throw new NotSupportedError('kTLS source', support.reason ?? 'not supported');
+      this.ktlsOff = support.reason ?? 'not supported';
+      opts.onKtlsOff?.(this.ktlsOff);
+      return;
+    }
+    this.ktls = KtlsSource.open({
+      maxBytes,
+      libraryCalls: this.obj.map('tls_calls'),
+      ...(opts.ringBytes === undefined ? {} : { ringBytes: opts.ringBytes }),
+      ...(opts.pids?.length ? { pids: opts.pids } : {}),
+      ...(opts.ktlsMntnsFilter === true ? { mntnsFilter: true } : {}),
+      ...(opts.ktlsHooks === undefined ? {} : { hooks: opts.ktlsHooks }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    });
+  }
+
+  /** kTLS's kernel filter follows the scope: the host's and each in-scope container's mount namespace. */
+  private followKtlsScope(selector: ContainerSelector, index: ContainerIndex | undefined): void {
+    const k = this.ktls;
+    if (k === undefined || !hasContainerFilter(selector)) return;
+    if (includesHost(selector)) {
+      const host = namespaceInode(1, 'mnt');
+      if (host !== undefined) k.allowMntns(host);
+    }
+    if (index === undefined) return;
+    for (const c of index.all()) if (matches(selector, c)) k.allowMntns(c.mntns);
+    this.ktlsUnsubscribe = index.subscribe((e) => {
+      if (!matches(selector, e.container)) return;
+      if (e.type === 'removed') k.dropMntns(e.container.mntns);
+      else k.allowMntns(e.container.mntns);
+    });
+  }
+
+  private ktlsUnsubscribe: (() => void) | undefined;
+
   /** The scope adapter the trace runner drives (see ProcessScope). */
   followScope(selector: ContainerSelector, index: ContainerIndex | undefined, warn: (msg: string) => void, note?: (msg: string) => void): ProcessScope {
     if (!this.warnGiven) this.warn = warn;
     if (note !== undefined) this.note = note;
+    this.followKtlsScope(selector, index);
     return new ProcessScope(this, selector, index, warn);
   }
 
@@ -414,24 +474,30 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<TlsEvent[]> {
+    const sources: AsyncIterable<TlsCall[]>[] = [this.libraryCalls()];
+    if (this.ktls !== undefined) sources.push(this.ktls.calls());
+    for await (const calls of mergeBatches(sources)) yield calls.map((c) => this.toEvent(c));
+  }
+
+  private async *libraryCalls(): AsyncGenerator<TlsCall[]> {
     for await (const batch of this.reader) {
       const calls: TlsCall[] = [];
       for (const chunk of batch) this.assembler.push(chunk, calls);
       this.assembler.expire(calls);
-      if (calls.length > 0) yield calls.map((c) => this.toEvent(c));
+      if (calls.length > 0) yield calls;
     }
     const rest: TlsCall[] = [];
     this.assembler.flush(rest);
-    if (rest.length > 0) yield rest.map((c) => this.toEvent(c));
+    if (rest.length > 0) yield rest;
   }
 
   stats(): TlsStats {
     return {
       events: this.events,
-      lost: this.reader.lost(),
+      lost: this.reader.lost() + (this.ktls?.lost() ?? 0n),
       bytes: this.bytes,
       truncatedCalls: this.truncated,
-      incompleteCalls: this.assembler.incomplete,
+      incompleteCalls: this.assembler.incomplete + (this.ktls?.incompleteCalls ?? 0),
       decodeErrors: this.reader.stats.decodeErrors,
       files: [...this.files.values()].filter((f) => f.plans.length > 0).length,
       links: [...this.files.values()].reduce((n, f) => n + f.links.length, 0),
@@ -483,6 +549,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     this.hintListeners.clear();
     await this.hintReader.close({ drain: false });
     await this.hintLoop;
+    this.ktlsUnsubscribe?.();
+    await this.ktls?.close();
     await this.reader.close();
     this.finalKernelStats = this.kernelStats();
     this.obj.close();

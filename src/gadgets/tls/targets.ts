@@ -12,7 +12,8 @@ import { functionReturns, goAbi, goFunctions, isGoBinary, readGoBuildInfo } from
 import type { TlsSource } from './decode.js';
 import { findOpenSslFunctions, hasOpenSsl3 } from './openssl-finder.js';
 
-export type ProbeSource = Exclude<TlsSource, 'ktls'>;
+/** The library sources (probed per file); the kernel's is `ktls` (ktls.ts). */
+export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go'>;
 
 export interface PlannedProbe {
   /** BPF program in tls.bpf.c */

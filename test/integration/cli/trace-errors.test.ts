@@ -41,8 +41,8 @@ test('--help teaches: scope rules, examples and every field', () => {
 test('not root: trace sni refuses with the privileges it needs (exit 4)', { skip: notRoot }, () => {
   const r = tlscope(['trace', 'sni', '--timeout', '1'], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all']);
   assert.equal(r.status, 4, r.stderr);
-  assert.match(r.stderr, /needs root/);
-  assert.match(r.stderr, /hint: run as root, or with CAP_BPF/);
+  assert.match(r.stderr, /tlscope trace sni needs CAP_BPF, CAP_PERFMON, CAP_NET_RAW/);
+  assert.match(r.stderr, /hint: run as root, or with CAP_BPF, CAP_PERFMON, CAP_NET_RAW/);
 });
 
 test('a container that never appears: said to be awaited, then an error at --timeout', { skip: notRoot }, () => {

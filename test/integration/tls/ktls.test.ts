@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The kTLS source on this host. The tests that drive kernel TLS sockets are in
+ * test/kernels/ktls.test.ts and run in qemu guests (Debian 6.1 and 6.12, npm test's kernels
+ * phase); here, on a kernel without kTLS, they would skip, and this checks the reason they
+ * would give is the measured one and the one doctor and `trace tls --sources ktls` give.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { ktlsSupport } from '../../../src/ebpf/ktls.js';
+import { notRoot } from '../../helpers/root.js';
+import { CLI } from './helpers.js';
+
+const support = ktlsSupport();
+
+test('without kTLS: the reason is measured (setsockopt TCP_ULP "tls" on loopback) and doctor and trace tls give it', { skip: notRoot || (support.supported ? 'this kernel has kTLS: the kernel tests (test/kernels) cover it' : false) }, () => {
+  const reason = support.reason ?? '';
+  const ulps = readFileSync('/proc/sys/net/ipv4/tcp_available_ulp', 'utf8');
+  assert.doesNotMatch(ulps, /\btls\b/, 'the "tls" ULP is registered, yet the probe failed');
+  if (!existsSync(`/sys/module/tls`)) assert.match(reason, /CONFIG_TLS|tls module|modprobe tls/);
+  // doctor's kTLS line carries the same words
+  const d = spawnSync(process.execPath, [CLI, 'doctor', '-o', 'json'], { encoding: 'utf8' });
+  const rep = JSON.parse(d.stdout) as { gadgets: { gadget: string; status: string; detail: string }[]; features: { feature: string; supported: boolean; reason?: string }[] };
+  const line = rep.gadgets.find((g) => g.gadget === 'trace tls: kTLS');
+  assert.equal(line?.status, 'unavailable');
+  assert.ok(line?.detail.includes(reason), `doctor: ${line?.detail}`);
+  assert.equal(rep.features.find((f) => f.feature === 'ktls')?.reason, reason);
+  // asked for explicitly, trace tls refuses with it (exit 3: not supported here)
+  const t = spawnSync(process.execPath, [CLI, 'trace', 'tls', '--sources', 'ktls', '--timeout', '5'], { encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(t.status, 0);
+  assert.ok(t.stderr.includes(reason), t.stderr);
+  // by default it runs without kTLS and says why with -v
+  const v = spawnSync(process.execPath, [CLI, 'trace', 'tls', '-v', '--timeout', '2', '-o', 'json'], { encoding: 'utf8', timeout: 90_000 });
+  assert.equal(v.status, 0, v.stderr);
+  assert.ok(v.stderr.includes(`kTLS: off (${reason})`), v.stderr);
+});
