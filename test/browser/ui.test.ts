@@ -68,6 +68,15 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 }
 
+/** Waits for an async condition (the page's CSP forbids the string form of waitForFunction). */
+async function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function row(path: string, comm = 'curl'): string {
   return `[data-test=row][data-path="${path}"][data-comm="${comm}"]`;
 }
@@ -174,7 +183,7 @@ test('a query narrows the table; a bad one says where it is wrong', { skip }, as
   const before = await page.locator('[data-test=count-shown] b').textContent();
   await page.fill('[data-test=query]', 'proc.comm==curl,http.path~^/orders/4[23]');
   await page.press('[data-test=query]', 'Enter');
-  await page.waitForFunction('document.querySelectorAll("[data-test=row]").length === 2', undefined, { timeout: 20_000 });
+  await poll('the table to narrow to two rows', async () => (await page.locator('[data-test=row]').count()) === 2);
   const paths = await page.locator('[data-test=row]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-path')));
   assert.deepEqual(paths.sort(), ['/orders/42?n=0', '/orders/43?n=1']);
   assert.notEqual(await page.locator('[data-test=count-shown] b').textContent(), before);

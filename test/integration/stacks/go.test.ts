@@ -31,7 +31,7 @@ after(async () => {
   await py?.close();
   work?.remove();
   assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events?, 0 lost/);
+  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
 });
 
 /** Random bytes without a newline, then one: the server reads up to it. */

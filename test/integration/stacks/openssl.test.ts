@@ -34,7 +34,7 @@ after(async () => {
   await py?.close();
   work?.remove();
   assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events?, 0 lost/);
+  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
 });
 
 function escape(s: string): string {
