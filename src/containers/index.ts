@@ -51,6 +51,11 @@ export type ContainerIndexEvent =
 // only a returned thenable is waited for.
 export type ContainerIndexListener = (event: ContainerIndexEvent) => unknown;
 
+/** An event this close (ms) to a namespace's change of hands counts for the newer holder. */
+const RECYCLE_SLACK_MS = 5;
+/** How long a removed container's namespace is remembered for late attribution (ms). */
+const RETIRED_KEEP_MS = 30_000;
+
 /** The container start hook's state: whether containers are known before they start. */
 export interface HookStatus {
   /** The hook is watching the runtimes' starts now. */
@@ -109,6 +114,9 @@ export class ContainerIndex {
   private hostNs: ProcessNamespaces | undefined;
   private readonly hookSettings: ContainerHookSettings | undefined;
   private hook: ContainerHook | undefined;
+  /** When each entry was learnt (ms), and what held each namespace before (see byMntns). */
+  private readonly since = new Map<ContainerInfo, number>();
+  private readonly retired = new Map<number, { container: ContainerInfo; since: number; until: number }[]>();
   private hookReason: string | undefined;
   /** Promises returned by listeners during the emit in progress (for the start hook to await). */
   private collecting: Promise<unknown>[] | undefined;
@@ -191,8 +199,41 @@ export class ContainerIndex {
     return [...this.lookup.values()];
   }
 
-  byMntns(inode: number): ContainerInfo | undefined {
-    return this.lookup.byMntns(inode);
+  /**
+   * The container in a mount namespace. With `atMs` (the event's wall-clock time): the one that
+   * held the namespace then. Namespace inodes are recycled: a container that exits frees its
+   * inode and the next one may get it within milliseconds, and the start hook indexes the new
+   * one before its first instruction, so an event of the old one that is attributed a little late
+   * must not take the new one's name (seen: 3 of 30 short-lived containerd containers).
+   */
+  byMntns(inode: number, atMs?: number): ContainerInfo | undefined {
+    const current = this.lookup.byMntns(inode);
+    if (atMs === undefined) return current;
+    const since = current === undefined ? undefined : this.since.get(current);
+    if (current !== undefined && (since === undefined || atMs >= since - RECYCLE_SLACK_MS)) return current;
+    const past = this.retired.get(inode);
+    if (past !== undefined) {
+      for (let i = past.length - 1; i >= 0; i--) {
+        const r = past[i]!;
+        if (atMs >= r.since - RECYCLE_SLACK_MS && atMs <= r.until + RECYCLE_SLACK_MS) return r.container;
+      }
+    }
+    return current;
+  }
+
+  /** Remembers a removed container's namespace for a while, for events attributed late. */
+  private retire(c: ContainerInfo): void {
+    const now = Date.now();
+    const list = this.retired.get(c.mntns) ?? [];
+    list.push({ container: c, since: this.since.get(c) ?? 0, until: now });
+    while (list.length > 4) list.shift();
+    this.retired.set(c.mntns, list);
+    this.since.delete(c);
+    for (const [ns, l] of this.retired) {
+      const kept = l.filter((r) => now - r.until < RETIRED_KEEP_MS);
+      if (kept.length === 0) this.retired.delete(ns);
+      else if (kept.length !== l.length) this.retired.set(ns, kept);
+    }
   }
 
   /**
@@ -372,6 +413,7 @@ export class ContainerIndex {
     }
     if (previous === undefined) {
       this.lookup.add(c);
+      this.since.set(c, Date.now());
       this.noteNamespace(c);
       this.owner.set(key, owner);
       this.scanner.forgetIgnored(c.mntns);
@@ -388,6 +430,8 @@ export class ContainerIndex {
     this.lookup.delete(previous);
     this.owner.delete(keyOfContainer(previous));
     this.lookup.add(c);
+    this.since.set(c, previous.mntns === c.mntns ? (this.since.get(previous) ?? Date.now()) : Date.now());
+    this.since.delete(previous);
     this.noteNamespace(c);
     this.owner.set(key, owner);
     this.scanner.forgetIgnored(c.mntns);
@@ -396,6 +440,7 @@ export class ContainerIndex {
 
   private remove(c: ContainerInfo): void {
     if (!this.lookup.delete(c)) return;
+    this.retire(c);
     this.owner.delete(keyOfContainer(c));
     this.emit({ type: 'removed', container: c });
   }

@@ -345,7 +345,7 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     // no process behind it (a hello received from another host): as today, the host's side
     if (mntns === undefined || mntns === 0 || e.proc.pid <= 0) return { kind: 'host' };
     if (mntns === this.hostMnt) return { kind: 'host' };
-    const c = this.index.byMntns(mntns);
+    const c = this.index.byMntns(mntns, e.timestamp);
     if (c !== undefined) return { kind: 'container', c };
     if (this.hostMnt === undefined) return { kind: 'host' }; // no host namespaces known: nothing to hold for
     return { kind: 'unknown', mntns };

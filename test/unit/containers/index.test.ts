@@ -266,11 +266,15 @@ test('a mount namespace inode recycled for a new container replaces the dead ent
   try {
     await index.start();
     await until('watching', () => docker.watching === 1);
+    const before = Date.now(); // an event of the old one, attributed after the new one took the inode
+    await new Promise((r) => setTimeout(r, 20));
     proc.remove(900); // exits; its stop event is lost
     proc.add({ pid: 901, mnt: 5030, net: 6031, cgroup: `/docker/${ID2}` });
     docker.start(container('docker', ID2, 901, { name: 'new' }));
     await until('replaced', () => index.byMntns(5030)?.name === 'new');
     assert.equal(index.size, 1);
+    assert.equal(index.byMntns(5030, before)?.name, 'old', 'an event from before the inode changed hands keeps its container');
+    assert.equal(index.byMntns(5030, Date.now() + 1)?.name, 'new');
   } finally {
     await index.close();
     proc.remove(901);
