@@ -16,6 +16,7 @@ import { JsonWriter } from '../output/json.js';
 import { Session, type SessionMessage, type SessionStats } from '../session/session.js';
 import { bool, helpText, int, parse, str } from './args.js';
 import type { CommandContext } from './context.js';
+import { startCpuProfile } from './profile.js';
 import { outputOptions, paramOptions, paramValuesFrom, scopeOptions, selectorFrom } from './scope.js';
 
 export function traceHelp(def: GadgetDefinition<any, any>): string {
@@ -78,6 +79,7 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
     verbose,
     view: { json: format !== 'columns' },
   });
+  const profile = await startCpuProfile();
   try {
     const pods = selector.k8sNamespace !== undefined || selector.k8sPodName !== undefined || selector.k8sContainerName !== undefined || selector.k8sSelector !== undefined;
     const containers = hasContainerFilter(selector) || selector.host !== true;
@@ -110,5 +112,6 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
     return 0;
   } finally {
     await session.stop();
+    await profile?.stop();
   }
 }

@@ -6,7 +6,7 @@
  * (iced-x86). Uprobes on each RET stand in for a uretprobe, which Go programs do not survive.
  * amd64 only (ELF64 little-endian, x86-64 code).
  */
-import { Decoder, DecoderOptions, Instruction, Mnemonic, Code } from 'iced-x86';
+import { createRequire } from 'node:module';
 import { TlscopeError } from '../errors.js';
 import type { ElfFile } from '../elf/elf.js';
 
@@ -207,8 +207,20 @@ export function goFunctions(elf: ElfFile, names: readonly string[]): Map<string,
   return out;
 }
 
+type Iced = typeof import('iced-x86');
+let iced: Iced | undefined;
+/**
+ * The disassembler is loaded on the first Go binary: its WebAssembly module adds ~25 MB of
+ * resident memory, which a tracer that never meets a Go program should not pay.
+ */
+function disassembler(): Iced {
+  iced ??= createRequire(import.meta.url)('iced-x86') as Iced;
+  return iced;
+}
+
 /** File offsets of every RET instruction in `code`, which is loaded at `address` and read from `fileOffset`. */
 export function returnOffsets(code: Uint8Array, address: bigint, fileOffset: number): number[] {
+  const { Decoder, DecoderOptions, Instruction, Mnemonic, Code } = disassembler();
   const decoder = new Decoder(64, code, DecoderOptions.None);
   const ins = new Instruction();
   const out: number[] = [];
