@@ -17,8 +17,8 @@
  *   npm run build && node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3]
  *       [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR]
  *
- * --buffer gives tcpdump -B and tlscope -B the same ring; without it each uses its default
- * (tcpdump 2 MiB, tlscope 8 MiB). Needs root, tcpdump and iproute2. Prints a markdown table;
+ * Both tools get the same ring (tcpdump -B, tlscope -B): 8 MiB, tlscope's default, unless
+ * --buffer KiB says otherwise (a comparison at unequal rings is not one). Needs root, tcpdump and iproute2. Prints a markdown table;
  * writes JSON to bench/out/. Everything made here (namespace, veth, processes, files) is
  * removed at the end, also on failure or Ctrl-C.
  */
@@ -39,7 +39,7 @@ interface Options {
   seconds: number;
   reps: number;
   scenarios: string[];
-  bufferKiB: number | undefined;
+  bufferKiB: number;
   snaplen: number | undefined;
   dir: string | undefined;
   /** before each run, wait (up to quietWaitS) until the machine is at most this % busy */
@@ -79,7 +79,7 @@ function parseOptions(argv: string[]): Options {
     seconds: numberOption('seconds', v['seconds'], 1) ?? 5,
     reps: numberOption('reps', v['reps'], 1) ?? 3,
     scenarios: listOption(v['scenario'] ?? v['scenarios']) ?? ['gso', 'mtu'],
-    bufferKiB: numberOption('buffer', v['buffer'], 1),
+    bufferKiB: numberOption('buffer', v['buffer'], 1) ?? 8192,
     snaplen: numberOption('snaplen', v['snaplen'], 1),
     dir: typeof v['dir'] === 'string' ? v['dir'] : undefined,
     quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 15,
@@ -223,7 +223,7 @@ async function runOnce(o: Options, scenario: string, rep: number, dir: string): 
     const backgroundBusyPct = await waitForQuiet(o);
     await bed.open(scenario);
     const sinkPid = bed.sink?.pid as number;
-    const common = [...(o.bufferKiB === undefined ? [] : ['-B', String(o.bufferKiB)]), ...(o.snaplen === undefined ? [] : ['-s', String(o.snaplen)])];
+    const common = ['-B', String(o.bufferKiB), ...(o.snaplen === undefined ? [] : ['-s', String(o.snaplen)])];
     const tcpdump = new Proc('tcpdump', 'ip', ['netns', 'exec', bed.ns, 'tcpdump', '-i', bed.nsIf, '-w', files.tcpdump, '-Z', 'root', ...common, filter]);
     activeProcs.add(tcpdump);
     const tlscope = new Proc('tlscope', process.execPath, [BIN, 'capture', '--pid', String(sinkPid), '-i', bed.nsIf, '-w', files.tlscope, ...common, filter]);
@@ -281,6 +281,25 @@ function table(runs: RunResult[], o: Options): string {
   return markdownTable(head, 'llrrrrrrr', rows);
 }
 
+/** issue 15's targets at equal rings: CPU per packet written ≤ tcpdump's, drop share ≤ tcpdump's. */
+function targets(runs: RunResult[], o: Options): string {
+  const out: string[] = [];
+  for (const scenario of o.scenarios) {
+    const rs = runs.filter((r) => r.scenario === scenario);
+    if (rs.length === 0) continue;
+    const per = (tool: Tool): { cpuPerPkt: number; dropShare: number } => {
+      const ts = rs.map((r) => r.results.find((x) => x.tool === tool) as ToolResult);
+      const recv = ts.reduce((n, t) => n + t.received, 0);
+      return { cpuPerPkt: median(ts.map((t) => t.cpuPct / Math.max(1, t.pps))), dropShare: recv ? ts.reduce((n, t) => n + t.dropped, 0) / recv : 0 };
+    };
+    const td = per('tcpdump');
+    const tl = per('tlscope');
+    const cpu = tl.cpuPerPkt / Math.max(1e-12, td.cpuPerPkt);
+    out.push(`target ${scenario}: tlscope CPU per packet ×${cpu.toFixed(2)} tcpdump's (target ≤ 1: ${cpu <= 1 ? 'met' : 'not met'}); drops ${(100 * tl.dropShare).toFixed(2)} % vs ${(100 * td.dropShare).toFixed(2)} % (target ≤ tcpdump's: ${tl.dropShare <= td.dropShare ? 'met' : 'not met'})`);
+  }
+  return out.join('\n');
+}
+
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('bench/capture needs root (network namespaces, packet sockets)');
@@ -316,8 +335,8 @@ async function main(): Promise<void> {
   }
   const tcpdumpVersion = /tcpdump version (\S+)/.exec(sh('tcpdump', ['--version']))?.[1] ?? '?';
   const busiest = Math.max(...runs.map((r) => r.backgroundBusyPct));
-  const header = `tcpdump ${tcpdumpVersion} vs tlscope capture, ${o.seconds} s of traffic × ${o.reps} rep(s), machine at most ${busiest.toFixed(0)} % busy before a run, files in ${o.dir ?? tmpdir()}, ring: ${o.bufferKiB === undefined ? 'each tool\'s default (tcpdump 2 MiB, tlscope 8 MiB)' : `${o.bufferKiB} KiB for both`}, snap length ${o.snaplen ?? 262144}`;
-  process.stdout.write(`\n${header}\n\n${table(runs, o)}\n`);
+  const header = `tcpdump ${tcpdumpVersion} vs tlscope capture, ${o.seconds} s of traffic × ${o.reps} rep(s), machine at most ${busiest.toFixed(0)} % busy before a run, files in ${o.dir ?? tmpdir()}, ring: ${o.bufferKiB} KiB for both, snap length ${o.snaplen ?? 262144}`;
+  process.stdout.write(`\n${header}\n\n${table(runs, o)}\n\n${targets(runs, o)}\n`);
   const file = writeResults('capture', { options: o, tcpdumpVersion, runs });
   process.stderr.write(`results: ${file}\n`);
 }

@@ -49,6 +49,12 @@ interface Options {
   tlscopeArgs: string[];
 }
 
+/** tlscope's ring for the run (its default, 32 MiB, or --tlscope-args "--ring-size N"); tshark gets the same capture buffer (-B, MiB). */
+function ringMiB(o: Options): number {
+  const i = o.tlscopeArgs.indexOf('--ring-size');
+  return i >= 0 ? Number(o.tlscopeArgs[i + 1]) : 32;
+}
+
 function parseOptions(argv: string[]): Options {
   const v = benchOptions(argv, {
     quick: { type: 'boolean' }, count: { type: 'string' }, rates: { type: 'string' }, seconds: { type: 'string' }, pq: { type: 'boolean' }, 'no-pq': { type: 'boolean' },
@@ -232,7 +238,7 @@ async function runScenario(sc: Scenario, o: Options, gen: string, helloFile: str
       closeSync(fd1);
       tlsErr = collect(tlscope, 'stderr');
       const fd2 = openSync(tsharkOut, 'w');
-      tshark = spawn('tshark', ['-i', 'lo', '-n', '-l', '-f', `tcp dst port ${port}`, '-d', `tcp.port==${port},tls`, '-Y', 'tls.handshake.extensions_server_name', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name'], { stdio: ['ignore', fd2, 'pipe'] });
+      tshark = spawn('tshark', ['-i', 'lo', '-B', String(ringMiB(o)), '-n', '-l', '-f', `tcp dst port ${port}`, '-d', `tcp.port==${port},tls`, '-Y', 'tls.handshake.extensions_server_name', '-T', 'fields', '-e', 'tls.handshake.extensions_server_name'], { stdio: ['ignore', fd2, 'pipe'] });
       closeSync(fd2);
       tsharkErr = collect(tshark, 'stderr');
       // both are capturing once a warm-up hello shows in both outputs
@@ -375,12 +381,18 @@ async function main(): Promise<void> {
     }
 
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Linux ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}, node ${process.version}, ${execFileSync('tshark', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
-    process.stdout.write(`\n## bench/sni — ${built.bytes.length}-byte ClientHellos, one TCP connection each, 127.0.0.1; tlscope trace sni --host -o json -v ${o.tlscopeArgs.join(' ')}\n\n${machine}\n\n${table(results)}\n\n`);
+    process.stdout.write(`\n## bench/sni — ${built.bytes.length}-byte ClientHellos, one TCP connection each, 127.0.0.1; tlscope trace sni --host -o json -v ${o.tlscopeArgs.join(' ')}; tshark -B ${ringMiB(o)} (the same ${ringMiB(o)} MiB as tlscope's ring)\n\n${machine}\n\n${table(results)}\n\n`);
     const withTracers = results.filter((r) => r.tlscope !== undefined && r.tshark !== undefined);
     for (const r of withTracers) {
       const tl = r.tlscope!;
       const ts = r.tshark!;
       process.stdout.write(`${r.scenario}: tlscope saw ${pct(tl.seen, r.sent)} with ${fmt(tl.cpuNs / 1e9, 2)} s CPU (${tl.lost} lost in the ring), tshark ${pct(ts.seen, r.sent)} with ${fmt(ts.cpuNs / 1e9, 2)} s (${ts.lost} packets dropped); tshark used ${fmt(ts.cpuNs / Math.max(1, tl.cpuNs), 1)}× tlscope's CPU; machine ${fmt(r.machineBusyPct, 0)} % busy (before: ${fmt(r.backgroundBusyPct, 0)} %)\n`);
+    }
+    // issue 15's target: CPU per hello at most 1/5 of tshark's on the same hellos (tshark/tlscope ≥ 5×), all seen
+    for (const r of withTracers) {
+      const ratio = r.tshark!.cpuNs / Math.max(1, r.tlscope!.cpuNs);
+      const all = r.tlscope!.seen === r.sent;
+      process.stdout.write(`target ${r.scenario}: tshark/tlscope CPU ${fmt(ratio, 1)}× (target ≥ 5×: ${ratio >= 5 ? 'met' : 'not met'}); tlscope saw ${pct(r.tlscope!.seen, r.sent)} (target 100 %: ${all ? 'met' : 'not met'})\n`);
     }
     const noisy = results.filter((r) => r.backgroundBusyPct > o.quietPct);
     if (noisy.length > 0) process.stdout.write(`\nNote: other work kept the machine above ${o.quietPct} % busy before ${noisy.map((r) => r.scenario).join(', ')}: those numbers are skewed.\n`);

@@ -25,7 +25,7 @@
  * the rest of the added time is the two traps of a uprobe + return probe.
  *
  *   npm run build && node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096]
- *       [--modes none,tlscope,bpftrace] [--quiet-pct 15] [--quiet-wait 60]
+ *       [--modes none,tlscope,tlscope-200,bpftrace] [--quiet-pct 15] [--quiet-wait 60]
  *
  * Before each run it waits until the machine was at most --quiet-pct busy for half a second.
  * Needs root, openssl, bpftool, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
@@ -42,7 +42,10 @@ import { request, response } from './load.js';
 const BIN = join(ROOT, 'dist/src/cli/bin.js');
 const LOAD = join(ROOT, 'dist/bench/tls/load.js');
 
-type Mode = 'none' | 'tlscope' | 'bpftrace';
+/** tlscope-200: tlscope with --max-bytes 200, the same bytes per call as bpftrace's buf() (equal work). */
+type Mode = 'none' | 'tlscope' | 'tlscope-200' | 'bpftrace';
+const MODES: Mode[] = ['none', 'tlscope', 'tlscope-200', 'bpftrace'];
+const isTlscope = (m: Mode): boolean => m === 'tlscope' || m === 'tlscope-200';
 
 interface Options {
   requests: number;
@@ -58,11 +61,11 @@ function options(argv: string[]): Options {
   const v = benchOptions(argv, {
     quick: { type: 'boolean' }, requests: { type: 'string' }, reps: { type: 'string' }, body: { type: 'string' }, modes: { type: 'string' },
     'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' },
-  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,bpftrace] [--quiet-pct 15] [--quiet-wait 60]');
+  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,tlscope-200,bpftrace] [--quiet-pct 15] [--quiet-wait 60]');
   const quick = v['quick'] === true; // 300 requests, one rep
-  const modes = (listOption(v['modes']) ?? ['none', 'tlscope', 'bpftrace']).map((m) => {
-    if (m !== 'none' && m !== 'tlscope' && m !== 'bpftrace') throw new Error(`unknown mode ${m}: none, tlscope or bpftrace`);
-    return m;
+  const modes = (listOption(v['modes']) ?? MODES).map((m) => {
+    if (!(MODES as string[]).includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(', ')}`);
+    return m as Mode;
   });
   return {
     requests: quick ? 300 : numberOption('requests', v['requests'], 1) ?? 3000,
@@ -155,7 +158,7 @@ async function capturedBytes(mode: Mode, file: string, pids: Set<number>): Promi
   let lost = 0;
   const rl = createInterface({ input: createReadStream(file) });
   for await (const line of rl) {
-    if (mode === 'tlscope') {
+    if (isTlscope(mode)) {
       if (!line.startsWith('{')) continue;
       let e: { proc: { pid: number }; data: string; dataEncoding: string; lostBytes: number };
       try {
@@ -204,8 +207,9 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const pids = [server.child.pid ?? 0, client.child.pid ?? 0];
   const outFile = join(work, `${mode}-${body}-${rep}.out`);
   let tracer: Proc | undefined;
-  if (mode === 'tlscope') {
-    tracer = start(process.execPath, [BIN, 'trace', 'tls', '-v', ...pids.flatMap((p) => ['-p', String(p)]), '-o', 'json', '--fields', 'proc.pid,len,lostBytes,data,dataEncoding'], { stdout: outFile });
+  if (mode === 'tlscope' || mode === 'tlscope-200') {
+    const cut = mode === 'tlscope-200' ? ['--max-bytes', '200'] : [];
+    tracer = start(process.execPath, [BIN, 'trace', 'tls', '-v', ...cut, ...pids.flatMap((p) => ['-p', String(p)]), '-o', 'json', '--fields', 'proc.pid,len,lostBytes,data,dataEncoding'], { stdout: outFile });
     await until('tlscope', () => /tlscope: tracing \d+ file/.test(tracer!.err) || tracer!.child.exitCode !== null, 120_000);
   } else if (mode === 'bpftrace') {
     const script = join(work, 'trace.bt');
@@ -215,7 +219,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
     await sleep(500); // "Attaching" is printed before the probes are in
   }
   if (tracer !== undefined && tracer.child.exitCode !== null) throw new Error(`${mode} exited: ${tracer.err}`);
-  const stats0 = mode === 'tlscope' ? bpfStats(tracer?.child.pid ?? 0) : [];
+  const stats0 = isTlscope(mode) ? bpfStats(tracer?.child.pid ?? 0) : [];
   const busyBefore = await waitQuiet(o.quietPct, o.quietWaitS);
   const cpu0 = tracer === undefined ? 0 : cpuNs(tracer.child.pid ?? 0);
   const t0 = Date.now();
@@ -225,7 +229,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const cpu1 = tracer === undefined ? 0 : cpuNs(tracer.child.pid ?? 0);
   const result = JSON.parse(client.out.find((l) => l.startsWith('{')) ?? '{}') as { requests: number; seconds: number; requestBytes: number; responseBytes: number };
   await sleep(300); // let the tracer drain
-  const stats1 = mode === 'tlscope' ? bpfStats(tracer?.child.pid ?? 0) : [];
+  const stats1 = isTlscope(mode) ? bpfStats(tracer?.child.pid ?? 0) : [];
   if (tracer !== undefined) await stop(tracer);
   await stop(client, 'SIGTERM');
   await stop(server, 'SIGTERM');
@@ -238,7 +242,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const probeProgs = (xs: ProgStat[]): ProgStat[] => xs.filter((p) => /^tls_(ssl|gnutls|go|lib)_/.test(p.name));
   const delta = (f: (p: ProgStat) => number): number => probeProgs(stats1).reduce((n, p) => n + f(p), 0) - probeProgs(stats0).reduce((n, p) => n + f(p), 0);
   const entries = probeProgs(stats1).filter((p) => !/_ret/.test(p.name)).reduce((n, p) => n + p.runCnt, 0) - probeProgs(stats0).filter((p) => !/_ret/.test(p.name)).reduce((n, p) => n + p.runCnt, 0);
-  const bpfNs = mode === 'tlscope' && entries > 0 ? delta((p) => p.runTimeNs) / entries : undefined;
+  const bpfNs = isTlscope(mode) && entries > 0 ? delta((p) => p.runTimeNs) / entries : undefined;
   return {
     busyBefore,
     bpfNsPerCall: bpfNs,
@@ -297,13 +301,27 @@ async function main(): Promise<void> {
       const rate = median(rs.map((r) => r.rate));
       const share = m === 'none' ? '–' : `${(median(rs.map((r) => r.capturedBytes / r.movedBytes)) * 100).toFixed(1)} %`;
       const cpu = m === 'none' ? '–' : median(rs.map((r) => r.tracerCpuPct ?? 0)).toFixed(1);
-      const lost = m === 'tlscope' ? String(Math.max(...rs.map((r) => r.lostEvents ?? 0))) : '–';
+      const lost = isTlscope(m) ? String(Math.max(...rs.map((r) => r.lostEvents ?? 0))) : '–';
       const added = m === 'none' || !Number.isFinite(calls) || calls === 0 ? '–' : (((1 / rate - 1 / base) * 1e6) / calls).toFixed(1);
       const bpfNs = rs.map((r) => r.bpfNsPerCall).filter((x): x is number => x !== undefined);
       const bpf = bpfNs.length === 0 ? '–' : (median(bpfNs) / 1000).toFixed(2);
       rows.push([m, rate.toFixed(0), m === 'none' ? '1.00' : (rate / base).toFixed(2), share, lost, cpu, m === 'none' ? '–' : calls.toFixed(1), added, bpf]);
     }
     console.log(markdownTable(head, 'lrrrrrrrr', rows, 2));
+    // issue 15's targets: tlscope adds at most bpftrace's latency per call on the same probes (at
+    // equal work: tlscope-200 copies the 200 bytes a call that bpftrace's buf() does), 100 % of bytes
+    const addedOf = (m: Mode): number => {
+      const rate = median(of(m).map((r) => r.rate));
+      return of(m).length === 0 || !Number.isFinite(calls) || calls === 0 ? NaN : ((1 / rate - 1 / base) * 1e6) / calls;
+    };
+    const bt = addedOf('bpftrace');
+    for (const m of ['tlscope', 'tlscope-200'] as Mode[]) {
+      const a = addedOf(m);
+      if (Number.isNaN(a) || Number.isNaN(bt)) continue;
+      console.log(`target body ${body} ${m}: added ${a.toFixed(1)} µs/call vs bpftrace's ${bt.toFixed(1)} (target ≤: ${a <= bt ? 'met' : 'not met'})`);
+    }
+    const full = of('tlscope').map((r) => r.capturedBytes / r.movedBytes);
+    if (full.length > 0) console.log(`target body ${body} tlscope: ${(median(full) * 100).toFixed(1)} % of bytes (target 100 %: ${median(full) >= 1 ? 'met' : 'not met'})`);
   }
   console.log(`\nruns: ${file}`);
 }
