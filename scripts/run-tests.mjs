@@ -8,6 +8,12 @@
 // per kernel under TCG on 2 cores, downloads one kernel package each from apt).
 // usage: node scripts/run-tests.mjs [unit|integration|browser|kernels] [name-filter]
 // TLSCOPE_KERNELS="6.1 6.12" picks the kernels; TLSCOPE_KERNELS=none skips the phase.
+// TLSCOPE_TEST_DIST=DIR runs the suites under DIR/<suite> instead of dist/test/<suite> (the
+// runner's own test, on fixtures; no leftover sweep then).
+//
+// A run fails when a test or a hook (before/after, also inside describe) failed, when the
+// test process failed without a failing test in its report, and when a suite ran files but
+// passed nothing (every test skipped: a non-root run of the integration tests proves nothing).
 import { readdirSync, statSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +21,61 @@ import { spawn } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const [which = 'all', filter] = process.argv.slice(2);
+const fixtureDist = process.env.TLSCOPE_TEST_DIST;
+const distTest = fixtureDist ?? join(root, 'dist', 'test');
+
+/**
+ * Reads a TAP report (node's reporter, nested by indentation): pass/skipped/todo/cancelled
+ * from its summary lines, and the failures counted here. A failure is a `not ok` with no failing
+ * result below it: a failing test, a failing hook (a suite or file reported `not ok` although
+ * its tests passed; a test `not ok # SKIP` because its before hook threw), a file that crashed.
+ * A parent failing only because a subtest failed is not counted again; `not ok # TODO` is not
+ * a failure. (Node's own "# fail" misses hooks that fail inside describe, and a before hook
+ * that throws while the tests skip.)
+ */
+function readTap(text) {
+  const out = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0, failures: [], skipReasons: new Map() };
+  for (const k of ['pass', 'skipped', 'todo', 'cancelled']) {
+    const m = new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text);
+    if (m) out[k] = Number(m[1]);
+  }
+  const failedBelow = new Map(); // indentation → whether something failed at that depth since its parent's result
+  let yaml = false;
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (yaml) {
+      if (t === '...') yaml = false;
+      continue;
+    }
+    if (t === '---') {
+      yaml = true;
+      continue;
+    }
+    const m = /^(\s*)(not ok|ok) \d+(?: - (.*))?$/.exec(line);
+    if (m === null) continue;
+    const depth = m[1].length;
+    const rest = m[3] ?? '';
+    let childFailed = false;
+    for (const [d, f] of failedBelow) {
+      if (d > depth) {
+        childFailed ||= f;
+        failedBelow.delete(d);
+      }
+    }
+    const failed = m[2] === 'not ok' && !/\s#\s*TODO\b/i.test(rest);
+    if (failed && !childFailed) {
+      out.fail++;
+      out.failures.push(/\s#\s*SKIP\b/i.test(rest) ? `${rest.replace(/\s#\s*SKIP\b.*$/i, '')} (its before hook failed)` : rest);
+    }
+    failedBelow.set(depth, (failedBelow.get(depth) ?? false) || failed || childFailed);
+    const skip = m[2] === 'ok' ? /\s#\s*SKIP\b\s*(.*)$/i.exec(rest) : null;
+    if (skip !== null) {
+      const reason = skip[1].trim() || '(no reason given)';
+      out.skipReasons.set(reason, (out.skipReasons.get(reason) ?? 0) + 1);
+    }
+  }
+  return out;
+}
 
 function find(dir) {
   if (!existsSync(dir)) return [];
@@ -37,14 +98,16 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 let failed = false;
 const totals = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
+/** suites that ran files but passed nothing */
+const allSkipped = [];
 const tapDir = mkdtempSync(join(tmpdir(), 'tlscope-tap-'));
 for (const [suite, concurrency] of [['unit', 2], ['integration', 1], ['browser', 1]]) {
   if (which !== 'all' && which !== suite) continue;
   if (stoppedBy !== undefined) break;
-  const files = find(join(root, 'dist', 'test', suite));
+  const files = find(join(distTest, suite));
   if (files.length === 0) continue;
   console.log(`\n# ${suite}: ${files.length} files`);
-  if (suite === 'integration' && process.getuid?.() === 0) {
+  if (suite === 'integration' && process.getuid?.() === 0 && fixtureDist === undefined) {
     // What test processes of an earlier run left behind when they were killed (containers,
     // network namespaces, private daemons): only theirs, and only once they are gone.
     const { sweepLeftovers, describeSweep } = await import(join(root, 'dist', 'test', 'helpers', 'leftovers.js'));
@@ -64,11 +127,23 @@ for (const [suite, concurrency] of [['unit', 2], ['integration', 1], ['browser',
     current.on('close', (code) => resolve(code ?? 1));
   });
   current = undefined;
-  if (status !== 0) failed = true;
   const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
-  for (const k of Object.keys(totals)) {
-    const m = new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text);
-    if (m) totals[k] += Number(m[1]);
+  const r = readTap(text);
+  if (status !== 0 && r.fail === 0) {
+    // it failed, yet no test or hook says so: the process itself (a crash, a hang killed)
+    r.fail = 1;
+    r.failures.push(`the ${suite} test process exited with ${status} and no failing test in its report`);
+  }
+  if (status !== 0 || r.fail > 0) failed = true;
+  for (const k of Object.keys(totals)) totals[k] += k === 'fail' ? r.fail : r[k];
+  if (r.fail > 0) console.log(`\n# ${suite}: ${r.fail} failed: ${r.failures.join('; ')}`);
+  if (r.pass === 0) {
+    // every test skipped (or none ran): the suite proved nothing, so the run does not pass
+    failed = true;
+    const reasons = [...r.skipReasons].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([why, n]) => `${n}× ${why}`).join('; ');
+    const said = `# ${suite}: no test passed (${r.skipped} skipped${reasons === '' ? '' : `: ${reasons}`})`;
+    console.log(`\n${said}`);
+    allSkipped.push(suite);
   }
 }
 const kernels = (process.env.TLSCOPE_KERNELS ?? '6.1 6.12').split(/\s+/).filter((k) => k && k !== 'none');
@@ -89,10 +164,12 @@ if ((which === 'all' || which === 'kernels') && stoppedBy === undefined && kerne
       const tap = join(out, k, 'kernels.tap');
       const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
       if (text === '') failed = true;
-      for (const key of Object.keys(totals)) {
-        const m = new RegExp(`^# ${key} (\\d+)$`, 'm').exec(text);
-        if (m) totals[key] += Number(m[1]);
+      const r = readTap(text);
+      if (r.fail > 0) {
+        failed = true;
+        console.log(`\n# kernels ${k}: ${r.fail} failed: ${r.failures.join('; ')}`);
       }
+      for (const key of Object.keys(totals)) totals[key] += key === 'fail' ? r.fail : r[key];
     }
   }
 }
@@ -102,5 +179,5 @@ if (stoppedBy !== undefined) {
   process.exit(stoppedBy === 'SIGINT' ? 130 : 143);
 }
 // One closing line for the whole run (unit + integration).
-console.log(`\n${totals.pass} passed, ${totals.fail + totals.cancelled} failed, ${totals.skipped} skipped`);
+console.log(`\n${totals.pass} passed, ${totals.fail} failed, ${totals.skipped} skipped${totals.cancelled > 0 ? ` (${totals.cancelled} cancelled)` : ''}${allSkipped.length > 0 ? `; no test passed in ${allSkipped.join(', ')}` : ''}`);
 process.exit(failed || totals.pass === 0 ? 1 : 0);

@@ -8,7 +8,8 @@ import { release } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { hasContainerFilter, type ContainerSelector } from '../../containers/selector.js';
 import { TlscopeError, errorMessage } from '../../errors.js';
-import { captureDefinition, MAX_SNAPLEN, type CapturedPacket } from '../../gadgets/capture/definition.js';
+import { captureDefinition, compileCaptureQuery, MAX_SNAPLEN, queryReadsOwners, type CapturedPacket } from '../../gadgets/capture/definition.js';
+import { packetFields } from '../../gadgets/capture/fields.js';
 import { formatCaptureTotals } from '../../output/packet-text.js';
 import { PacketTextWriter, PcapngPacketWriter } from '../../output/packet-writers.js';
 import { PcapngWriter } from '../../output/pcapng.js';
@@ -29,12 +30,16 @@ const options: OptionSpecs = {
   link: { type: 'boolean', short: 'e', description: 'print the link-level header (MAC addresses, ethertype) on each line' },
   'absolute-seq': { type: 'boolean', short: 'S', description: 'print absolute TCP sequence numbers' },
   numeric: { type: 'boolean', short: 'n', description: 'accepted for tcpdump habits: tlscope never resolves names or ports' },
+  query: { type: 'string', short: 'q', arg: 'CEL', description: 'keep packets for which this CEL expression is true (after the filter), e.g. \'dport == 443 && runtime.containerName == "web"\' (fields below)' },
   timeout: { type: 'string', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail in the summary and on errors; the sending process on each line' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
-export const help = { usage: captureDefinition.usage, summary: captureDefinition.summary, options, about: captureDefinition.about };
+const fieldList = packetFields().map((f) => `  ${f.name.padEnd(24)}${f.description}`).join('\n');
+const about = `${captureDefinition.about}\n\nFields (for --query; proc.netns_id == N is applied before a socket is opened):\n${fieldList}\n`;
+
+export const help = { usage: captureDefinition.usage, summary: captureDefinition.summary, options, about };
 
 function captureSelector(v: ParsedValues): ContainerSelector {
   const s = selectorFrom(v);
@@ -52,7 +57,7 @@ function writeAll(fd: number, chunk: Uint8Array): void {
 export async function run(argv: string[], ctx: CommandContext): Promise<number> {
   const { values, positionals } = parse(argv, options, true);
   if (bool(values, 'help')) {
-    ctx.out.write(helpText(captureDefinition.usage, captureDefinition.summary, options, captureDefinition.about));
+    ctx.out.write(helpText(captureDefinition.usage, captureDefinition.summary, options, about));
     return 0;
   }
   const expression = positionals.join(' ').trim();
@@ -62,13 +67,18 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const snapArg = int(values, 'snaplen', { min: 0, max: MAX_SNAPLEN });
   const snaplen = snapArg === undefined || snapArg === 0 ? MAX_SNAPLEN : snapArg;
   const selector = captureSelector(values);
+  // a bad --query is a usage error with its column, before anything needs root
+  const queryText = str(values, 'query');
+  const query = queryText === undefined ? undefined : compileCaptureQuery(queryText);
   const params = {
     ...paramValuesFrom(captureDefinition.params, values),
     expression,
+    ...(queryText === undefined ? {} : { query: queryText }),
     // files: fuller blocks mean fewer wake-ups and no ring space lost to half-empty blocks
     'block-timeout': out === undefined ? 8 : 25,
     // owners name processes in pcapng comments and, with -v, on each line
-    ...(out === undefined && !verbose ? { 'no-owners': true } : {}),
+    // (and a query that names the sending process)
+    ...(out === undefined && !verbose && !(query !== undefined && queryReadsOwners(query)) ? { 'no-owners': true } : {}),
   };
 
   // ---- the output ----
@@ -127,6 +137,11 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     const st = final ?? (await session.stop());
     const k = session.gadgetCounters();
     ctx.err.write(formatCaptureTotals({ captured: k['captured'] ?? 0, received: k['received'] ?? 0, dropped: k['dropped'] ?? 0 }));
+    if (query !== undefined) {
+      const n = k['notMatchingQuery'] ?? 0;
+      const errors = k['queryErrors'] ?? 0;
+      ctx.err.write(`${n} packet${n === 1 ? '' : 's'} not matching the query${errors > 0 ? ` (${errors} could not be evaluated)` : ''}\n`);
+    }
     if (verbose) {
       ctx.err.write(`tlscope: ${session.details() ?? ''}`);
       if (loopDelay !== undefined) ctx.err.write(`; event loop held up to ${(loopDelay.max / 1e6).toFixed(1)} ms (p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms)`);

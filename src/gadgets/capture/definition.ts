@@ -4,14 +4,18 @@
  * as they are walked in the ring (valid only during the sink call: no copy), each with its
  * namespace's label and, on demand, the owner comment naming the processes of its flow.
  */
+import { statSync } from 'node:fs';
 import { hasContainerFilter } from '../../containers/selector.js';
 import type { ContainerIndex } from '../../containers/index.js';
 import { compileFilter, linkTypeOfHatype, type RingPacket } from '../../ebpf/capture.js';
-import { FlowKeyReader } from '../../protocols/dissect.js';
+import { dissect, FlowKeyReader, type PacketInfo } from '../../protocols/dissect.js';
 import { hostNamespaces } from '../../proc/namespaces.js';
 import { processComm } from '../../proc/process.js';
+import { compileQuery, type CompiledQuery } from '../../query/query.js';
+import { queryOptionsFor } from '../../query/vocabulary.js';
 import type { GadgetDefinition, GadgetParam, ParamValues } from '../definition.js';
 import { boolParam, intParam, strParam } from '../params.js';
+import { packetFields, type PacketView } from './fields.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from './gadget.js';
 import { labelFor, type NamespaceLabel } from './labels.js';
 import { FlowOwners, type FlowOwner } from './owners.js';
@@ -38,7 +42,25 @@ const params: GadgetParam[] = [
   { name: 'no-owners', type: 'bool', description: 'do not attribute packets to processes (no tracepoints are loaded)' },
   { name: 'block-timeout', type: 'int', hidden: true, arg: 'MS', min: 1, max: 1000, default: 8, description: 'a partly filled ring block is handed over after this many ms (the latency of the output)' },
   { name: 'expression', type: 'string', hidden: true, default: '', description: "tcpdump's filter expression (man pcap-filter)" },
+  { name: 'query', type: 'string', hidden: true, description: 'a CEL expression over the packet fields (packetFields()): only packets for which it is true are handed on (after the filter)' },
 ];
+
+/**
+ * `--query` for capture: CEL over the packet fields (their names as the field list gives them:
+ * `dport == 443 && runtime.containerName == "web"`). A bad expression is a usage error with
+ * its column. `proc.netns_id` (the namespace captured in) is pushed down: no socket is opened
+ * in a namespace the expression cannot match. `proc.pid` is not: it names the sending process
+ * (seen through its socket), not the namespace to capture in.
+ */
+export function compileCaptureQuery(source: string): CompiledQuery<PacketView> {
+  const fields = packetFields();
+  return compileQuery(source, fields, queryOptionsFor('capture', fields));
+}
+
+/** Whether a query needs the packets' owners (the sending process). */
+export function queryReadsOwners(q: CompiledQuery<PacketView>): boolean {
+  return q.reads.some((r) => r.startsWith('proc.') && r !== 'proc.netns_id');
+}
 
 function snaplenOf(v: ParamValues): number {
   const s = intParam(v, 'snaplen');
@@ -85,6 +107,8 @@ Examples:
   validate(v) {
     // tcpdump's own words for a bad expression (exit 2), before anything needs root
     compileFilter(strParam(v, 'expression') ?? '', snaplenOf(v));
+    const q = strParam(v, 'query');
+    if (q !== undefined) compileCaptureQuery(q);
   },
   open(v, ctx) {
     const snaplen = snaplenOf(v);
@@ -94,6 +118,9 @@ Examples:
     const ifname = strParam(v, 'interface');
     const interfaceName = ifname === undefined || ifname === 'any' ? undefined : ifname;
     const count = intParam(v, 'count');
+    const queryText = strParam(v, 'query');
+    const query = queryText === undefined ? undefined : compileCaptureQuery(queryText);
+    const onlyNetns = query?.pushdown.netns === undefined ? undefined : new Set(query.pushdown.netns);
     // The ring: blocks big enough for one packet of the snap length (with its headers), at least
     // 256 KiB, as many as the buffer holds (at least 4). The kernel hands a block over when it is
     // full or after the block timeout: short for text (it shows at once), longer for files.
@@ -166,10 +193,43 @@ Examples:
     };
     const batch = [record];
     let captured = 0;
+    let queryDropped = 0;
+    // the packet as the query sees it: one object, its values computed only when read
+    let viewInfo: PacketInfo | undefined;
+    let viewTarget: CaptureTarget | undefined;
+    let viewPacket: RingPacket | undefined;
+    let viewLink = 0;
+    const view: PacketView = {
+      get timestamp() { const p = viewPacket as RingPacket; return p.sec * 1000 + Math.floor(p.nsec / 1e6); },
+      get interfaceName() { return (viewTarget as CaptureTarget).socket.interfaceName((viewPacket as RingPacket).ifindex); },
+      get pkttype() { return (viewPacket as RingPacket).pkttype; },
+      get netns() { return (viewTarget as CaptureTarget).netns; },
+      get containers() { return index.byNetns((viewTarget as CaptureTarget).netns); },
+      get len() { return (viewPacket as RingPacket).len; },
+      info() {
+        const p = viewPacket as RingPacket;
+        return (viewInfo ??= dissect(p.buf, p.offset, p.caplen, viewLink, p.vlanTci, p.vlanTpid));
+      },
+      sender() {
+        const p = viewPacket as RingPacket;
+        const k = owners === undefined ? undefined : flowKeys.read(p.buf, p.offset, p.caplen, viewLink);
+        return k === undefined ? undefined : owners?.get(k.forward);
+      },
+    };
     const handler: PacketHandler = {
       packet(p, t) {
         const linkType = linkTypeOfHatype(p.hatype);
         if (linkType === undefined) return true; // the filter lets none through; belt and braces
+        if (query !== undefined) {
+          viewPacket = p;
+          viewTarget = t;
+          viewLink = linkType;
+          viewInfo = undefined;
+          if (!query.predicate(view)) {
+            queryDropped++;
+            return true;
+          }
+        }
         current = { p, linkType };
         currentTarget = t;
         ctx.push(batch);
@@ -201,12 +261,28 @@ Examples:
       throw e;
     }
     const g = gadget;
+    // proc.netns_id pushed down: a namespace the query cannot match gets no socket (its inode
+    // is still handed back, so the scope's bookkeeping stays the same)
+    const skipped = new Set<number>();
+    const watcher = onlyNetns === undefined ? g : {
+      watchNetns(p?: string): number {
+        const inode = statSync(p ?? '/proc/self/ns/net').ino;
+        if (onlyNetns.has(inode)) return g.watchNetns(p);
+        if (!skipped.has(inode)) ctx.note(`not listening in netns ${inode}: the query needs proc.netns_id in [${[...onlyNetns].join(', ')}]`);
+        skipped.add(inode);
+        return inode;
+      },
+      unwatchNetns(inode: number): void {
+        if (skipped.delete(inode)) return;
+        g.unwatchNetns(inode);
+      },
+    };
     return {
       // The host and pids need no container index to be found: listen at once (a runtime that is
       // slow to answer delays only the names in comments). Containers are found through it.
       scope: {
         kind: 'netns',
-        watcher: { watchNetns: (p) => g.watchNetns(p), unwatchNetns: (i) => g.unwatchNetns(i) },
+        watcher: { watchNetns: (p) => watcher.watchNetns(p), unwatchNetns: (i) => watcher.unwatchNetns(i) },
         early: !hasContainerFilter(ctx.selector),
         onWatchError: (text) => watchFailures.push(text),
       },
@@ -218,7 +294,7 @@ Examples:
       },
       counters: () => {
         const st = g.stats();
-        return { captured, received: st.received, dropped: st.dropped, targets: st.targets };
+        return { captured, received: st.received, dropped: st.dropped, targets: st.targets, ...(query === undefined ? {} : { notMatchingQuery: queryDropped, queryErrors: query.errors() }) };
       },
       details: () => {
         const st = g.stats();
@@ -231,7 +307,8 @@ Examples:
         await owners?.close();
         const st = g.stats();
         if (st.targets === 0 && watchFailures.length > 0) ctx.problem({ code: 'ERR_NO_TARGET', text: `nothing was captured: ${watchFailures.join('; ')}` });
-        if (st.targets === 0 && hasContainerFilter(ctx.selector) && ctx.selector.containerNames === undefined) ctx.info('no-match', 'no container matched the scope');
+        if (st.targets === 0 && hasContainerFilter(ctx.selector) && ctx.selector.containerNames === undefined && skipped.size === 0) ctx.info('no-match', 'no container matched the scope');
+        if (st.targets === 0 && skipped.size > 0) ctx.info('no-match', `no namespace in scope has the query's proc.netns_id (${[...(onlyNetns ?? [])].join(', ')}): nothing was captured`);
       },
     };
   },

@@ -5,6 +5,7 @@
 // in order, so once the marker is out, the dropped event would have been out too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { notRoot } from '../../helpers/root.js';
 import { Tracer, nodeHandshake, startTlsServer, testName, runProcess as runSni, type TestTlsServer } from '../sni/helpers.js';
@@ -96,3 +97,103 @@ function knock(port: number): Promise<void> {
   });
 }
 
+
+const capCount = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
+
+test('capture --query: only packets the expression keeps (after the pcap filter)', { skip: notRoot }, async () => {
+  const keep = await listen();
+  const drop = await listen();
+  const cap = new Capture(['--host', '-i', 'lo', '--query', `dport == ${keep.port} && protocol == "tcp" && direction == "in" && interface == "lo"`, 'tcp']);
+  const syns = (): number => capCount(cap.stdoutText, new RegExp(`\\.${keep.port}: Flags \\[S\\]`, 'g'));
+  try {
+    await cap.listening();
+    // a warm-up: the socket may be listening before its ring delivers
+    await waitUntil('a kept packet', async () => {
+      await knock(keep.port);
+      return new RegExp(`\\.${keep.port}: `).test(cap.stdoutText);
+    }, 30_000, () => cap.stderr);
+    await knock(drop.port);
+    const before = syns();
+    await knock(keep.port); // the marker: after it, the dropped connection's packets would be out
+    await waitUntil('the marker SYN', () => syns() > before, 30_000, () => cap.stdoutText);
+    const lines = cap.stdoutText.trim().split('\n');
+    assert.ok(!lines.some((l) => l.includes(`.${drop.port}`)), lines.join('\n'));
+    assert.ok(lines.every((l) => l.includes(`.${keep.port}: `)), `only packets to ${keep.port}:\n${lines.join('\n')}`);
+  } finally {
+    const r = await cap.stop();
+    assert.equal(r.code, 0, r.stderr);
+    // the summary counts what the query left out (at least the replies from keep.port, and drop's)
+    const left = /^(\d+) packets? not matching the query$/m.exec(r.stderr);
+    assert.ok(left !== null && Number(left[1]) > 0, r.stderr);
+    keep.server.close();
+    drop.server.close();
+  }
+});
+
+test('capture --query: proc.comm names the sending process (owners are loaded for it without -v or -w)', { skip: notRoot }, async () => {
+  const srv = await listen();
+  const cap = new Capture(['--host', '-i', 'lo', '--query', `dport == ${srv.port} && proc.comm == "curl"`, 'tcp']);
+  const curlPorts = new Set<number>();
+  const curlOnce = async (): Promise<void> => {
+    // curl speaks HTTP to a server that answers "hi": it fails (exit 1 or 52/56) but its packets are real
+    const r = await runSni('curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{local_port}', `http://127.0.0.1:${srv.port}/`]);
+    const port = Number(r.stdout.trim());
+    assert.ok(port > 0, `curl's local port: ${r.stdout} ${r.stderr}`);
+    curlPorts.add(port);
+  };
+  const linesFrom = (port: number): number => capCount(cap.stdoutText, new RegExp(`127\\.0\\.0\\.1\\.${port} > `, 'g'));
+  try {
+    await cap.listening();
+    await waitUntil('a packet of curl', async () => {
+      await curlOnce();
+      return [...curlPorts].some((p) => linesFrom(p) > 0);
+    }, 30_000, () => cap.stderr);
+    // node (this test's process) talks to the same port: not curl, so left out
+    const nodePort = await new Promise<number>((resolve, reject) => {
+      const s = connect(srv.port, '127.0.0.1', () => { const p = s.localPort as number; s.write('x'); s.end(); s.on('close', () => resolve(p)); });
+      s.resume();
+      s.on('error', reject);
+    });
+    const before = [...curlPorts].reduce((n, p) => n + linesFrom(p), 0);
+    await curlOnce(); // the marker
+    const marker = [...curlPorts].at(-1) as number;
+    await waitUntil('the marker curl', () => linesFrom(marker) > 0 && [...curlPorts].reduce((n, p) => n + linesFrom(p), 0) > before, 30_000, () => cap.stdoutText);
+    const lines = cap.stdoutText.trim().split('\n');
+    assert.equal(linesFrom(nodePort), 0, `node's connection from port ${nodePort} is not curl's:\n${lines.join('\n')}`);
+    assert.ok(lines.every((l) => [...curlPorts].some((p) => l.includes(`127.0.0.1.${p} > 127.0.0.1.${srv.port}: `))), `only curl's packets to ${srv.port}:\n${lines.join('\n')}`);
+  } finally {
+    const r = await cap.stop();
+    assert.equal(r.code, 0, r.stderr);
+    srv.server.close();
+  }
+});
+
+test('capture --query: proc.netns_id is pushed down (no socket where it cannot match)', { skip: notRoot }, async () => {
+  const hostNetns = statSync('/proc/self/ns/net').ino;
+  // the host's inode: listening as without a query
+  const yes = new Capture(['--host', '-i', 'lo', '--timeout', '2', '--query', `proc.netns_id == ${hostNetns}`]);
+  await yes.listening();
+  const ry = await yes.finished;
+  assert.equal(ry.code, 0, ry.stderr);
+  // another inode: no socket at all, and the run says why nothing was captured
+  const other = hostNetns + 1;
+  const no = new Capture(['--host', '-v', '-i', 'lo', '--timeout', '2', '--query', `proc.netns_id == ${other} || proc.netns_id == ${other + 1}`]);
+  const rn = await no.finished;
+  assert.equal(rn.code, 0, rn.stderr);
+  assert.doesNotMatch(rn.stderr, /listening on/, rn.stderr);
+  assert.match(rn.stderr, new RegExp(`not listening in netns ${hostNetns}: the query needs proc\\.netns_id in \\[${other}, ${other + 1}\\]`), rn.stderr);
+  assert.match(rn.stderr, /no namespace in scope has the query's proc\.netns_id/, rn.stderr);
+  assert.match(rn.stderr, /^0 packets captured$/m, rn.stderr);
+});
+
+test('capture --query: a bad expression is a usage error with the column, before anything is opened', { skip: notRoot }, async () => {
+  const bin = new URL('../../../src/cli/bin.js', import.meta.url).pathname;
+  const typeError = await runSni(process.execPath, [bin, 'capture', '--host', '--query', 'protocol == "tcp" && dport == "443"', 'tcp']);
+  assert.equal(typeError.code, 2, typeError.stderr);
+  assert.match(typeError.stderr, /^tlscope: --query: no such overload: int == string at column 22\n {4}protocol == "tcp" && dport == "443"\n {25}\^\n/);
+  assert.doesNotMatch(typeError.stderr, /listening on/);
+  const unknown = await runSni(process.execPath, [bin, 'capture', '--query', 'proc.cmd == "curl"']);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /^tlscope: --query: unknown field "proc\.cmd" at column 1\n/);
+  assert.match(unknown.stderr, /known fields: .*proc\.comm/);
+});
