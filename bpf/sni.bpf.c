@@ -50,6 +50,13 @@ struct {
 struct flow_window {
 	__u32 start; /* sequence number of the ClientHello's first byte */
 	__u32 end;   /* one past the last byte we expect to need */
+	/* A segment of 1 or 2 bytes that may begin a record (16 / 16 03): nothing is forwarded
+	 * until the bytes that follow it confirm a ClientHello record header (16 03 0x, with x <= 4);
+	 * until then the window is tentative and holds the bytes seen so far. */
+	__u8 hdr[8];
+	__u8 have;
+	__u8 tentative;
+	__u8 pad[2];
 };
 
 struct {
@@ -256,6 +263,80 @@ static __always_inline int link_header_len(struct __sk_buff *skb, __u32 ip_end, 
 	return l2;
 }
 
+/* Forwards the 1-2 bytes a confirmed tentative window held, as the segment that begins the
+ * hello (seq = the window's start, first = 1), ahead of the segment that confirmed it. */
+static __always_inline void forward_held_start(struct __sk_buff *skb, const struct tlscope_tuple *t, const struct flow_window *w, __u8 held)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&sni_scratch, &zero);
+	if (!s)
+		return;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.ts_ns = bpf_ktime_get_ns();
+	s->hdr.tuple = *t;
+	s->hdr.seq = w->start;
+	s->hdr.payload_len = held;
+	s->hdr.ifindex = skb->ifindex;
+	s->hdr.pkt_type = skb->pkt_type;
+	s->hdr.first = 1;
+	struct sni_owner *o = bpf_map_lookup_elem(&sni_owners, t);
+	if (o) {
+		s->hdr.owner = *o;
+		s->hdr.owner_known = 1;
+	}
+	s->payload[0] = w->hdr[0];
+	s->payload[1] = w->hdr[1];
+	if (held == 2) {
+		s->hdr.captured_len = 2;
+		if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + 2, BPF_RB_NO_WAKEUP) < 0)
+			tlscope_count_lost();
+		else
+			stat_inc(STAT_SEGMENTS_FORWARDED);
+	} else {
+		s->hdr.captured_len = 1;
+		if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + 1, BPF_RB_NO_WAKEUP) < 0)
+			tlscope_count_lost();
+		else
+			stat_inc(STAT_SEGMENTS_FORWARDED);
+	}
+}
+
+/* A tentative window (see struct flow_window): takes the next bytes of the stream. Returns 1
+ * when they confirm a ClientHello record (the window is then a normal one and the held bytes
+ * have been forwarded), 0 when more are needed or they are not one (the window is dropped). */
+static __always_inline int confirm_tentative(struct __sk_buff *skb, const struct tlscope_tuple *t, struct flow_window *w, __u32 seq, __u32 plen, __u32 off)
+{
+	__u8 have = w->have;
+	if (have == 0 || have > 2 || seq != w->start + have)
+		return 0; /* a copy of the first bytes, or not the bytes that follow them */
+	__u32 n = plen;
+	if (n > 8 - have)
+		n = 8 - have;
+	n = ((n - 1) & 7) + 1;
+	__u8 tmp[8];
+	__builtin_memset(tmp, 0, sizeof(tmp));
+	if (bpf_skb_load_bytes(skb, off, tmp, n) < 0)
+		return 0;
+	for (int i = 0; i < 8; i++) {
+		__u32 j = have + i;
+		if (i >= n || j >= 8)
+			break;
+		w->hdr[j & 7] = tmp[i];
+	}
+	__u32 now = have + n;
+	if (w->hdr[0] != 0x16 || (now >= 2 && w->hdr[1] != 0x03) || (now >= 3 && w->hdr[2] > 0x04) || (now >= 6 && w->hdr[5] != 0x01)) {
+		bpf_map_delete_elem(&sni_flows, t);
+		return 0;
+	}
+	if (now < 3) {
+		w->have = now;
+		return 0;
+	}
+	w->tentative = 0;
+	forward_held_start(skb, t, w, have);
+	return 1;
+}
+
 SEC("socket")
 int sni_socket(struct __sk_buff *skb)
 {
@@ -301,6 +382,33 @@ int sni_socket(struct __sk_buff *skb)
 	if (plen >= 3 && head[0] == 0x16 && head[1] == 0x03 && head[2] <= 0x04 && (plen < 9 || head[5] == 0x01))
 		first = 1;
 
+	if (plen <= 2) {
+		/* 1 or 2 bytes: the start of a record header written on its own (16, or 16 03), or a
+		 * small piece inside a hello already being forwarded */
+		if (plen == 2) {
+			if (bpf_skb_load_bytes(skb, pkt_payload_off, head, 2) < 0)
+				return 0;
+		} else if (bpf_skb_load_bytes(skb, pkt_payload_off, head, 1) < 0) {
+			return 0;
+		}
+		struct flow_window *old = bpf_map_lookup_elem(&sni_flows, &t);
+		int inside = old && !old->tentative && seq - old->start < old->end - old->start;
+		if (!inside && head[0] == 0x16 && (plen == 1 || head[1] == 0x03)) {
+			if (old && old->tentative && old->start == seq)
+				return 0; /* another copy of it */
+			struct flow_window w;
+			__builtin_memset(&w, 0, sizeof(w));
+			w.start = seq;
+			w.end = seq + SNI_MAX_HELLO;
+			w.hdr[0] = head[0];
+			w.hdr[1] = head[1];
+			w.have = plen;
+			w.tentative = 1;
+			bpf_map_update_elem(&sni_flows, &t, &w, BPF_ANY);
+			return 0;
+		}
+	}
+
 	if (first) {
 		__u32 need = SNI_MAX_HELLO;
 		if (plen >= 9) {
@@ -321,6 +429,11 @@ int sni_socket(struct __sk_buff *skb)
 		struct flow_window *w = bpf_map_lookup_elem(&sni_flows, &t);
 		if (!w)
 			return 0;
+		if (w->tentative) {
+			if (!confirm_tentative(skb, &t, w, seq, plen, pkt_payload_off))
+				return 0;
+			stat_inc(STAT_HELLO_STARTS);
+		}
 		__u32 span = w->end - w->start;
 		if (seq - w->start >= span)
 			return 0; /* outside the ClientHello (sequence arithmetic wraps) */

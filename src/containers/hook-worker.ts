@@ -29,6 +29,10 @@ import { isSandbox, parseOciSpec, parsePidFile, parseRuntimeCommand, type OciSpe
 export interface HookWorkerData {
   readonly deadlineMs: number;
   readonly runtimePaths: readonly string[];
+  /** Hold runc's init exec until its pid file is watched (default true; off only to test the race). */
+  readonly guardInitExec?: boolean;
+  /** Tests: read a runtime's command line this much later than its exec (a busy machine). */
+  readonly settleDelayMs?: number;
   /** Int32Array: [0] stop flag, [1 + slot] the generation the main thread released. */
   readonly control: SharedArrayBuffer;
 }
@@ -48,6 +52,13 @@ export type HookWorkerMessage =
   | { readonly type: 'fatal'; readonly message: string }
   | { readonly type: 'start'; readonly slot: number; readonly generation: number; readonly facts: HookStartFacts }
   | { readonly type: 'answered'; readonly slot: number; readonly generation: number; readonly heldMs: number; readonly expired: boolean }
+  /**
+   * A pid-file watch began; `late`: the pid file already existed when the mark was placed, so
+   * its reader may have read it unheld (counted as a miss).
+   */
+  | { readonly type: 'watch'; readonly id: string; readonly late: boolean }
+  /** runc's init exec was answered with the watch of its pid file in place: this start cannot race. */
+  | { readonly type: 'guarded'; readonly id: string }
   | { readonly type: 'note'; readonly message: string };
 
 export const HOOK_SLOTS = 1024;
@@ -84,6 +95,26 @@ function readArgv(pid: number): string[] | undefined {
     return parts;
   } catch {
     return undefined;
+  }
+}
+
+/** The parent's pid, from /proc/PID/stat (after the parenthesised comm). */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function cwdOf(pid: number | undefined): string {
+  if (pid === undefined) return '/';
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return '/'; // relative paths stay unresolved; runtimes' callers pass absolute ones
   }
 }
 
@@ -148,27 +179,28 @@ function run(data: HookWorkerData): void {
     }
   };
 
-  const watch = (create: RuntimeCreate): void => {
+  /** Watches a create's pid file; true when it is watched (now or already). */
+  const watch = (create: RuntimeCreate): boolean => {
     let dir: string;
     try {
       dir = realpathSync(dirname(create.pidFile));
     } catch {
-      return; // the directory is gone: the create failed
+      return false; // the directory is gone: the create failed
     }
     const key = join(dir, basename(create.pidFile));
-    if (watches.has(key)) return;
+    if (watches.has(key)) return true;
     let spec: OciSpec;
     try {
       spec = parseOciSpec(readFileSync(join(create.bundle, 'config.json'), 'utf8'));
     } catch (e) {
       post({ type: 'note', message: `container ${create.id}: cannot read ${join(create.bundle, 'config.json')}: ${e instanceof Error ? e.message : String(e)}` });
-      return;
+      return false;
     }
-    if (isSandbox(spec)) return;
+    if (isSandbox(spec)) return false;
     if (!dirUsers.has(dir)) {
       if (!group.tryMark(FAN_MARK_ADD, FAN_ACCESS_PERM | FAN_EVENT_ON_CHILD, dir)) {
         post({ type: 'note', message: `container ${create.id}: cannot watch ${dir}` });
-        return;
+        return false;
       }
     }
     dirUsers.set(dir, (dirUsers.get(dir) ?? 0) + 1);
@@ -179,10 +211,16 @@ function run(data: HookWorkerData): void {
       if (existsSync(p) && group.tryMark(FAN_MARK_ADD | FAN_MARK_IGNORED_MASK, FAN_ACCESS_PERM, p)) ignored.push(p);
     }
     watches.set(key, { key, dir, create, spec, since: Date.now(), ignored });
+    // The mark is in place now; a pid file there already may have been read before it was.
+    post({ type: 'watch', id: create.id, late: existsSync(key) });
+    return true;
   };
 
+  const settleDelay = data.settleDelayMs ?? 0;
+  const guard = data.guardInitExec !== false;
   const settleExecs = (now: number): void => {
     for (const [pid, since] of execs) {
+      if (now - since < settleDelay) continue;
       let exe: string;
       try {
         exe = readlinkSync(`/proc/${pid}/exe`);
@@ -191,19 +229,11 @@ function run(data: HookWorkerData): void {
         continue;
       }
       if (!runtimeExes.has(exe)) {
-        if (now - since > EXEC_SETTLE_MS) execs.delete(pid);
+        if (now - since > EXEC_SETTLE_MS + settleDelay) execs.delete(pid);
         continue;
       }
       const argv = readArgv(pid);
-      let cwd = '/';
-      try {
-        cwd = readlinkSync(`/proc/${pid}/cwd`);
-      } catch {
-        // relative paths stay unresolved; runtimes' callers pass absolute ones
-      }
-      // A process forked by the runtime itself has its parent's cmdline before its own exec
-      // (`runc init`): it may say `create` too; the watch is keyed by pid file, so once.
-      const create = argv === undefined ? undefined : parseRuntimeCommand(argv, cwd);
+      const create = argv === undefined ? undefined : parseRuntimeCommand(argv, cwdOf(pid));
       execs.delete(pid);
       if (create !== undefined) watch(create);
     }
@@ -273,10 +303,18 @@ function run(data: HookWorkerData): void {
           for (const ev of batch) {
             if (ev.fd < 0) continue; // queue overflow marker: nothing to answer
             if ((ev.mask & FAN_OPEN_EXEC_PERM) !== 0) {
-              // the runtime runs at once; what it was asked to do shows once its exec is done
+              // runc re-executes itself for the container's init (`/proc/self/exe init`) before
+              // it writes the pid file, from a child that shares its parent's memory until the
+              // exec: that child's cmdline is still `create --bundle B --pid-file P`. Held here,
+              // the mark on P's directory is in place before P can exist: no race with a busy
+              // machine. The first exec (the shim's, of runc) cannot say it yet: allowed at once,
+              // its command line is read once the exec is done (the only way for crun).
+              const argv = guard ? readArgv(ev.pid) : undefined;
+              const create = argv === undefined ? undefined : parseRuntimeCommand(argv, cwdOf(parentOf(ev.pid)));
+              if (create !== undefined && watch(create)) post({ type: 'guarded', id: create.id });
               group.answer(ev.fd);
               closeFd(ev.fd);
-              if (!execs.has(ev.pid)) execs.set(ev.pid, Date.now());
+              if (create === undefined && !execs.has(ev.pid)) execs.set(ev.pid, Date.now());
             } else if ((ev.mask & FAN_ACCESS_PERM) !== 0) {
               onAccess(ev, now);
             } else {

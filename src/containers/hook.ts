@@ -51,6 +51,13 @@ export interface HookStats {
   readonly released: number;
   /** Answered at the deadline: the container ran before tlscope was ready for it. */
   readonly expired: number;
+  /** Starts whose pid file was watched before runc's init exec was let go (race-free). */
+  readonly guarded: number;
+  /**
+   * Watches placed when the pid file existed already: the start may have gone unheld (the
+   * machine was too busy for the hook to read the runtime's command line in time).
+   */
+  readonly late: number;
   /** Time between the hold and its answer, each start (the last 4096). */
   readonly heldMs: readonly number[];
 }
@@ -63,6 +70,9 @@ export interface ContainerHookOptions {
   readonly onStart: (container: RuntimeContainer) => Promise<void> | void;
   readonly deadlineMs?: number;
   readonly runtimePaths?: readonly string[];
+  /** Tests only: see HookWorkerData. */
+  readonly guardInitExec?: boolean;
+  readonly settleDelayMs?: number;
   /** Things worth a line with -v (a config.json that could not be read, a subscriber that failed). */
   readonly onNote?: (message: string) => void;
   /** docker's data root (for the name of a container it is starting). */
@@ -113,7 +123,7 @@ export class ContainerHook {
   private readonly control = new SharedArrayBuffer(4 * (1 + HOOK_SLOTS));
   private readonly controlView = new Int32Array(this.control);
   private readonly deadlineMs: number;
-  private counts = { held: 0, released: 0, expired: 0 };
+  private counts = { held: 0, released: 0, expired: 0, guarded: 0, late: 0 };
   private readonly heldMs: number[] = [];
   private marked: readonly string[] = [];
   private closed = false;
@@ -134,7 +144,13 @@ export class ContainerHook {
 
   /** Starts the worker; resolves once the runtimes carry their marks. Rejects where fanotify cannot do it. */
   start(): Promise<void> {
-    const data: HookWorkerData = { deadlineMs: this.deadlineMs, runtimePaths: this.options.runtimePaths ?? RUNTIME_PATHS, control: this.control };
+    const data: HookWorkerData = {
+      deadlineMs: this.deadlineMs,
+      runtimePaths: this.options.runtimePaths ?? RUNTIME_PATHS,
+      control: this.control,
+      ...(this.options.guardInitExec === undefined ? {} : { guardInitExec: this.options.guardInitExec }),
+      ...(this.options.settleDelayMs === undefined ? {} : { settleDelayMs: this.options.settleDelayMs }),
+    };
     const worker = new Worker(new URL('./hook-worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
     worker.unref(); // it never keeps tlscope alive; close() stops it
@@ -161,6 +177,15 @@ export class ContainerHook {
             else this.counts.released++;
             if (this.heldMs.length >= 4096) this.heldMs.shift();
             this.heldMs.push(m.heldMs);
+            break;
+          case 'guarded':
+            this.counts.guarded++;
+            break;
+          case 'watch':
+            if (m.late) {
+              this.counts.late++;
+              this.options.onNote?.(`container ${m.id}: its pid file was written before the hook could watch it; its start may not have waited`);
+            }
             break;
           case 'note':
             this.options.onNote?.(m.message);

@@ -72,6 +72,9 @@ export interface ContainerHookSettings {
   /** How long a container start waits for the index's subscribers at most (default 100 ms). */
   readonly deadlineMs?: number;
   readonly runtimePaths?: readonly string[];
+  /** Tests only (see hook-worker.ts): turn the race-free init-exec guard off, delay the fallback. */
+  readonly guardInitExec?: boolean;
+  readonly settleDelayMs?: number;
 }
 
 export interface ContainerIndexOptions {
@@ -492,7 +495,7 @@ export class ContainerIndex {
 
   /** Whether containers are learnt before they start, and what the hook has held so far. */
   hookStatus(): HookStatus {
-    const stats = this.hook?.stats() ?? { held: 0, released: 0, expired: 0, heldMs: [] };
+    const stats = this.hook?.stats() ?? { held: 0, released: 0, expired: 0, guarded: 0, late: 0, heldMs: [] };
     return {
       active: this.hook !== undefined,
       ...(this.hookReason === undefined ? {} : { reason: this.hookReason }),
@@ -508,6 +511,8 @@ export class ContainerIndex {
       onStart: (rc) => this.learnStarting(rc),
       ...(this.hookSettings.deadlineMs === undefined ? {} : { deadlineMs: this.hookSettings.deadlineMs }),
       ...(this.hookSettings.runtimePaths === undefined ? {} : { runtimePaths: this.hookSettings.runtimePaths }),
+      ...(this.hookSettings.guardInitExec === undefined ? {} : { guardInitExec: this.hookSettings.guardInitExec }),
+      ...(this.hookSettings.settleDelayMs === undefined ? {} : { settleDelayMs: this.hookSettings.settleDelayMs }),
     });
     try {
       await hook.start();

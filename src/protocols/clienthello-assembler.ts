@@ -59,7 +59,8 @@ export type AssemblerDropReason =
   | 'no-handshake-start';
 
 export type AssemblerResult =
-  | { status: 'hello'; hello: ClientHello }
+  /** `bytes`: a copy of the stream bytes that carried the hello (its records), for callers that compare copies. */
+  | { status: 'hello'; hello: ClientHello; bytes: Uint8Array }
   /** Kept; the hello is not complete yet. */
   | { status: 'pending' }
   /** This segment made the flow fail; counted in stats. Later segments get 'finished'. */
@@ -386,10 +387,12 @@ export class ClientHelloAssembler<K = string> {
   /** Turns the parse of the prefix into the flow's outcome. */
   private judge(state: Flow, result: ClientHelloParseResult): AssemblerResult {
     switch (result.status) {
-      case 'ok':
+      case 'ok': {
+        const bytes = state.prefix.slice(0, Math.min(result.hello.streamLength, state.prefixLength));
         this.finish(state);
         this.stats.hellos++;
-        return { status: 'hello', hello: result.hello };
+        return { status: 'hello', hello: result.hello, bytes };
+      }
       case 'invalid':
         throw new FlowDrop('invalid', result.reason);
       case 'need-more':

@@ -3,10 +3,12 @@
  * The user-space half of trace sni, without the kernel: forwarded segments in, events out.
  * Reassembles each flow's ClientHello (any order, duplicates), remembers the best-known owner
  * of each flow (a later copy may lack it), reports each hello once — the same hello seen
- * through several namespaces or interfaces (loopback, veth ends, bridge, NAT) has the same
- * client random — and starts a flow over when its 4-tuple carries a new ClientHello (a new
+ * through several namespaces or interfaces (loopback, veth ends, bridge, NAT) is recognised
+ * by its client random together with its bytes (or with its 4-tuple, within a second); two
+ * different hellos that reuse one random are two events — and starts a flow over when its 4-tuple carries a new ClientHello (a new
  * connection reusing the ports, which loopback does within a second under load).
  */
+import { createHash } from 'node:crypto';
 import { ClientHelloAssembler, type AssemblerDropReason, type AssemblerResult } from '../../protocols/clienthello-assembler.js';
 import { tlsVersionName, type ClientHello } from '../../protocols/tls.js';
 import { formatEndpoint } from '../../net/addr.js';
@@ -46,6 +48,19 @@ export interface SniPipelineOptions {
 }
 
 const RANDOM_MEMORY = 8192;
+/**
+ * Copies of one hello: the same client random and the same bytes within this many ms of each
+ * other (kernel time: veth, bridge and NAT copies are microseconds apart, a lost and resent
+ * copy seconds), or the same random on the same 4-tuple within SAME_TUPLE_MS.
+ */
+export const SAME_BYTES_MS = 10_000;
+export const SAME_TUPLE_MS = 1_000;
+
+interface SeenHello {
+  digest: string;
+  flow: string;
+  atMs: number;
+}
 const FLOW_MEMORY = 8192;
 /** bytes of a flow's ClientHello the kernel forwards at most (SNI_MAX_HELLO in bpf/include/sni.h) */
 const MAX_HELLO_BYTES = 16384;
@@ -59,8 +74,8 @@ interface FlowNote {
 
 export class SniPipeline {
   private readonly assembler: ClientHelloAssembler<string>;
-  /** client randoms already reported: the same hello seen through NAT or another namespace */
-  private readonly seenRandoms = new Map<string, true>();
+  /** hellos already reported, by client random: the same hello seen through NAT or another namespace */
+  private readonly seenRandoms = new Map<string, SeenHello[]>();
   /** the best-known owner of each flow (a later copy may lack it) */
   private readonly owners = new Map<string, SniOwner>();
   private readonly flows = new Map<string, FlowNote>();
@@ -123,16 +138,36 @@ export class SniPipeline {
       if (r.status === 'dropped') this.markDone(key);
       if (r.status !== 'hello') continue;
       this.markDone(key);
-      const random = Buffer.from(r.hello.random).toString('hex');
-      if (this.seenRandoms.has(random)) {
+      if (this.isCopy(r.hello.random, r.bytes, key, Number(s.tsNs / 1_000_000n))) {
         this.randomDuplicates++;
         continue;
       }
-      this.remember(this.seenRandoms, random, true, RANDOM_MEMORY);
       out.push(this.toEvent(s, r.hello, this.owners.get(key)));
     }
     this.events += out.length;
     return out;
+  }
+
+  /**
+   * Whether this hello is a copy of one reported already (and remembers it if not). A random
+   * alone is not enough: a client (or an attacker) may reuse one for many different hellos.
+   */
+  private isCopy(randomBytes: Uint8Array, bytes: Uint8Array, flow: string, atMs: number): boolean {
+    const random = Buffer.from(randomBytes).toString('hex');
+    const digest = createHash('sha256').update(bytes).digest('base64');
+    const seen = this.seenRandoms.get(random);
+    if (seen !== undefined) {
+      const copy = seen.some((h) => {
+        const apart = Math.abs(atMs - h.atMs);
+        return (h.digest === digest && apart <= SAME_BYTES_MS) || (h.flow === flow && apart <= SAME_TUPLE_MS);
+      });
+      if (copy) return true;
+      seen.push({ digest, flow, atMs });
+      if (seen.length > 16) seen.shift();
+      return false;
+    }
+    this.remember(this.seenRandoms, random, [{ digest, flow, atMs }], RANDOM_MEMORY);
+    return false;
   }
 
   /** Every copy of a flow's segments carries the same owner: store it once, not per segment. */
