@@ -156,7 +156,15 @@ async function tracer(args: readonly string[], hooks: Hooks = 'probed'): Promise
     if (was === undefined) delete process.env[KTLS_HOOKS_ENV];
     else process.env[KTLS_HOOKS_ENV] = was;
   }
-  await until('trace tls to start', () => /tlscope: tracing \d+ file/.test(t.stderr) || t.child.exitCode !== null, WAIT);
+  // the tracer's start (node, BTF, loading and attaching) is the slowest step under TCG: 90 s ran out on a busy host
+  const t0 = Date.now();
+  try {
+    await until('trace tls to start', () => /tlscope: tracing \d+ file/.test(t.stderr) || t.child.exitCode !== null, 3 * WAIT);
+  } catch (e) {
+    await t.stop();
+    throw new Error(`${(e as Error).message}; its stderr: ${t.stderr.slice(-2000)}`);
+  }
+  console.log(`# trace tls (${hooks}) ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   if (t.child.exitCode !== null) throw new Error(`tlscope exited: ${t.stderr}`);
   const kind = hooks === 'kprobe' ? 'kprobes' : support.hooks === 'kprobe' ? 'kprobes' : 'fentry\\/fexit';
   assert.match(t.stderr, new RegExp(`kTLS: ${kind} on tls_sw_sendmsg`));
@@ -171,7 +179,10 @@ function noKtlsProgramsLeft(): void {
 for (const hooks of HOOK_RUNS) {
 test(`TLS 1.2 s_server -WWW -sendfile to s_client (${hooks === 'kprobe' ? 'kprobes forced' : 'probed hooks'}): request and file byte-exact, attributed, no control records`, { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls'], hooks);
+  const t = await tracer(['--sources', 'ktls'], hooks).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const c = await sClient(srv.port, 'small.txt', '-tls1_2');
     assert.ok(c.out.subarray(c.out.length - small.length).equals(small), 'the client got the file');
@@ -204,7 +215,10 @@ test(`TLS 1.2 s_server -WWW -sendfile to s_client (${hooks === 'kprobe' ? 'kprob
 
 test('1 MiB by sendfile over kTLS, byte-exact', { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls', '-p', String(srv.pid)]);
+  const t = await tracer(['--sources', 'ktls', '-p', String(srv.pid)]).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const c = await sClient(srv.port, 'big.bin', '-tls1_2');
     assert.ok(c.out.subarray(c.out.length - big.length).equals(big), 'the client got the 1 MiB file');
@@ -224,7 +238,10 @@ test('1 MiB by sendfile over kTLS, byte-exact', { skip }, async () => {
 
 test('TLS 1.3: TX through kTLS (the NewSessionTicket is not shown)', { skip }, async () => {
   const srv = await sServer('-tls1_3');
-  const t = await tracer(['--sources', 'ktls']);
+  const t = await tracer(['--sources', 'ktls']).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const c = await sClient(srv.port, 'small.txt', '-tls1_3');
     await until('the server write stream', () => stream(t.events, srv.pid, 'write').length >= c.out.length, WAIT);
@@ -241,7 +258,10 @@ test('TLS 1.3: TX through kTLS (the NewSessionTicket is not shown)', { skip }, a
 
 test('python ssl client with kTLS, and a writev of several segments', { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls']);
+  const t = await tracer(['--sources', 'ktls']).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const a = await pyClient(srv.port, 'small.txt', 'sendall');
     assert.equal(a.ulp, 'tls', 'the python socket uses kTLS');
@@ -264,7 +284,10 @@ test('python ssl client with kTLS, and a writev of several segments', { skip }, 
 
 test('with the OpenSSL uprobes on too, each chunk shows once: openssl+ktls for SSL_write/SSL_read, ktls for sendfile', { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer([]);
+  const t = await tracer([]).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     // let the probes reach python's libssl (it is in the standard directories: probed up front)
     const c = await pyClient(srv.port, 'small.txt', 'sendall');
@@ -359,7 +382,10 @@ sys.stdout.write(json.dumps({'pid': os.getpid(), 'rx': rx, 'out': out.hex(), 'sp
 for (const hooks of HOOK_RUNS) {
   test(`splice out of a kTLS socket (${hooks === 'kprobe' ? 'kprobes forced' : 'probed hooks'}): the response through tls_sw_splice_read, byte-exact`, { skip }, async () => {
     const srv = await sServer('-tls1_2');
-    const t = await tracer(['--sources', 'ktls'], hooks);
+    const t = await tracer(['--sources', 'ktls'], hooks).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
     try {
       const c = await pySplice(srv.port, 'small.txt');
       assert.ok(c.rxOffload, 'kTLS RX is on for the python socket (getsockopt SOL_TLS TLS_RX)');
