@@ -87,7 +87,11 @@ newest_of_series() { # 6.1 -> the newest linux-image-6.1.*-amd64 package apt kno
     if has_candidate "$n-unsigned"; then echo "$n-unsigned"; return; fi
   done
 }
-has_candidate() { apt-cache policy "$1" 2>/dev/null | grep -q -E '^ +Candidate: [^(]'; }
+has_candidate() { # (not `apt-cache | grep -q`: under pipefail grep's early exit fails the pipe)
+  local p
+  p=$(apt-cache policy "$1" 2>/dev/null || true)
+  grep -q -E '^ +Candidate: [^(]' <<<"$p"
+}
 kernels=()
 [ "$#" -gt 0 ] || set -- 6.1
 for k in "$@"; do
