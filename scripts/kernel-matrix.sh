@@ -25,14 +25,14 @@
 # In the guest, `modprobe` (and the kernel's module autoloading) work from the kernel package's
 # own modules (depmod'ed on the host): `modprobe tls` and the crypto modules kTLS loads (gcm,
 # ghash, ctr …) load on demand.
-# Environment: KM_SNI_TIMEOUT (s, default 300), KM_VM_TIMEOUT (s, default 1500), KM_KEEP=1
+# Environment: KM_SNI_TIMEOUT (s, default 300), KM_VM_TIMEOUT (s, default 2400), KM_KEEP=1
 # keeps the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd -P)
 
 SNI_TIMEOUT=${KM_SNI_TIMEOUT:-300}
-VM_TIMEOUT=${KM_VM_TIMEOUT:-1500}
+VM_TIMEOUT=${KM_VM_TIMEOUT:-2400}
 
 say() { echo "kernel-matrix: $*" >&2; }
 die() { say "$*"; exit 2; }
@@ -75,10 +75,22 @@ newest_of_series() { # 6.1 -> the newest linux-image-6.1.*-amd64 package apt kno
   local s=${1//./\\.} meta
   meta=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" { print $2 }' |
     grep -E "^linux-image-${s}\.[^ ]*-amd64$" | head -n1 || true)
-  if [ -n "$meta" ]; then echo "$meta"; return; fi
-  apt-cache pkgnames "linux-image-$1." 2>/dev/null |
+  if [ -n "$meta" ] && has_candidate "$meta"; then echo "$meta"; return; fi
+  if [ -n "$meta" ] && has_candidate "$meta-unsigned"; then echo "$meta-unsigned"; return; fi
+  # the newest name apt can download: the signed image or, when the mirror has only that one
+  # (seen: 6.12.118's signed package without a candidate), the -unsigned image
+  local n
+  for n in $(apt-cache pkgnames "linux-image-$1." 2>/dev/null |
     grep -E "^linux-image-${s}\.[0-9][^ ]*-amd64(-unsigned)?$" | grep -v -E -- '-(cloud|rt)-' |
-    sed -E 's/-unsigned$//' | sort -uV | tail -n1
+    sed -E 's/-unsigned$//' | sort -uV -r); do
+    if has_candidate "$n"; then echo "$n"; return; fi
+    if has_candidate "$n-unsigned"; then echo "$n-unsigned"; return; fi
+  done
+}
+has_candidate() { # (not `apt-cache | grep -q`: under pipefail grep's early exit fails the pipe)
+  local p
+  p=$(apt-cache policy "$1" 2>/dev/null || true)
+  grep -q -E '^ +Candidate: [^(]' <<<"$p"
 }
 kernels=()
 [ "$#" -gt 0 ] || set -- 6.1

@@ -5,6 +5,10 @@
  * is one; then the hooks of bpf/ktls.bpf.c are loaded and attached on the tls_sw_* functions
  * this kernel has: fentry/fexit first, kprobe/kretprobe when BPF trampolines are refused.
  * The answer (cached per process) tells doctor what works and the kTLS source what to load.
+ *
+ * For testing only: TLSCOPE_KTLS_HOOKS=kprobe (or fentry) forces one hook kind, so the kprobe
+ * fallback can be tested on kernels where fentry loads (test/kernels); any other value is
+ * refused. Doctor and trace tls then report the forced kind and say it was forced.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
@@ -34,6 +38,8 @@ export interface KtlsSupport {
   hooks?: KtlsHooks;
   /** Why fentry/fexit were not used (when hooks is kprobe). */
   fentryRefused?: string;
+  /** The hook kind was forced by TLSCOPE_KTLS_HOOKS (tests), not chosen by the probe. */
+  forced?: boolean;
   /** The tls_sw_* functions this kernel has. */
   functions: KtlsFunction[];
   /** Which function carries sendfile/splice plaintext here. */
@@ -178,6 +184,17 @@ function tryHooks(hooks: KtlsHooks, functions: readonly KtlsFunction[]): string 
   }
 }
 
+/** The environment variable that forces a hook kind (for tests). */
+export const KTLS_HOOKS_ENV = 'TLSCOPE_KTLS_HOOKS';
+
+/** The forced hook kind, undefined when not forced; throws on a value that is neither. */
+export function forcedKtlsHooks(env: NodeJS.ProcessEnv = process.env): KtlsHooks | undefined {
+  const v = env[KTLS_HOOKS_ENV];
+  if (v === undefined || v === '') return undefined;
+  if (v === 'fentry' || v === 'kprobe') return v;
+  throw new Error(`${KTLS_HOOKS_ENV}=${v}: fentry or kprobe (a setting for tests)`);
+}
+
 let cached: KtlsSupport | undefined;
 
 /** What kTLS tracing can do on this kernel (probed once per process). */
@@ -192,6 +209,17 @@ export function ktlsSupport(): KtlsSupport {
     return (cached = { ...common, supported: false, reason: 'kTLS works, but tls_sw_sendmsg/tls_sw_recvmsg are not in /proc/kallsyms (not readable, or renamed in this kernel)' });
   }
   const sendfile = functions.includes('tls_sw_sendpage') ? 'tls_sw_sendpage' as const : 'tls_sw_sendmsg' as const;
+  let forced: KtlsHooks | undefined;
+  try {
+    forced = forcedKtlsHooks();
+  } catch (e) {
+    return (cached = { ...common, supported: false, reason: errorMessage(e) });
+  }
+  if (forced !== undefined) {
+    const why = tryHooks(forced, functions);
+    if (why !== undefined) return (cached = { ...common, supported: false, reason: `kTLS works, but the ${forced} hooks forced by ${KTLS_HOOKS_ENV} cannot be attached: ${why}` });
+    return (cached = { ...common, supported: true, hooks: forced, sendfile, forced: true, ...(forced === 'kprobe' ? { fentryRefused: `not tried: ${KTLS_HOOKS_ENV}=kprobe` } : {}) });
+  }
   const fentry = tryHooks('fentry', functions);
   if (fentry === undefined) return (cached = { ...common, supported: true, hooks: 'fentry', sendfile });
   const kprobe = tryHooks('kprobe', functions);
@@ -202,7 +230,9 @@ export function ktlsSupport(): KtlsSupport {
 /** One line for doctor: what works, or exactly why not. */
 export function describeKtls(s: KtlsSupport): string {
   if (!s.supported) return s.reason ?? 'not supported';
-  const hooks = s.hooks === 'fentry' ? 'fentry/fexit' : `kprobe/kretprobe (fentry refused: ${s.fentryRefused ?? '?'})`;
+  const hooks = s.hooks === 'fentry'
+    ? `fentry/fexit${s.forced === true ? ` (forced by ${KTLS_HOOKS_ENV})` : ''}`
+    : s.forced === true ? `kprobe/kretprobe (forced by ${KTLS_HOOKS_ENV}; fentry not tried)` : `kprobe/kretprobe (fentry refused: ${s.fentryRefused ?? '?'})`;
   const sendfile = s.sendfile === 'tls_sw_sendpage' ? 'sendfile/splice through tls_sw_sendpage (page-cache pages)' : 'sendfile/splice through tls_sw_sendmsg (ITER_BVEC pages)';
   const rx = s.functions.includes('tls_sw_splice_read') ? 'tls_sw_recvmsg, tls_sw_splice_read' : 'tls_sw_recvmsg';
   const device = s.deviceOffload

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ktlsSupport } from '../../src/ebpf/ktls.js';
+import { KTLS_HOOKS_ENV, ktlsSupport } from '../../src/ebpf/ktls.js';
 import { KtlsSource } from '../../src/gadgets/tls/ktls.js';
 import type { TlsCall } from '../../src/gadgets/tls/assembler.js';
 import { bpfObjectsNow } from '../helpers/bpf-held.js';
@@ -141,11 +141,33 @@ function ktlsEvents(t: CliTracer, pid: number, direction: 'read' | 'write'): Tls
   return t.events.filter((e) => e.proc.pid === pid && e.direction === direction);
 }
 
-async function tracer(args: readonly string[]): Promise<CliTracer> {
-  const t = new CliTracer(args);
-  await until('trace tls to start', () => /tlscope: tracing \d+ file/.test(t.stderr) || t.child.exitCode !== null, WAIT);
+/** Which hooks a test runs with: what the probe picks here, or kprobes forced (TLSCOPE_KTLS_HOOKS, for tests). */
+type Hooks = 'probed' | 'kprobe';
+const HOOK_RUNS: readonly Hooks[] = ['probed', 'kprobe'];
+
+async function tracer(args: readonly string[], hooks: Hooks = 'probed'): Promise<CliTracer> {
+  // the child takes the environment at spawn: set the variable around the constructor only
+  const was = process.env[KTLS_HOOKS_ENV];
+  if (hooks === 'kprobe') process.env[KTLS_HOOKS_ENV] = 'kprobe';
+  let t: CliTracer;
+  try {
+    t = new CliTracer(args);
+  } finally {
+    if (was === undefined) delete process.env[KTLS_HOOKS_ENV];
+    else process.env[KTLS_HOOKS_ENV] = was;
+  }
+  // the tracer's start (node, BTF, loading and attaching) is the slowest step under TCG: 90 s ran out on a busy host
+  const t0 = Date.now();
+  try {
+    await until('trace tls to start', () => /tlscope: tracing \d+ file/.test(t.stderr) || t.child.exitCode !== null, 3 * WAIT);
+  } catch (e) {
+    await t.stop();
+    throw new Error(`${(e as Error).message}; its stderr: ${t.stderr.slice(-2000)}`);
+  }
+  console.log(`# trace tls (${hooks}) ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   if (t.child.exitCode !== null) throw new Error(`tlscope exited: ${t.stderr}`);
-  assert.match(t.stderr, /kTLS: (fentry\/fexit|kprobes) on tls_sw_sendmsg/);
+  const kind = hooks === 'kprobe' ? 'kprobes' : support.hooks === 'kprobe' ? 'kprobes' : 'fentry\\/fexit';
+  assert.match(t.stderr, new RegExp(`kTLS: ${kind} on tls_sw_sendmsg`));
   return t;
 }
 
@@ -154,9 +176,13 @@ function noKtlsProgramsLeft(): void {
   assert.deepEqual(left.map((p) => p.name), [], 'kTLS programs still loaded after tlscope exited');
 }
 
-test('TLS 1.2 s_server -WWW -sendfile to s_client: request and file byte-exact, attributed, no control records', { skip }, async () => {
+for (const hooks of HOOK_RUNS) {
+test(`TLS 1.2 s_server -WWW -sendfile to s_client (${hooks === 'kprobe' ? 'kprobes forced' : 'probed hooks'}): request and file byte-exact, attributed, no control records`, { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls']);
+  const t = await tracer(['--sources', 'ktls'], hooks).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const c = await sClient(srv.port, 'small.txt', '-tls1_2');
     assert.ok(c.out.subarray(c.out.length - small.length).equals(small), 'the client got the file');
@@ -185,10 +211,14 @@ test('TLS 1.2 s_server -WWW -sendfile to s_client: request and file byte-exact, 
   }
   noKtlsProgramsLeft();
 });
+}
 
 test('1 MiB by sendfile over kTLS, byte-exact', { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls', '-p', String(srv.pid)]);
+  const t = await tracer(['--sources', 'ktls', '-p', String(srv.pid)]).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const c = await sClient(srv.port, 'big.bin', '-tls1_2');
     assert.ok(c.out.subarray(c.out.length - big.length).equals(big), 'the client got the 1 MiB file');
@@ -208,7 +238,10 @@ test('1 MiB by sendfile over kTLS, byte-exact', { skip }, async () => {
 
 test('TLS 1.3: TX through kTLS (the NewSessionTicket is not shown)', { skip }, async () => {
   const srv = await sServer('-tls1_3');
-  const t = await tracer(['--sources', 'ktls']);
+  const t = await tracer(['--sources', 'ktls']).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const c = await sClient(srv.port, 'small.txt', '-tls1_3');
     await until('the server write stream', () => stream(t.events, srv.pid, 'write').length >= c.out.length, WAIT);
@@ -225,7 +258,10 @@ test('TLS 1.3: TX through kTLS (the NewSessionTicket is not shown)', { skip }, a
 
 test('python ssl client with kTLS, and a writev of several segments', { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls']);
+  const t = await tracer(['--sources', 'ktls']).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     const a = await pyClient(srv.port, 'small.txt', 'sendall');
     assert.equal(a.ulp, 'tls', 'the python socket uses kTLS');
@@ -248,7 +284,10 @@ test('python ssl client with kTLS, and a writev of several segments', { skip }, 
 
 test('with the OpenSSL uprobes on too, each chunk shows once: openssl+ktls for SSL_write/SSL_read, ktls for sendfile', { skip }, async () => {
   const srv = await sServer('-tls1_2');
-  const t = await tracer([]);
+  const t = await tracer([]).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
   try {
     // let the probes reach python's libssl (it is in the standard directories: probed up front)
     const c = await pyClient(srv.port, 'small.txt', 'sendall');
@@ -298,3 +337,76 @@ test('the mount-namespace filter in the kernel keeps other processes out (no con
     await stopChild(srv.child);
   }
 });
+
+/**
+ * A python ssl client (TLS 1.2, kTLS TX and RX) that sends the request with sendall and then
+ * takes the response out of the socket with os.splice into a pipe: the kernel decrypts it
+ * in tls_sw_splice_read, OpenSSL never reads it. Returns what came through the pipe, the
+ * splice calls that moved bytes and how the last one ended.
+ */
+async function pySplice(port: number, path: string): Promise<{ pid: number; rxOffload: boolean; out: Buffer; request: Buffer; splices: number; end: string }> {
+  const request = `GET /${path} HTTP/1.0\r\n\r\n`;
+  const script = `
+import errno, json, os, socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+with socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=60) as raw:
+    s = ctx.wrap_socket(raw, server_hostname='ktls.test')
+    # SOL_TLS (282) TLS_RX (2): the receive side's crypto state is the kernel's
+    try:
+        s.getsockopt(282, 2, 64); rx = True
+    except OSError:
+        rx = False
+    s.sendall(sys.argv[2].encode())
+    s.setblocking(True)  # the timeout made the fd O_NONBLOCK; splice waits for the records
+    r, w = os.pipe()
+    out, splices, end = b'', 0, 'eof'
+    while True:
+        try:
+            n = os.splice(s.fileno(), w, 1 << 16)
+        except OSError as e:
+            end = errno.errorcode.get(e.errno, str(e.errno)); break  # the close_notify alert: EINVAL
+        if n == 0:
+            break
+        splices += 1
+        while n > 0:
+            d = os.read(r, n); out += d; n -= len(d)
+sys.stdout.write(json.dumps({'pid': os.getpid(), 'rx': rx, 'out': out.hex(), 'splices': splices, 'end': end}))
+`;
+  const r = await runProcess('python3', ['-c', script, String(port), request], { env: env(), timeoutMs: WAIT }).done;
+  assert.equal(r.code, 0, `python splice client: ${r.stderr}`);
+  const j = JSON.parse(r.stdout) as { pid: number; rx: boolean; out: string; splices: number; end: string };
+  return { pid: j.pid, rxOffload: j.rx, out: Buffer.from(j.out, 'hex'), request: Buffer.from(request), splices: j.splices, end: j.end };
+}
+
+for (const hooks of HOOK_RUNS) {
+  test(`splice out of a kTLS socket (${hooks === 'kprobe' ? 'kprobes forced' : 'probed hooks'}): the response through tls_sw_splice_read, byte-exact`, { skip }, async () => {
+    const srv = await sServer('-tls1_2');
+    const t = await tracer(['--sources', 'ktls'], hooks).catch(async (e: unknown) => {
+    await stopChild(srv.child); // the server, when the tracer never started
+    throw e;
+  });
+    try {
+      const c = await pySplice(srv.port, 'small.txt');
+      assert.ok(c.rxOffload, 'kTLS RX is on for the python socket (getsockopt SOL_TLS TLS_RX)');
+      assert.ok(c.splices > 0 && c.out.subarray(c.out.length - small.length).equals(small), `the file came through the pipe (${c.splices} splices, ended ${c.end})`);
+      await until('the splice read stream', () => stream(t.events, c.pid, 'read').length >= c.out.length, WAIT);
+      const reads = ktlsEvents(t, c.pid, 'read');
+      // measured: every byte the client got came out of tls_sw_splice_read, none out of recvmsg
+      assert.deepEqual([...new Set(reads.map((e) => e.function))], ['tls_sw_splice_read']);
+      assert.equal(reads.length, c.splices, 'one event per splice call that moved bytes');
+      assert.ok(stream(t.events, c.pid, 'read').equals(c.out), 'RX = what came through the pipe');
+      assert.ok(stream(t.events, c.pid, 'write').equals(c.request), 'TX = the request');
+      for (const e of reads) {
+        assert.equal(e.source, 'ktls');
+        assert.ok(e.proc.comm.startsWith('python'));
+        assert.equal(e.remote, `127.0.0.1:${srv.port}`);
+      }
+      console.log(`# splice (${hooks}): ${c.splices} splice calls, ${c.out.length} bytes, ended ${c.end}`);
+    } finally {
+      await t.stop();
+      await stopChild(srv.child);
+    }
+    noKtlsProgramsLeft();
+  });
+}

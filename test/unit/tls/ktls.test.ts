@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeKtls, deviceSockets, kernelTlsFunctions, ktlsPrograms } from '../../../src/ebpf/ktls.js';
+import { describeKtls, deviceSockets, forcedKtlsHooks, kernelTlsFunctions, ktlsPrograms } from '../../../src/ebpf/ktls.js';
 import { mergeBatches } from '../../../src/gadgets/tls/ktls.js';
 import { decodeTlsChunk, FLAG_KTLS, TLS_EVENT_LAYOUT } from '../../../src/gadgets/tls/decode.js';
 
@@ -82,4 +82,16 @@ test('mergeBatches gives every batch of every source, and ends when all end', as
   const got: string[] = [];
   for await (const b of mergeBatches([src('a', 3, 5), src('b', 2, 7), src('c', 0, 1)])) got.push(...b);
   assert.deepEqual(got.sort(), ['a0', 'a1', 'a2', 'b0', 'b1']);
+});
+
+test('TLSCOPE_KTLS_HOOKS (for tests) forces fentry or kprobe; other values are refused; doctor says it was forced', () => {
+  assert.equal(forcedKtlsHooks({}), undefined);
+  assert.equal(forcedKtlsHooks({ TLSCOPE_KTLS_HOOKS: '' }), undefined);
+  assert.equal(forcedKtlsHooks({ TLSCOPE_KTLS_HOOKS: 'kprobe' }), 'kprobe');
+  assert.equal(forcedKtlsHooks({ TLSCOPE_KTLS_HOOKS: 'fentry' }), 'fentry');
+  assert.throws(() => forcedKtlsHooks({ TLSCOPE_KTLS_HOOKS: 'kprobes' }), /TLSCOPE_KTLS_HOOKS=kprobes: fentry or kprobe/);
+  const base = { supported: true, functions: ['tls_sw_sendmsg', 'tls_sw_recvmsg'] as const, sendfile: 'tls_sw_sendmsg' as const, deviceOffload: false, deviceSockets: 0 };
+  assert.match(describeKtls({ ...base, functions: [...base.functions], hooks: 'kprobe', forced: true, fentryRefused: 'not tried' }), /^kprobe\/kretprobe \(forced by TLSCOPE_KTLS_HOOKS; fentry not tried\) on tls_sw_sendmsg/);
+  assert.match(describeKtls({ ...base, functions: [...base.functions], hooks: 'fentry', forced: true }), /^fentry\/fexit \(forced by TLSCOPE_KTLS_HOOKS\) on/);
+  assert.match(describeKtls({ ...base, functions: [...base.functions], hooks: 'fentry' }), /^fentry\/fexit on/);
 });
