@@ -6,7 +6,8 @@
  */
 import { hasContainerFilter } from '../../containers/selector.js';
 import type { ContainerIndex } from '../../containers/index.js';
-import { compileFilter, linkTypeOfHatype, type RingPacket } from '../../ebpf/capture.js';
+import { compileFilter, linkTypeOfHatype } from '../../ebpf/pcap-filter.js';
+import type { RingPacket } from '../../ebpf/tpacket.js';
 import { FlowKeyReader } from '../../protocols/dissect.js';
 import { hostNamespaces } from '../../proc/namespaces.js';
 import { processComm } from '../../proc/process.js';

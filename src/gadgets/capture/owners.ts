@@ -10,8 +10,9 @@
  * (sendto without connect) has no 4-tuple and is not attributed; the tracepoints exist since
  * Linux 6.3 — on older kernels attribution is off and tlscope says why.
  */
-import { BpfObject, type BpfLink } from '../../ebpf/object.js';
-import { PolledRingBuffer } from '../../ebpf/capture.js';
+import { BpfObject } from '../../ebpf/object.js';
+import type { BpfLink } from '../../ebpf/link.js';
+import { PolledRingBuffer } from '../../ebpf/ringbuf.js';
 import { requireFeature } from '../../ebpf/features.js';
 import { errorMessage } from '../../errors.js';
 import { decodeTuple, TUPLE_LAYOUT } from '../../net/tuple.js';
