@@ -15,7 +15,8 @@ import type { GadgetDefinition, GadgetParam, ParamValues } from '../definition.j
 import { boolParam, intParam, strParam } from '../params.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from './gadget.js';
 import { labelFor, type NamespaceLabel } from './labels.js';
-import { FlowOwners, type FlowOwner } from './owners.js';
+import { FlowOwners } from './owners.js';
+import type { ProcRecord } from '../proc-record.js';
 
 export const MAX_SNAPLEN = 262144;
 
@@ -119,7 +120,7 @@ Examples:
       return { short: `netns${t.netns}`, long: `netns ${t.netns}` };
     };
     /** who a process is, for packet comments: "pid 42 curl on the host", "pid 7 httpd in web (docker)" */
-    const whoIs = (o: FlowOwner): string => {
+    const whoIs = (o: ProcRecord): string => {
       const container = index.byMntns(o.mntns);
       const where = container === undefined ? 'on the host' : `in ${labelFor([container])?.long ?? container.name}`;
       return `pid ${o.pid} ${o.comm} ${where}`;
