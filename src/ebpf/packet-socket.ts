@@ -19,10 +19,7 @@ import { kernelError } from './errors.js';
 import { EpollWaiter } from './epoll.js';
 import { inNetns, netnsInode, OWN_NETNS_PATH } from './netns.js';
 import type { BpfProgram } from './program.js';
-import { setIntOption, TpacketRing, type TpacketV3Walker } from './tpacket.js';
-
-/** struct sockaddr_ll: u16 family, be16 protocol, i32 ifindex, u16 hatype, u8 pkttype, u8 halen, u8 addr[8]; 20 bytes. */
-const SOCKADDR_LL_SIZE = 20;
+import { SLL, TpacketRing, type TpacketV3Walker } from './tpacket.js';
 
 export interface PacketSocketOptions {
   /** A network namespace (`/proc/PID/ns/net`); default ours. */
@@ -69,7 +66,7 @@ export class PacketSocket {
         }
       }
       undo = opts.configure(fd);
-      const sll = Buffer.alloc(SOCKADDR_LL_SIZE);
+      const sll = Buffer.alloc(SLL.size); // struct sockaddr_ll: family, protocol (be16), ifindex
       sll.writeUInt16LE(AF_PACKET, 0);
       sll.writeUInt16BE(ETH_P_ALL, 2);
       sll.writeInt32LE(ifindex, 4);

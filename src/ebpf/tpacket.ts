@@ -192,7 +192,7 @@ export class TpacketRing {
 }
 
 /** setsockopt with an int value; throws KernelError. */
-export function setIntOption(fd: number, level: number, name: number, value: number, what: string): void {
+function setIntOption(fd: number, level: number, name: number, value: number, what: string): void {
   const v = Buffer.alloc(4);
   v.writeInt32LE(value, 0);
   if ((c.setsockopt(fd, level, name, v, 4) as number) < 0) throw kernelError(what, errno());
