@@ -49,13 +49,7 @@ static __always_inline void note(const struct sock *sk, int ret)
 	struct owner_seen now = { .pid = pid };
 	bpf_map_update_elem(&owner_seen, &o.tuple, &now, BPF_ANY);
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	o.pid = pid;
-	o.tid = (__u32)pid_tgid;
-	o.uid = (__u32)bpf_get_current_uid_gid();
-	o.mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	o.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	tlscope_proc_fill(&o.proc, BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum));
 	if (bpf_ringbuf_output(&owners, &o, sizeof(o), BPF_RB_NO_WAKEUP) < 0) {
 		tlscope_count_lost();
 		bpf_map_delete_elem(&owner_seen, &o.tuple); /* try again on the next call */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
-/* The process (thread) behind an event, shared by sni and tls and decoded once in TypeScript
+/* The process (thread) behind an event, shared by sni, tls and capture and decoded once in TypeScript
  * (src/gadgets/proc-record.ts, checked against BTF in tests). Include after vmlinux.h,
  * bpf_helpers.h and bpf_core_read.h. */
 #ifndef TLSCOPE_PROC_H

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** tlscope's entry point: picks the command, turns errors into messages and exit codes. */
 import { TlscopeError, UsageError, errorMessage } from '../errors.js';
-import { VerifierError } from '../ebpf/object.js';
+import { VerifierError } from '../ebpf/errors.js';
 import { gadgets } from '../gadgets/registry.js';
 import type { CommandContext } from './context.js';
 

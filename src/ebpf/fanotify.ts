@@ -11,7 +11,8 @@
  *   struct fanotify_response       { s32 fd; u32 response; }                  8 bytes
  *   struct pollfd                  { int fd; short events; short revents; }    8 bytes
  */
-import { KernelError } from './object.js';
+import { AT_FDCWD, EAGAIN, EFD_CLOEXEC, EFD_NONBLOCK, EINTR, O_CLOEXEC, O_LARGEFILE, O_RDONLY, POLLIN } from '../constants.js';
+import { KernelError } from './errors.js';
 import { c, errno } from './native.js';
 
 export const FAN_CLOEXEC = 0x1;
@@ -41,15 +42,6 @@ export const FAN_DENY = 0x2;
 /** An event for which the kernel could not open the file: nothing to answer with an fd. */
 export const FAN_NOFD = -1;
 
-const O_RDONLY = 0;
-const O_LARGEFILE = 0o100000;
-const O_CLOEXEC = 0o2000000;
-const AT_FDCWD = -100;
-const EFD_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
-const POLLIN = 1;
-const EAGAIN = 11;
-const EINTR = 4;
 const METADATA_VERSION = 3;
 const METADATA_LEN = 24;
 

@@ -11,7 +11,9 @@ import { release } from 'node:os';
 import { NotSupportedError, errorMessage } from '../errors.js';
 import { symbolOffsets } from '../elf/elf.js';
 import { bpf, c, libbpfUnavailable } from './native.js';
-import { BPF_TRACE_UPROBE_MULTI, BpfObject, KernelError, VerifierError } from './object.js';
+import { AF_PACKET, BPF_MAP_TYPE_RINGBUF, BPF_TRACE_UPROBE_MULTI, ENOENT, ENOTSUPP, EOPNOTSUPP, EPERM, SOCK_CLOEXEC, SOCK_RAW } from '../constants.js';
+import { BpfObject } from './object.js';
+import { KernelError, VerifierError } from './errors.js';
 import { bpfCapable } from './caps.js';
 import { ktlsSupport } from './ktls.js';
 import { ensureTracefs } from './tracefs.js';
@@ -37,11 +39,6 @@ interface Probe {
   since: string;
   run(): void; // throws when not supported
 }
-
-const EPERM = 1;
-const ENOENT = 2;
-const EOPNOTSUPP = 95;
-const ENOTSUPP = 524;
 
 function loadOnly(program: string, opts: { expectedAttachType?: number } = {}): BpfObject {
   return BpfObject.load('probes', {
@@ -97,7 +94,6 @@ const probes: Record<FeatureName, Probe> = {
     title: 'BPF ring buffer',
     since: '5.8',
     run() {
-      const BPF_MAP_TYPE_RINGBUF = 27;
       if (!bpfCapable()) throw new NotSupportedError('ringbuf', 'lacking CAP_BPF (or CAP_SYS_ADMIN) to create BPF maps');
       const r = bpf.probe_map_type(BPF_MAP_TYPE_RINGBUF, null) as number;
       if (r !== 1) throw new NotSupportedError('ringbuf', r === 0 ? 'the kernel has no BPF_MAP_TYPE_RINGBUF' : `probe failed (${r})`);
@@ -108,9 +104,6 @@ const probes: Record<FeatureName, Probe> = {
     since: '3.19',
     run() {
       withObject('probe_socket_filter', (o) => {
-        const AF_PACKET = 17;
-        const SOCK_RAW = 3;
-        const SOCK_CLOEXEC = 0o2000000;
         const fd = c.socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0) as number; // protocol 0: receives nothing
         if (fd < 0) throw new NotSupportedError('socket_filter', 'cannot open an AF_PACKET socket (needs CAP_NET_RAW)');
         try {
@@ -259,7 +252,7 @@ function explain(feature: FeatureName, e: unknown): string {
   if (feature === 'fentry' && (e instanceof NotSupportedError || e instanceof VerifierError || errno === EPERM)) {
     return 'the kernel refuses to load fentry programs (EPERM even as root: kernel lockdown or integrity mode)';
   }
-  if (feature === 'kprobe' && (errno === ENOENT || errno === EOPNOTSUPP || errno === ENOTSUPP || errno === 95)) {
+  if (feature === 'kprobe' && (errno === ENOENT || errno === EOPNOTSUPP || errno === ENOTSUPP)) {
     return 'the kernel has no kprobes (CONFIG_KPROBES is off)';
   }
   return errorMessage(e);

@@ -14,7 +14,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { errorMessage } from '../errors.js';
 import { c, errno, strerror } from './native.js';
-import { BpfObject, type BpfLink, type LoadOptions } from './object.js';
+import { BpfObject, type LoadOptions } from './object.js';
+import type { BpfLink } from './link.js';
 import { ensureTracefs } from './tracefs.js';
 
 export type KtlsHooks = 'fentry' | 'kprobe';

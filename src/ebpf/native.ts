@@ -8,6 +8,7 @@
  * libbpf's own headers (see the comments at each layout).
  */
 import koffi, { type LibraryHandle } from 'koffi';
+import { SYS_bpf, _SC_PAGESIZE } from '../constants.js';
 
 type Lib = LibraryHandle;
 /** A native function as koffi gives it: callable, with `.async(…args, cb)`. */
@@ -80,7 +81,7 @@ export const c = {
   vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)'),
   syscall3: libc.func('long syscall(long nr, ...)'),
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, void *data)'),
-  // packet capture (src/ebpf/capture.ts): interface lookups on a socket, which answer for
+  // packet sockets (src/ebpf/packet-socket.ts): interface lookups on a socket, which answer for
   // that socket's network namespace (SIOCGIFINDEX, SIOCGIFNAME)
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)'),
   // fanotify (src/ebpf/fanotify.ts): the container start hook and the exec gate, answered
@@ -92,20 +93,6 @@ export const c = {
   poll: libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)'),
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
 };
-
-export const PROT_READ = 1;
-export const PROT_WRITE = 2;
-export const MAP_SHARED = 1;
-export const MAP_FAILED = 0xffffffffffffffffn;
-export const _SC_PAGESIZE = 30;
-export const EPOLLIN = 1;
-export const EPOLL_CTL_ADD = 1;
-export const EPOLL_CLOEXEC = 0o2000000;
-export const O_RDONLY = 0;
-export const O_CLOEXEC = 0o2000000;
-export const O_DIRECTORY = 0o200000;
-export const CLONE_NEWNET = 0x40000000;
-export const SYS_bpf = 321; // x86-64
 
 export function strerror(e: number): string {
   return String(c.strerror(e));

@@ -9,10 +9,16 @@
  * producer_pos, then the data area is mapped twice back to back so a record that wraps is
  * still contiguous. Each record: u32 len (bit 31 busy, bit 30 discarded), u32 page offset,
  * then the sample, padded to 8 bytes.
+ *
+ * PolledRingBuffer is the mapped ring read only when asked; RingBufReader adds the timer, the
+ * epoll wake-ups (epoll.ts) and the async iteration.
  */
 import { TlscopeError } from '../errors.js';
-import { c, errno, viewMemory, pageSize, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, EPOLLIN, EPOLL_CTL_ADD, EPOLL_CLOEXEC, type Ptr } from './native.js';
-import { BPF_MAP_TYPE_RINGBUF, kernelError, type BpfMap } from './object.js';
+import { BPF_MAP_TYPE_RINGBUF } from '../constants.js';
+import { pageSize } from './native.js';
+import type { BpfMap } from './map.js';
+import { EpollWaiter } from './epoll.js';
+import { MappedRegion } from './mmap.js';
 
 const BUSY = 0x80000000;
 const DISCARD = 0x40000000;
@@ -131,62 +137,103 @@ export class RingWalker<T> {
   }
 }
 
+/**
+ * A BPF ring buffer map mapped into this process and read synchronously, only when the caller
+ * asks (no timer, no epoll): for side information that is needed exactly when something else
+ * is read — capture's socket owners, read just before each batch of packets — and the mapping
+ * under RingBufReader.
+ */
+export class PolledRingBuffer<T> {
+  private readonly walker: RingWalker<T>;
+  private readonly consumer: MappedRegion;
+  private readonly data: MappedRegion;
+
+  constructor(readonly map: BpfMap, decode: Decoder<T>) {
+    if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new TlscopeError('ERR_RINGBUF', `${map.name} is not a ring buffer map`);
+    const page = pageSize();
+    const size = map.maxEntries;
+    this.consumer = MappedRegion.map(map.fd, page, 0, true, `consumer page of ${map.name}`);
+    try {
+      this.data = MappedRegion.map(map.fd, page + 2 * size, page, false, `data pages of ${map.name}`);
+    } catch (e) {
+      this.consumer.close();
+      throw e;
+    }
+    this.walker = new RingWalker(this.consumer.memory, this.data.memory, page, size, decode);
+  }
+
+  /** Everything committed so far (at most `max` records). */
+  read(max = 65536): T[] {
+    const out: T[] = [];
+    this.drain(out, max);
+    return out;
+  }
+
+  /** Walks up to `max` committed records into `out`; returns how many it consumed (0 once closed). */
+  drain(out: T[], max: number): number {
+    return this.data.mapped ? this.walker.drain(out, max) : 0;
+  }
+
+  /** Bytes written by the kernel and not yet consumed. */
+  pending(): number {
+    return this.data.mapped ? this.walker.pending() : 0;
+  }
+
+  get stats(): Readonly<RingStats> {
+    return this.walker.stats;
+  }
+
+  get lastDecodeError(): unknown {
+    return this.walker.lastDecodeError;
+  }
+
+  get decodeErrors(): number {
+    return this.walker.stats.decodeErrors;
+  }
+
+  close(): void {
+    this.data.close();
+    this.consumer.close();
+  }
+}
+
 interface Waiter<T> {
   resolve: (r: IteratorResult<T[]>) => void;
 }
 
 export class RingBufReader<T> implements AsyncIterable<T[]> {
   readonly map: BpfMap;
-  private readonly walker: RingWalker<T>;
-  private readonly consumerPtr: Ptr;
-  private readonly dataPtr: Ptr;
-  private readonly consumerLen: number;
-  private readonly dataLen: number;
+  private readonly walker: PolledRingBuffer<T>;
   private readonly maxPerDrain: number;
   private readonly maxQueued: number;
   private readonly lostCounter: BpfMap | undefined;
   private readonly queue: T[][] = [];
   private waiter: Waiter<T> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private epfd = -1;
-  private epollPending = false;
-  private epollDone: Promise<void> = Promise.resolve();
-  private readonly epollBuf = Buffer.alloc(12);
+  /** undefined where epoll could not be set up: the timer alone drains then */
+  private epoll: EpollWaiter | undefined;
   private state: 'open' | 'closing' | 'closed' = 'open';
+  /** the epoll set's close, which a second close() waits for */
+  private closedDone: Promise<void> = Promise.resolve();
   private readonly onAbort = (): void => void this.close();
   private readonly signal: AbortSignal | undefined;
 
   constructor(map: BpfMap, opts: RingReaderOptions<T>) {
-    if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new TlscopeError('ERR_RINGBUF', `${map.name} is not a ring buffer map`);
     this.map = map;
     this.maxPerDrain = opts.maxPerDrain ?? 65536;
     this.maxQueued = opts.maxQueuedBatches ?? 256;
     this.lostCounter = opts.lostCounter;
-    const page = pageSize();
-    const size = map.maxEntries;
-    this.consumerLen = page;
-    this.dataLen = page + 2 * size;
-    const cons = c.mmap(null, page, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0) as Ptr;
-    if (cons === MAP_FAILED) throw kernelError(`mmap consumer page of ${map.name}`, errno());
-    const data = c.mmap(null, this.dataLen, PROT_READ, MAP_SHARED, map.fd, page) as Ptr;
-    if (data === MAP_FAILED) {
-      const e = errno();
-      c.munmap(cons, page);
-      throw kernelError(`mmap data pages of ${map.name}`, e);
-    }
-    this.consumerPtr = cons;
-    this.dataPtr = data;
-    this.walker = new RingWalker(viewMemory(cons, page), viewMemory(data, this.dataLen), page, size, opts.decode);
+    this.walker = new PolledRingBuffer(map, opts.decode);
 
-    this.epfd = c.epoll_create1(EPOLL_CLOEXEC) as number;
-    if (this.epfd >= 0) {
-      const ev = Buffer.alloc(12); // struct epoll_event is packed on x86-64: u32 events, u64 data
-      ev.writeUInt32LE(EPOLLIN, 0);
-      if ((c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, map.fd, ev) as number) < 0) {
-        c.close(this.epfd);
-        this.epfd = -1;
-      }
+    let epoll: EpollWaiter | undefined;
+    try {
+      epoll = new EpollWaiter(1);
+      epoll.add(map.fd);
+    } catch {
+      void epoll?.close();
+      epoll = undefined;
     }
+    this.epoll = epoll;
     this.timer = setInterval(() => this.pump(), opts.intervalMs ?? 5);
     this.armEpoll();
     this.signal = opts.signal;
@@ -239,18 +286,13 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
   }
 
   private armEpoll(): void {
-    if (this.epfd < 0 || this.epollPending || this.state !== 'open' || this.queue.length >= this.maxQueued) return;
+    if (this.epoll === undefined || this.epoll.waiting || this.state !== 'open' || this.queue.length >= this.maxQueued) return;
     if (this.walker.pending() > 0) return; // data waiting: the timer takes it; polling now would spin
-    this.epollPending = true;
-    this.epollDone = new Promise((resolve) => {
-      c.epoll_wait.async(this.epfd, this.epollBuf, 1, 50, (_err: unknown, n: number) => {
-        this.epollPending = false;
-        resolve();
-        if (this.state === 'open') {
-          if (n > 0) this.pump();
-          else this.armEpoll();
-        }
-      });
+    this.epoll.wait(50, (n) => {
+      if (this.state === 'open') {
+        if (n > 0) this.pump();
+        else this.armEpoll();
+      }
     });
   }
 
@@ -306,7 +348,7 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
    * queued first, so iteration ends after the last event instead of losing it.
    */
   async close(opts: { drain?: boolean } = {}): Promise<void> {
-    if (this.state !== 'open') return this.epollDone;
+    if (this.state !== 'open') return this.closedDone;
     this.state = 'closing';
     if (this.timer !== undefined) clearInterval(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
@@ -318,13 +360,12 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
         else break;
       }
     }
-    await this.epollDone;
+    this.closedDone = this.epoll?.close() ?? Promise.resolve();
+    await this.closedDone;
     this.finalLost = this.lost();
     this.state = 'closed';
-    if (this.epfd >= 0) c.close(this.epfd);
-    this.epfd = -1;
-    c.munmap(this.dataPtr, this.dataLen);
-    c.munmap(this.consumerPtr, this.consumerLen);
+    this.epoll = undefined;
+    this.walker.close();
     const w = this.waiter;
     this.waiter = undefined;
     w?.resolve({ value: undefined, done: true });

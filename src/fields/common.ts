@@ -2,16 +2,27 @@
 /** The fields every event carries: process, container runtime and Kubernetes identity. */
 import type { Field } from './field.js';
 
+/**
+ * The process (thread) behind an event: the one shape every gadget, the session and the fields
+ * use. The kernel's record (`struct tlscope_proc`, decoded by src/gadgets/proc-record.ts into a
+ * `Required<ProcInfo>`) fills every field; where the process is unknown (an SNI seen arriving)
+ * pid is 0 and the optional fields are left out.
+ */
 export interface ProcInfo {
+  /** host tgid */
   pid: number;
+  /** host thread id */
   tid: number;
+  /** the thread's comm */
   comm: string;
   uid?: number;
   gid?: number;
-  /** mount namespace inode */
+  /** mount namespace inode: the container index key */
   mntns?: number;
-  /** network namespace inode */
+  /** network namespace inode (the socket's, or the task's) */
   netns?: number;
+  /** cgroup v2 id */
+  cgroupId?: bigint;
 }
 
 export interface RuntimeInfo {

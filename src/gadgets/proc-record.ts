@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * `struct tlscope_proc` (bpf/include/proc.h): the thread behind a kernel event — trace sni's
- * sender, trace tls's caller. One layout and one decoder, checked against BTF in the tests.
+ * sender, trace tls's caller, capture's socket owner. One layout and one decoder, checked
+ * against BTF in the tests; the TypeScript shape is the events' own ProcInfo.
  */
+import type { ProcInfo } from '../fields/common.js';
 
 /** Byte offsets of struct tlscope_proc, as compiled. */
 export const PROC_LAYOUT = {
@@ -19,19 +21,8 @@ export const PROC_LAYOUT = {
 
 export const COMM_LEN = 16;
 
-export interface ProcRecord {
-  /** host tgid */
-  pid: number;
-  /** host thread id */
-  tid: number;
-  uid: number;
-  gid: number;
-  mntns: number;
-  netns: number;
-  cgroupId: bigint;
-  /** the thread's comm */
-  comm: string;
-}
+/** A ProcInfo as the kernel's record fills it: every field known. */
+export type ProcRecord = Required<ProcInfo>;
 
 /** A kernel comm (up to 16 bytes, NUL-terminated unless full), one character per byte. */
 export function decodeComm(dv: DataView, off: number): string {

@@ -17,8 +17,7 @@ export const TUPLE_LAYOUT = {
   protocol: 37,
 } as const;
 
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
+export { IPPROTO_TCP, IPPROTO_UDP } from '../constants.js';
 
 export interface SockTuple {
   family: 4 | 6;

@@ -5,7 +5,8 @@
  * sink gets them: views into the capture ring, valid only during the call.
  */
 import { release } from 'node:os';
-import { PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING, type RingPacket } from '../ebpf/capture.js';
+import { PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING } from '../constants.js';
+import type { RingPacket } from '../ebpf/tpacket.js';
 import { dissect } from '../protocols/dissect.js';
 import type { Sink } from './columns.js';
 import { asciiDump, directionWord, hexAsciiDump, packetSummary, TcpSequences, TimeFormatter } from './packet-text.js';

@@ -9,6 +9,7 @@
  * node) the caller names; each packet's comment says who sent or received it.
  */
 import { PcapngWriter, EPB_INBOUND, EPB_OUTBOUND, type BinarySink } from './pcapng.js';
+import { LINKTYPE_RAW } from '../constants.js';
 
 export interface PlaintextChunk {
   /** wall-clock ms since the epoch (fractions kept to the ns) */
@@ -27,7 +28,6 @@ export interface PlaintextChunk {
   connection?: string;
 }
 
-const LINKTYPE_RAW = 101;
 const MAX_SEGMENT = 65_000;
 const SYN = 0x02;
 const ACK = 0x10;

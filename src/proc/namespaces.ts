@@ -41,24 +41,33 @@ export function processNamespaces(pid: number, procRoot = DEFAULT_PROC_ROOT): Pr
 }
 
 /**
- * The host's namespaces, the one definition every layer uses: those of pid 1 when we may read
- * them (tlscope on the host, or in a pod with hostPID), else our own. "The host" in a scope
- * means processes in exactly these namespaces (compared by inode).
+ * The one decision of which namespaces are the host's: those of pid 1 when we may read them
+ * (tlscope on the host, or in a pod with hostPID), else our own. Returns whose they are.
  */
-export function hostNamespaces(procRoot = DEFAULT_PROC_ROOT): ProcessNamespaces | undefined {
+function hostSource(procRoot: string): { pid: number; ns: ProcessNamespaces } | undefined {
   try {
     const init = processNamespaces(1, procRoot);
-    if (init !== undefined) return init;
+    if (init !== undefined) return { pid: 1, ns: init };
   } catch (e) {
     if (!(e instanceof PermissionError)) throw e;
   }
-  return processNamespaces(process.pid, procRoot);
+  const own = processNamespaces(process.pid, procRoot);
+  return own === undefined ? undefined : { pid: process.pid, ns: own };
 }
 
-/** The path of the host's network namespace to enter (pid 1's), or undefined for our own. */
+/**
+ * The host's namespaces, the one definition every layer uses (the container index keeps what
+ * this said at its start): "the host" in a scope means processes in exactly these namespaces
+ * (compared by inode).
+ */
+export function hostNamespaces(procRoot = DEFAULT_PROC_ROOT): ProcessNamespaces | undefined {
+  return hostSource(procRoot)?.ns;
+}
+
+/** The path of the host's network namespace to enter (pid 1's), or undefined when the host's are our own. */
 export function hostNetnsPath(procRoot = DEFAULT_PROC_ROOT): string | undefined {
   try {
-    return namespaceInode(1, 'net', procRoot) === undefined ? undefined : `${procRoot}/1/ns/net`;
+    return hostSource(procRoot)?.pid === 1 ? `${procRoot}/1/ns/net` : undefined;
   } catch {
     return undefined;
   }

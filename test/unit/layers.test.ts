@@ -14,12 +14,14 @@ const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
  * front ends never import each other. A new top-level folder must be added here (and to
  * docs/architecture.md) before anything in it may be imported.
  */
-const BASE = ['errors'];
+const BASE = ['errors', 'constants'];
 const PURE = [...BASE, 'net', 'protocols', 'elf'];
 const BELOW_GADGETS = [...PURE, 'fields', 'proc', 'ebpf', 'containers', 'query'];
 const FRONT_END_MAY = [...BELOW_GADGETS, 'gadgets', 'session', 'output'];
 export const LAYERS: Record<string, readonly string[]> = {
   errors: [],
+  // Linux, libpcap and file-format numbers: one definition each, for every layer
+  constants: [],
   net: BASE,
   elf: BASE,
   protocols: [...BASE, 'net'],
@@ -118,7 +120,7 @@ test('no import runs up the layers, and front ends do not import each other', ()
 test('output never imports gadgets; ebpf imports nothing above it', () => {
   // stated on their own: the two rules people break first
   assert.deepEqual(edges.filter((e) => layerOf(e.from) === 'output' && e.to !== undefined && layerOf(e.to) === 'gadgets').map((e) => e.from), []);
-  assert.deepEqual(edges.filter((e) => layerOf(e.from) === 'ebpf' && e.to !== undefined && !['ebpf', 'errors', 'elf'].includes(layerOf(e.to))).map((e) => `${e.from} → ${e.spec}`), []);
+  assert.deepEqual(edges.filter((e) => layerOf(e.from) === 'ebpf' && e.to !== undefined && !['ebpf', 'errors', 'constants', 'elf'].includes(layerOf(e.to))).map((e) => `${e.from} → ${e.spec}`), []);
 });
 
 test('gadgets never print (no console, no process.stdout/stderr writes)', () => {
@@ -133,4 +135,20 @@ test('gadgets never print (no console, no process.stdout/stderr writes)', () => 
 test('the session layer imports no front end (usable in-process by the agent and the UI)', () => {
   const bad = edges.filter((e) => layerOf(e.from) === 'session' && e.to !== undefined && ['cli', 'agent', 'ui', 'kube', 'output'].includes(layerOf(e.to))).map((e) => `${e.from} → ${e.spec}`);
   assert.deepEqual(bad, []);
+});
+
+test('src/constants.ts imports nothing, and no other file defines its numbers again', () => {
+  assert.deepEqual(edges.filter((e) => e.from === 'constants.ts').map((e) => e.spec), []);
+  const names = [...readFileSync(join(SRC, 'constants.ts'), 'utf8').matchAll(/^export const (\w+) =/gm)].map((m) => m[1] as string);
+  assert.ok(names.length > 50 && names.includes('SOL_SOCKET') && names.includes('LINKTYPE_RAW'), `constants.ts exports ${names.length} names`);
+  // ktls.ts's own socket constants are the ktls engineer's (src/ebpf/ktls.ts); everything else imports them
+  const allowed = new Set(['ebpf/ktls.ts']);
+  const bad: string[] = [];
+  for (const file of tsFiles(SRC)) {
+    const from = relative(SRC, file);
+    if (from === 'constants.ts' || allowed.has(from)) continue;
+    const code = readFileSync(file, 'utf8');
+    for (const n of names) if (new RegExp(`^\\s*(export )?const ${n} =`, 'm').test(code)) bad.push(`${from}: ${n}`);
+  }
+  assert.deepEqual(bad, [], 'import these from src/constants.ts');
 });

@@ -7,7 +7,8 @@
 import { statSync } from 'node:fs';
 import { hasContainerFilter } from '../../containers/selector.js';
 import type { ContainerIndex } from '../../containers/index.js';
-import { compileFilter, linkTypeOfHatype, type RingPacket } from '../../ebpf/capture.js';
+import { compileFilter, linkTypeOfHatype } from '../../ebpf/pcap-filter.js';
+import type { RingPacket } from '../../ebpf/tpacket.js';
 import { dissect, FlowKeyReader, type PacketInfo } from '../../protocols/dissect.js';
 import { hostNamespaces } from '../../proc/namespaces.js';
 import { processComm } from '../../proc/process.js';
@@ -18,7 +19,8 @@ import { boolParam, intParam, strParam } from '../params.js';
 import { packetFields, type PacketView } from './fields.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from './gadget.js';
 import { labelFor, type NamespaceLabel } from './labels.js';
-import { FlowOwners, type FlowOwner } from './owners.js';
+import { FlowOwners } from './owners.js';
+import type { ProcRecord } from '../proc-record.js';
 
 export const MAX_SNAPLEN = 262144;
 
@@ -145,7 +147,7 @@ Examples:
       return { short: `netns${t.netns}`, long: `netns ${t.netns}` };
     };
     /** who a process is, for packet comments: "pid 42 curl on the host", "pid 7 httpd in web (docker)" */
-    const whoIs = (o: FlowOwner): string => {
+    const whoIs = (o: ProcRecord): string => {
       const container = index.byMntns(o.mntns);
       const where = container === undefined ? 'on the host' : `in ${labelFor([container])?.long ?? container.name}`;
       return `pid ${o.pid} ${o.comm} ${where}`;

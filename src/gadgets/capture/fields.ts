@@ -8,7 +8,7 @@
 import type { ContainerInfo } from '../../containers/types.js';
 import type { Field } from '../../fields/field.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, type PacketInfo } from '../../protocols/dissect.js';
-import type { FlowOwner } from './owners.js';
+import type { ProcRecord } from '../proc-record.js';
 
 /** One packet as a query sees it; valid only while its handler runs. */
 export interface PacketView {
@@ -24,7 +24,7 @@ export interface PacketView {
   /** bytes on the wire */
   readonly len: number;
   info(): PacketInfo;
-  sender(): FlowOwner | undefined;
+  sender(): ProcRecord | undefined;
 }
 
 function protocolName(i: PacketInfo): string {

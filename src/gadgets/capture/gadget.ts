@@ -6,8 +6,10 @@
  * synchronously, while their bytes are still in the ring (no copy here); the handler prints
  * or writes them and says when to stop. This module never prints.
  */
-import { CaptureSocket, CapturePoller, type CompiledFilter, type RingPacket } from '../../ebpf/capture.js';
-import { netnsInode } from '../../ebpf/packet.js';
+import { CaptureSocket, CapturePoller } from '../../ebpf/packet-socket.js';
+import type { CompiledFilter } from '../../ebpf/pcap-filter.js';
+import type { RingPacket } from '../../ebpf/tpacket.js';
+import { netnsInode } from '../../ebpf/netns.js';
 import type { NetnsWatcher } from '../netns-scope.js';
 import type { FlowOwners } from './owners.js';
 

@@ -10,54 +10,34 @@
  * (sendto without connect) has no 4-tuple and is not attributed; the tracepoints exist since
  * Linux 6.3 — on older kernels attribution is off and tlscope says why.
  */
-import { BpfObject, type BpfLink } from '../../ebpf/object.js';
-import { PolledRingBuffer } from '../../ebpf/capture.js';
+import { BpfObject } from '../../ebpf/object.js';
+import type { BpfLink } from '../../ebpf/link.js';
+import { PolledRingBuffer } from '../../ebpf/ringbuf.js';
 import { requireFeature } from '../../ebpf/features.js';
 import { errorMessage } from '../../errors.js';
 import { decodeTuple, TUPLE_LAYOUT } from '../../net/tuple.js';
 import { flowKeyOfTuple } from '../../protocols/dissect.js';
-
-export interface FlowOwner {
-  pid: number;
-  tid: number;
-  uid: number;
-  comm: string;
-  mntns: number;
-  netns: number;
-}
+import { decodeProc, type ProcRecord } from '../proc-record.js';
 
 /** struct capture_owner (bpf/include/capture.h): tuple@0 (struct tlscope_tuple, src/net/tuple.ts),
- * pid@40 tid@44 uid@48 mntns@52 netns@56 pad@60 comm@64[16]; 80 bytes. */
-export const CAPTURE_OWNER_LAYOUT = { size: 80, tuple: 0, pid: 40, tid: 44, uid: 48, mntns: 52, netns: 56, comm: 64 } as const;
+ * proc@40 (struct tlscope_proc, src/gadgets/proc-record.ts); 88 bytes. */
+export const CAPTURE_OWNER_LAYOUT = { size: 88, tuple: 0, proc: 40 } as const;
 export const CAPTURE_OWNER_SIZE = CAPTURE_OWNER_LAYOUT.size;
 
-export function decodeOwner(view: DataView, at: number): { key: string; owner: FlowOwner } {
+export function decodeOwner(view: DataView, at: number): { key: string; owner: ProcRecord } {
   const bytes = new Uint8Array(view.buffer, view.byteOffset + at, CAPTURE_OWNER_SIZE);
   const t = decodeTuple(view, at + CAPTURE_OWNER_LAYOUT.tuple);
   // the kernel only sends IPv4/IPv6 tuples; a record without a family is keyed as IPv4 (it matches no packet)
   const key = t === undefined
     ? flowKeyOfTuple(bytes[TUPLE_LAYOUT.protocol] ?? 0, 4, bytes.subarray(0, 4), view.getUint16(at + TUPLE_LAYOUT.sport, true), bytes.subarray(16, 20), view.getUint16(at + TUPLE_LAYOUT.dport, true))
     : flowKeyOfTuple(t.protocol, t.family, t.saddrBytes, t.sport, t.daddrBytes, t.dport);
-  const L = CAPTURE_OWNER_LAYOUT;
-  const commBytes = bytes.subarray(L.comm, L.comm + 16);
-  const nul = commBytes.indexOf(0);
-  return {
-    key,
-    owner: {
-      pid: view.getUint32(at + L.pid, true),
-      tid: view.getUint32(at + L.tid, true),
-      uid: view.getUint32(at + L.uid, true),
-      mntns: view.getUint32(at + L.mntns, true),
-      netns: view.getUint32(at + L.netns, true),
-      comm: Buffer.from(commBytes.subarray(0, nul < 0 ? 16 : nul)).toString('utf8'),
-    },
-  };
+  return { key, owner: decodeProc(view, at + CAPTURE_OWNER_LAYOUT.proc) };
 }
 
-type Decoded = { key: string; owner: FlowOwner };
+type Decoded = { key: string; owner: ProcRecord };
 
 export class FlowOwners {
-  private readonly owners = new Map<string, FlowOwner>();
+  private readonly owners = new Map<string, ProcRecord>();
   private readonly links: BpfLink[] = [];
   private readonly ring: PolledRingBuffer<Decoded>;
   private finalLost: bigint | undefined;
@@ -118,7 +98,7 @@ export class FlowOwners {
   }
 
   /** The process using the socket whose local end is the key's source. */
-  get(key: string): FlowOwner | undefined {
+  get(key: string): ProcRecord | undefined {
     return this.owners.get(key);
   }
 

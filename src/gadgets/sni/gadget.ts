@@ -4,9 +4,10 @@
  * segments (bpf/sni.bpf.c); here they are reassembled per flow, parsed, deduplicated and
  * turned into events (pipeline.ts). This module never prints: it yields batches of SniEvent.
  */
-import { BpfObject, type BpfLink } from '../../ebpf/object.js';
+import { BpfObject } from '../../ebpf/object.js';
+import type { BpfLink } from '../../ebpf/link.js';
 import { RingBufReader } from '../../ebpf/ringbuf.js';
-import { openPacketSocket, type PacketSocket } from '../../ebpf/packet.js';
+import { openPacketSocket, type PacketSocket } from '../../ebpf/packet-socket.js';
 import { probeFeature, requireFeature } from '../../ebpf/features.js';
 import { ensureTracefs } from '../../ebpf/tracefs.js';
 import type { AssemblerDropReason } from '../../protocols/clienthello-assembler.js';

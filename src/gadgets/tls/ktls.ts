@@ -10,7 +10,9 @@
  */
 import { NotSupportedError, TlscopeError } from '../../errors.js';
 import { attachKtls, ktlsSupport, loadKtls, type KtlsFunction, type KtlsHooks } from '../../ebpf/ktls.js';
-import type { BpfLink, BpfMap, BpfObject } from '../../ebpf/object.js';
+import type { BpfObject } from '../../ebpf/object.js';
+import type { BpfLink } from '../../ebpf/link.js';
+import type { BpfMap } from '../../ebpf/map.js';
 import { RingBufReader } from '../../ebpf/ringbuf.js';
 import { CallAssembler, type TlsCall } from './assembler.js';
 import { decodeTlsChunk, type TlsChunk } from './decode.js';

@@ -14,7 +14,7 @@ import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { c } from '../../../src/ebpf/native.js';
-import { inNetns } from '../../../src/ebpf/packet.js';
+import { inNetns } from '../../../src/ebpf/netns.js';
 import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
 import { BIN, Capture, connectionsFinished, curl, httpdCommand, marker, sh, snmpCounter, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';

@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { SniGadget, type SniEvent } from '../../../src/gadgets/sni/gadget.js';
 import { BpfObject } from '../../../src/ebpf/object.js';
 import { RingBufReader } from '../../../src/ebpf/ringbuf.js';
-import { openPacketSocket, type PacketSocket } from '../../../src/ebpf/packet.js';
+import { openPacketSocket, type PacketSocket } from '../../../src/ebpf/packet-socket.js';
 import { decodeSniSegment, type SniSegment } from '../../../src/gadgets/sni/decode.js';
 import { buildClientHello, type ClientHelloSpec } from '../../helpers/clienthello.js';
 import { notRoot } from '../../helpers/root.js';

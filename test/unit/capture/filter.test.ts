@@ -3,7 +3,8 @@
 // runs them per link type; checked by running the programs in a classic BPF interpreter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ARPHRD, compileFilter, dispatchProgram, FilterError, pcapCompile, DLT_EN10MB, PACKET_HOST, PACKET_OUTGOING } from '../../../src/ebpf/capture.js';
+import { compileFilter, dispatchProgram, FilterError, pcapCompile } from '../../../src/ebpf/pcap-filter.js';
+import { ARPHRD, DLT_EN10MB, PACKET_HOST, PACKET_OUTGOING } from '../../../src/constants.js';
 import { libpcapUnavailable } from '../../../src/ebpf/native.js';
 import { runClassicBpf } from './cbpf.js';
 import { ethernet, ipv4, tcp, udp, TCP_ACK, TCP_PSH } from './packets.js';

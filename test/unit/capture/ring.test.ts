@@ -2,7 +2,7 @@
 // The TPACKET_V3 ring walk over a ring built in memory with the kernel's layout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BLOCK, SLL, TPHDR, TP_STATUS_KERNEL, TP_STATUS_LOSING, TP_STATUS_USER, TP_STATUS_VLAN_VALID, TpacketV3Walker, type RingPacket } from '../../../src/ebpf/capture.js';
+import { BLOCK, SLL, TPHDR, TP_STATUS_KERNEL, TP_STATUS_LOSING, TP_STATUS_USER, TP_STATUS_VLAN_VALID, TpacketV3Walker, type RingPacket } from '../../../src/ebpf/tpacket.js';
 
 const BLOCK_SIZE = 4096;
 

@@ -84,8 +84,8 @@ test('flow keys: a packet and the socket that sent it agree, in both directions'
   assert.equal(flowKeyOf(pkt.subarray(14), 0, pkt.length - 14, LINKTYPE_RAW)?.forward, k.forward);
   const arp = Buffer.from(ethernet(0x0806, arpRequest('02:42:ac:11:00:02', '1.1.1.1', '2.2.2.2')));
   assert.equal(flowKeyOf(arp, 0, arp.length, LINKTYPE_ETHERNET), undefined);
-  // struct capture_owner as the kernel writes it
-  const rec = Buffer.alloc(80);
+  // struct capture_owner as the kernel writes it: the tuple, then struct tlscope_proc at 40
+  const rec = Buffer.alloc(88);
   Buffer.from(ipv4Bytes('172.17.0.2')).copy(rec, 0);
   Buffer.from(ipv4Bytes('172.17.0.1')).copy(rec, 16);
   rec.writeUInt16LE(8000, 32);
@@ -94,8 +94,8 @@ test('flow keys: a packet and the socket that sent it agree, in both directions'
   rec.writeUInt8(6, 37);
   rec.writeUInt32LE(5550, 40);
   rec.writeUInt32LE(5551, 44);
-  rec.writeUInt32LE(4026532184, 52);
-  rec.write('httpd', 64);
+  rec.writeUInt32LE(4026532184, 56);
+  rec.write('httpd', 72);
   const d = decodeOwner(new DataView(rec.buffer, rec.byteOffset, rec.length), 0);
   assert.equal(d.key, k.reverse);
   assert.deepEqual({ pid: d.owner.pid, tid: d.owner.tid, comm: d.owner.comm, mntns: d.owner.mntns }, { pid: 5550, tid: 5551, comm: 'httpd', mntns: 4026532184 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { helpText, int, list, parse, type OptionSpecs } from '../../../src/cli/args.js';
 import { main } from '../../../src/cli/main.js';
 import { UsageError } from '../../../src/errors.js';
-import { summarizeVerifierLog } from '../../../src/ebpf/object.js';
+import { summarizeVerifierLog } from '../../../src/ebpf/errors.js';
 
 const specs: OptionSpecs = {
   containername: { type: 'string', short: 'c', arg: 'NAME', description: 'container', multiple: true },
