@@ -20,7 +20,7 @@ export const outputOptions: OptionSpecs = {
   fields: { type: 'string', arg: 'LIST', description: 'fields to show, e.g. pid,comm,name (see the field list below)' },
   filter: { type: 'string', short: 'F', arg: 'EXPR', description: "keep events where every term holds: 'name~\\.test$,proc.comm==curl'" },
   query: { type: 'string', short: 'q', arg: 'CEL', description: 'keep events where this CEL expression is true, e.g. \'proc.comm == "curl" && name.endsWith(".test")\' (fields by their JSON names; `tls` is true for decrypted events)' },
-  timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
+  timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after tracing for this many seconds, counted from the start of tracing or of the wait for -c containers (default: until Ctrl-C)' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail on errors and in the summary' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };

@@ -93,6 +93,8 @@ const UNATTRIBUTED = { runtimeName: '?', containerId: '?', containerName: '?' } 
 const STATS_INTERVAL_MS = 1000;
 const HOLD_TICK_MS = 100;
 const INDEX_CLOSE_MS = 2000;
+/** How much longer than --timeout the start (index, programs, probes) may take before the session gives up. */
+const START_BOUND_MS = 60_000;
 const WAKE = Symbol('wake');
 
 type Attribution = { kind: 'host' } | { kind: 'container'; c: ContainerInfo } | { kind: 'unknown'; mntns: number };
@@ -120,6 +122,7 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
   private wakePromise: Promise<void> | undefined;
   private wakeResolve: (() => void) | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  private armTimeout: () => void = () => undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly missing: Set<string>;
   private readonly problems: SessionProblem[] = [];
@@ -194,7 +197,18 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
       else signal.addEventListener('abort', onAbort, { once: true });
       this.controller.signal.addEventListener('abort', () => signal.removeEventListener('abort', onAbort), { once: true });
     }
-    if (timeoutMs !== undefined) this.timers.push(setTimeout(onAbort, timeoutMs));
+    // The timeout counts from the moment the session listens (or begins waiting for the named
+    // containers), not from the process's start: loading the programs can take seconds on a busy
+    // host, and `--timeout 1` means one second of tracing. The start itself is bounded too.
+    let armed = false;
+    this.armTimeout = (): void => {
+      if (armed || timeoutMs === undefined) return;
+      armed = true;
+      clearTimeout(startBound);
+      this.timers.push(setTimeout(onAbort, timeoutMs));
+    };
+    const startBound = timeoutMs === undefined ? undefined : setTimeout(onAbort, timeoutMs + START_BOUND_MS);
+    if (startBound !== undefined) this.timers.push(startBound);
     const stopped = new Promise<void>((resolve) => {
       if (this.controller.signal.aborted) resolve();
       else this.controller.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -206,7 +220,10 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
       if (this.def.processEvents === false) {
         this.instance = await this.def.open(this.params, ctx);
         early = this.instance.scope.kind === 'netns' && this.instance.scope.early === true;
-        if (early) this.followScope();
+        if (early) {
+          this.followScope();
+          this.armTimeout();
+        }
       }
       await Promise.race([this.index.start(), stopped]); // the timeout and Ctrl-C also while runtimes are slow
       this.hostMnt = this.index.hostNamespaces?.mnt;
@@ -214,11 +231,13 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
       this.unsubscribe = this.index.subscribe((e) => this.onIndex(e));
       if (this.missing.size > 0) {
         const names = [...this.missing].join(', ');
+        this.armTimeout();
         this.info('waiting', `waiting for container${this.missing.size > 1 ? 's' : ''} ${names} to start${timeoutMs === undefined ? ' (Ctrl-C to stop)' : ` (up to ${Math.round(timeoutMs / 1000)} s)`}`);
       }
       this.instance ??= await this.def.open(this.params, ctx);
       if (!early && !this.controller.signal.aborted) this.followScope();
       this.instance.indexReady?.();
+      this.armTimeout();
       if (this.instance.startedText !== undefined) this.info('started', this.instance.startedText(), true);
     } catch (e) {
       this.controller.abort();

@@ -31,7 +31,7 @@ const options: OptionSpecs = {
   'absolute-seq': { type: 'boolean', short: 'S', description: 'print absolute TCP sequence numbers' },
   numeric: { type: 'boolean', short: 'n', description: 'accepted for tcpdump habits: tlscope never resolves names or ports' },
   query: { type: 'string', short: 'q', arg: 'CEL', description: 'keep packets for which this CEL expression is true (after the filter), e.g. \'dport == 443 && runtime.containerName == "web"\' (fields below)' },
-  timeout: { type: 'string', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
+  timeout: { type: 'string', arg: 'SECONDS', description: 'stop after tracing for this many seconds, counted from the start of tracing or of the wait for -c containers (default: until Ctrl-C)' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail in the summary and on errors; the sending process on each line' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };

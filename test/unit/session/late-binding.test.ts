@@ -191,3 +191,31 @@ test('the stop drains what is held (as unattributed) and --filter counts what it
   assert.equal(stats.filtered, 1);
   assert.equal(stats.shown, 2);
 });
+
+test('--timeout counts from the start of tracing: a gadget that takes longer to open than the timeout still traces for the whole timeout', async () => {
+  const g = fakeGadget();
+  const open = g.def.open.bind(g.def);
+  let openedAt = 0;
+  const slow: GadgetDefinition<Ev> = {
+    ...g.def,
+    async open(params, c) {
+      await sleep(400); // loading programs on a busy host
+      openedAt = Date.now();
+      return open(params, c);
+    },
+  };
+  const index = new ContainerIndex({ clients: [], procRoot: proc.root, rescanIntervalMs: 0, sessionTiming: fast });
+  const session = await Session.start(slow, { scope: {}, index, timeoutMs: 300 });
+  const shown: Ev[] = [];
+  let endedAt = 0;
+  const reading = (async () => {
+    for await (const m of session as AsyncIterable<SessionMessage<Ev>>) if (m.type === 'events') shown.push(...m.events);
+    endedAt = Date.now();
+  })();
+  assert.ok(openedAt > 0, 'the session is open when start() returns');
+  g.push([ev(1, 50, HOST.mnt)]);
+  await reading;
+  await index.close();
+  assert.deepEqual(shown.map((e) => e.n), [1], 'an event right after the open is shown, not cut by a timeout that ran during the open');
+  assert.ok(endedAt - openedAt >= 280, `traced ${endedAt - openedAt} ms after the open, want the whole 300 ms timeout`);
+});
