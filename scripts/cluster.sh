@@ -6,7 +6,8 @@
 # cgroup parent, pods wired by the bridge and host-local CNI plugins (one subnet per node,
 # routes between them).
 #
-# usage: scripts/cluster.sh build | up | kubeconfig | load-image IMAGE... | status | down
+# usage: scripts/cluster.sh build | up | kubeconfig | load-image IMAGE|TARBALL... | status | down
+#        scripts/cluster.sh user NAME [GROUP] (a kubeconfig for a user without roles) | kubectl ARGS...
 #   build       builds the binaries once into the cache (TLSCOPE_CLUSTER_CACHE,
 #               /var/cache/tlscope-cluster): Kubernetes from the k8s.io/kubernetes Go module,
 #               its staging modules pinned to their published k8s.io/* versions of the same
@@ -119,6 +120,13 @@ GO
 
 cmd_build() {
   command -v go >/dev/null || die "go is not installed (scripts/setup.sh --test installs it)"
+  # Kubernetes $K8S_VERSION wants Go >= 1.24; a Go >= 1.21 fetches that toolchain itself
+  local gv; gv=$(go env GOVERSION 2>/dev/null || echo go1.0); gv=${gv#go}
+  local gmaj=${gv%%.*} gmin; gmin=${gv#*.}; gmin=${gmin%%.*}
+  if [ "$gmaj" = 1 ] && [ "$gmin" -lt 24 ]; then
+    [ "$gmin" -ge 21 ] || die "go $gv is too old to build Kubernetes (>= 1.24; >= 1.21 fetches it through GOTOOLCHAIN)"
+    export GOTOOLCHAIN=go1.25.14
+  fi
   local t0=$SECONDS
   build_etcd
   build_kubernetes
@@ -551,6 +559,14 @@ cmd_down() {
   say "down"
 }
 
+cmd_user() { # NAME [GROUP]: a kubeconfig for a user the cluster's CA signs (no role unless bound)
+  local name=${1:?usage: cluster.sh user NAME [GROUP]} group=${2:-}
+  [ -f "$PKI/ca.key" ] || die "no cluster (scripts/cluster.sh up)"
+  cert "user-$name" "$name" "$group"
+  kubeconfig_for "$DATA/user-$name.kubeconfig" "user-$name"
+  echo "$DATA/user-$name.kubeconfig"
+}
+
 cmd_status() {
   local name
   for name in etcd kube-apiserver kube-controller-manager kube-scheduler $(for n in $(seq 1 "$NODES"); do echo "n$n-containerd n$n-kubelet"; done); do
@@ -566,6 +582,8 @@ case "${1:-}" in
   kubeconfig) cmd_kubeconfig ;;
   load-image) shift; cmd_load_image "$@" ;;
   status) cmd_status ;;
+  user) shift; cmd_user "$@" ;;
+  kubectl) shift; [ -f "$KUBECONFIG_ADMIN" ] || die "no cluster (scripts/cluster.sh up)"; exec "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@" ;;
   down) cmd_down ;;
-  *) echo "usage: $0 build | up | kubeconfig | load-image IMAGE... | status | down" >&2; exit 2 ;;
+  *) echo "usage: $0 build | up | kubeconfig | load-image IMAGE|TARBALL... | status | user NAME [GROUP] | kubectl ARGS... | down" >&2; exit 2 ;;
 esac

@@ -191,9 +191,9 @@ export class Agent {
         index: this.index,
         verbose: req.verbose,
         view: { json: req.json_view },
-        operators: [{ name: 'k8s.node', enrich: (e: CommonEvent) => { (e as unknown as { k8s?: object }).k8s = { ...(e.k8s ?? {}), node }; } }],
-        // synchronous: capture's packets are views of its ring, valid only during the call
-        sink: { events: (batch: CommonEvent[]) => out.events(batch.map(encodeEvent)) },
+        // synchronous: capture's packets are views of its ring, valid only during the call. The
+        // node goes on here, not as an operator: a network gadget's events skip the operators.
+        sink: { events: (batch: CommonEvent[]) => out.events(batch.map((e) => encodeEvent(withNode(e, node)))) },
       }) as Session<CommonEvent>;
       this.sessions.add(session);
       out.control({ started: { node, gadget: def.name, version: this.opts.version } });
@@ -264,6 +264,11 @@ export function scopeFrom(s: RunRequest['scope']): ContainerSelector {
   if (s.k8s_container_name) sel.k8sContainerName = s.k8s_container_name;
   if (Object.keys(s.k8s_selector ?? {}).length > 0) sel.k8sSelector = s.k8s_selector;
   return sel;
+}
+
+/** The event with k8s.node set (a shallow copy: the session's object is left as it was). */
+export function withNode(e: CommonEvent, node: string): CommonEvent {
+  return { ...e, k8s: { ...(e.k8s ?? {}), node } as NonNullable<CommonEvent['k8s']> };
 }
 
 function containerMessage(c: ContainerInfo): Record<string, unknown> {
