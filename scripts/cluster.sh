@@ -145,7 +145,7 @@ NODE_NET=${TLSCOPE_CLUSTER_NET:-10.89}      # $NODE_NET.0.N: node N's address, $
 API_IP=$NODE_NET.0.100
 API_PORT=${TLSCOPE_API_PORT:-16443}
 ETCD_PORT=${TLSCOPE_ETCD_PORT:-23790}
-LINK=tlscope-k8s0                             # a dummy link that holds the node and API addresses
+LINK=tlscope-k8s0                             # a bridge without ports that holds the node and API addresses
 CGROUP_CONTROLLERS="cpu cpuacct cpuset memory pids blkio devices freezer hugetlb systemd"
 node_name() { echo "tlscope-n$1"; }
 node_dir() { echo "$DATA/n$1"; }
@@ -336,6 +336,9 @@ state = "/run/containerd"
   address = "/run/containerd/containerd.sock.ttrpc"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # these VMs give root no CAP_SYS_RESOURCE: a sandbox's oom_score_adj of -998 (kubelet's) would
+  # make runc init fail ("can't get final child's PID from pipe"); keep it >= containerd's own
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "/etc/cni/net.d"
@@ -446,7 +449,7 @@ cmd_up() {
   [ -f "$DATA/ip_forward" ] || cat /proc/sys/net/ipv4/ip_forward > "$DATA/ip_forward"
   echo 1 > /proc/sys/net/ipv4/ip_forward
   if ! ip link show "$LINK" >/dev/null 2>&1; then
-    ip link add "$LINK" type dummy
+    ip link add "$LINK" type bridge
     ip link set "$LINK" up
   fi
   ip addr replace "$API_IP/32" dev "$LINK"
