@@ -146,6 +146,7 @@ API_IP=$NODE_NET.0.100
 API_PORT=${TLSCOPE_API_PORT:-16443}
 ETCD_PORT=${TLSCOPE_ETCD_PORT:-23790}
 LINK=tlscope-k8s0                             # a bridge without ports that holds the node and API addresses
+FORWARD_RULE="-s $NODE_NET.0.0/16 -d $NODE_NET.0.0/16 -m comment --comment tlscope-cluster -j ACCEPT"
 CGROUP_CONTROLLERS="cpu cpuacct cpuset memory pids blkio devices freezer hugetlb systemd"
 node_name() { echo "tlscope-n$1"; }
 node_dir() { echo "$DATA/n$1"; }
@@ -454,6 +455,9 @@ cmd_up() {
   fi
   ip addr replace "$API_IP/32" dev "$LINK"
   for n in $(seq 1 "$NODES"); do ip addr replace "$NODE_NET.0.$n/32" dev "$LINK"; done
+  # pods of different nodes reach each other through the host, whatever FORWARD's policy is
+  # (dockerd sets it to DROP)
+  iptables -C FORWARD $FORWARD_RULE 2>/dev/null || iptables -I FORWARD 1 $FORWARD_RULE
   make_pki
   start_control_plane
   for n in $(seq 1 "$NODES"); do start_node "$n"; done
@@ -555,6 +559,7 @@ cmd_down() {
   stop_pid kube-apiserver
   stop_pid etcd
   ip link del "$LINK" 2>/dev/null || true
+  while iptables -C FORWARD $FORWARD_RULE 2>/dev/null; do iptables -D FORWARD $FORWARD_RULE; done
   [ -f "$DATA/ip_forward" ] && cat "$DATA/ip_forward" > /proc/sys/net/ipv4/ip_forward
   # empty files the CRI made for its network namespaces (the mounts were the node's)
   find /run/netns -maxdepth 1 -name 'cni-*' -type f -empty -delete 2>/dev/null || true

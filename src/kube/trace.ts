@@ -180,13 +180,18 @@ export async function runKubeTrace<E extends NodeEvent>(def: GadgetDefinition<E,
   };
   let timedOut = false;
 
+  const asked = new Set<string>();
+  const starting = new Set<string>();
   function startNode(a: AgentPod): void {
+    asked.add(a.node);
+    starting.add(a.node);
     void (async () => {
       const tunnel = await cluster.tunnel(a.pod);
       const client = agentClient(tunnel.address);
       const call = client.Run(request);
       const run: NodeRun = { node: a.node, pod: a.pod, tunnel, client, call, stats: undefined, started: false, done: false };
       runs.set(a.node, run);
+      starting.delete(a.node);
       const end = (reason: string | undefined): void => {
         if (run.done) return;
         run.done = true;
@@ -241,6 +246,7 @@ export async function runKubeTrace<E extends NodeEvent>(def: GadgetDefinition<E,
       });
       call.on('end', () => end(run.stats?.final ? undefined : 'stream ended without its final stats'));
     })().catch((e: unknown) => {
+      starting.delete(a.node);
       say(`node ${a.node}: cannot reach its agent: ${errorMessage(e)}`);
     });
   }
@@ -249,7 +255,7 @@ export async function runKubeTrace<E extends NodeEvent>(def: GadgetDefinition<E,
   async function poll(first: boolean): Promise<void> {
     const [agents, nodes] = await Promise.all([cluster.agentPods(), wantedNodes()]);
     for (const node of nodes) {
-      if (runs.has(node)) continue;
+      if (runs.has(node) || starting.has(node)) continue;
       const a = agents.find((x) => x.node === node && x.ready);
       if (a === undefined) {
         const why = agents.find((x) => x.node === node)?.reason ?? 'no agent pod (is tlscope deployed? kubectl tlscope deploy)';
@@ -266,8 +272,7 @@ export async function runKubeTrace<E extends NodeEvent>(def: GadgetDefinition<E,
   }
 
   await poll(true);
-  const nodesAsked = (): string => [...runs.keys()].sort().join(', ');
-  say(`tracing on ${plural(runs.size, 'node')}: ${nodesAsked()}`);
+  say(`asking ${plural(asked.size, 'node')}: ${[...asked].sort().join(', ')}`);
   const ticker = setInterval(() => flushEvents(merger.take(Date.now())), MERGE_TICK_MS);
   const poller = setInterval(() => { if (!stopping) poll(false).catch((e: unknown) => say(`cannot list the agents: ${errorMessage(e)}`)); }, POLL_MS);
   const timers: NodeJS.Timeout[] = [];

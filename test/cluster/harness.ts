@@ -122,7 +122,7 @@ export function podYaml(o: { name: string; namespace: string; node: string; imag
 export function startServer(ns: string, name: string, node: string, image: string): string {
   kubectl(['apply', '-f', '-'], podYaml({
     name, namespace: ns, node, image, restart: 'Always',
-    command: ['sh', '-c', 'openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=web.test -keyout /tmp/k -out /tmp/c -days 1 2>/dev/null && exec openssl s_server -accept 8443 -cert /tmp/c -key /tmp/k -www -quiet'],
+    command: ['sh', '-c', 'export OPENSSL_CONF=/etc/ssl/openssl.cnf; openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=web.test -keyout /tmp/k -out /tmp/c -days 1 2>/dev/null && exec openssl s_server -accept 8443 -cert /tmp/c -key /tmp/k -www -quiet'],
   }));
   kubectl(['wait', '-n', ns, '--for=condition=Ready', `pod/${name}`, '--timeout=90s']);
   return kubectl(['get', 'pod', '-n', ns, name, '-o', 'jsonpath={.status.podIP}']);
