@@ -205,7 +205,14 @@ export class Agent {
         else if (m.type === 'info') out.control({ info: { code: m.code, text: m.text, verbose: m.verbose } });
         else if (m.type === 'stats') {
           if (m.final) {
-            out.end(statsMessage(node, m.stats, out.dropped, true, s.gadgetCounters()));
+            const last = statsMessage(node, m.stats, out.dropped, true, s.gadgetCounters());
+            if (this.stopping === undefined) out.end(last);
+            else {
+              // the session ended because the agent is going (SIGTERM: its pod is deleted or
+              // restarted), not because the trace is over: the client says so and comes back
+              out.control(last);
+              out.end({ error: { code: 'ERR_AGENT_STOPPING', text: 'the agent is stopping (its pod is being deleted or restarted)', hint: '', exit_code: 1 } });
+            }
             return;
           }
           out.control(statsMessage(node, m.stats, out.dropped, false, s.gadgetCounters()));

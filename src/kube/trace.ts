@@ -192,15 +192,18 @@ export async function runKubeTrace<E extends NodeEvent>(def: GadgetDefinition<E,
       const run: NodeRun = { node: a.node, pod: a.pod, tunnel, client, call, stats: undefined, started: false, done: false };
       runs.set(a.node, run);
       starting.delete(a.node);
+      let final: AgentStats | undefined;
+      let leaving: string | undefined;
       const end = (reason: string | undefined): void => {
         if (run.done) return;
         run.done = true;
         tunnel.close();
         client.close();
+        const last = final ?? run.stats;
+        if (last !== undefined) finals.push(last);
         if (reason !== undefined && !stopping) {
           gone.push({ node: a.node, reason });
           say(`node ${a.node}: agent gone (${reason})`);
-          if (run.stats !== undefined) finals.push(run.stats);
           runs.delete(a.node); // asked again when its agent is back
         }
         checkDone();
@@ -224,27 +227,23 @@ export async function runKubeTrace<E extends NodeEvent>(def: GadgetDefinition<E,
             break;
           case 'stats':
             run.stats = m.stats;
-            if (m.stats?.final) {
-              finals.push(m.stats);
-              end(undefined);
-            }
+            if (m.stats?.final) final = m.stats;
             break;
           case 'error':
+            if (m.error?.code === 'ERR_AGENT_STOPPING') {
+              leaving = m.error.text;
+              break;
+            }
             problem ??= new TlscopeError(m.error?.code ?? 'ERR_AGENT', `node ${a.node}: ${m.error?.text}`, { ...(m.error?.hint ? { hint: m.error.hint } : {}), ...(m.error?.exit_code ? { exitCode: m.error.exit_code } : {}) });
             say(`node ${a.node}: ${m.error?.text}`);
-            run.done = true;
-            tunnel.close();
-            client.close();
-            checkDone();
             break;
         }
       });
       call.on('error', (e) => {
         if (stopping && e.code === 1) return end(undefined); // cancelled by us
-        const why = tunnel.lastError() || e.details || errorMessage(e);
-        end(why);
+        end(leaving ?? (tunnel.lastError() || e.details || errorMessage(e)));
       });
-      call.on('end', () => end(run.stats?.final ? undefined : 'stream ended without its final stats'));
+      call.on('end', () => end(leaving ?? (final !== undefined || problem !== undefined ? undefined : 'its stream ended without the final stats')));
     })().catch((e: unknown) => {
       starting.delete(a.node);
       say(`node ${a.node}: cannot reach its agent: ${errorMessage(e)}`);
