@@ -6,7 +6,8 @@
 // Then, as root, the kernels phase: the kTLS tests (test/kernels) in qemu guests of Debian's
 // 6.1 and 6.12 kernels (scripts/kernel-matrix.sh --run test/kernels/guest.sh; about 4-6 min
 // per kernel under TCG on 2 cores, downloads one kernel package each from apt).
-// usage: node scripts/run-tests.mjs [unit|integration|browser|kernels] [name-filter]
+// Then, as root, the cluster phase (test/cluster on a two-node cluster from scripts/cluster.sh).
+// usage: node scripts/run-tests.mjs [unit|integration|browser|kernels|cluster] [name-filter]
 // TLSCOPE_KERNELS="6.1 6.12" picks the kernels; TLSCOPE_KERNELS=none skips the phase.
 // TLSCOPE_TEST_DIST=DIR runs the suites under DIR/<suite> instead of dist/test/<suite> (the
 // runner's own test, on fixtures; no leftover sweep then).
@@ -171,6 +172,49 @@ if ((which === 'all' || which === 'kernels') && stoppedBy === undefined && kerne
       }
       for (const key of Object.keys(totals)) totals[key] += key === 'fail' ? r.fail : r[key];
     }
+  }
+}
+// ---- cluster phase (test/cluster): a real Kubernetes cluster from scripts/cluster.sh ----
+// Builds it the first time (Kubernetes and etcd from the Go module proxy: about 25-35 min on
+// 2 cores, cached in /var/cache/tlscope-cluster), starts it (about 1 min), runs the cluster
+// tests against it, takes it down. TLSCOPE_CLUSTER=none skips the phase; =keep leaves it up.
+const clusterMode = process.env.TLSCOPE_CLUSTER ?? 'up';
+if ((which === 'all' || which === 'cluster') && stoppedBy === undefined && clusterMode !== 'none') {
+  const files = find(join(root, 'dist', 'test', 'cluster'));
+  console.log(`\n# cluster: ${files.length} files on a two-node cluster (scripts/cluster.sh)`);
+  if (process.getuid?.() !== 0) {
+    console.log('# cluster: skipped: needs root (it starts kubelets, containerd and BPF agents)');
+  } else if (files.length > 0) {
+    const runScript = (args) => new Promise((resolve) => {
+      current = spawn('bash', [join(root, 'scripts', 'cluster.sh'), ...args], { stdio: ['ignore', 'inherit', 'inherit'], cwd: root });
+      current.on('error', () => resolve(1));
+      current.on('close', (code) => resolve(code ?? 1));
+    });
+    const t0 = Date.now();
+    const up = await runScript(['up']);
+    current = undefined;
+    console.log(`# cluster: up in ${Math.round((Date.now() - t0) / 1000)} s`);
+    if (up !== 0) {
+      failed = true;
+      totals.fail += 1;
+      console.log('# cluster: scripts/cluster.sh up failed: the cluster tests did not run');
+    } else if (stoppedBy === undefined) {
+      const tap = join(tapDir, 'cluster.tap');
+      const status = await new Promise((resolve) => {
+        current = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files], { stdio: 'inherit', cwd: root });
+        current.on('error', () => resolve(1));
+        current.on('close', (code) => resolve(code ?? 1));
+      });
+      current = undefined;
+      if (status !== 0) failed = true;
+      const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+      for (const k of Object.keys(totals)) {
+        const m = new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text);
+        if (m) totals[k] += Number(m[1]);
+      }
+    }
+    if (clusterMode !== 'keep') await runScript(['down']);
+    current = undefined;
   }
 }
 rmSync(tapDir, { recursive: true, force: true });

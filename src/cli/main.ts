@@ -19,6 +19,7 @@ const commands: CommandEntry[] = [
   { words: ['containers'], summary: 'the containers and pods tlscope sees', load: () => import('./commands/containers.js') },
   { words: ['capture'], summary: gadgets['capture']?.oneLine ?? '', load: () => import('./commands/capture.js') },
   { words: ['ui'], summary: 'a live web UI: HTTP exchanges, TLS plaintext, SNI, a service map (127.0.0.1, token)', load: () => import('./commands/ui.js') },
+  { words: ['agent'], summary: 'the node agent that `kubectl tlscope` talks to (a DaemonSet runs it)', load: () => import('./commands/agent.js') },
   { words: ['doctor'], summary: 'what works on this host and which gadgets can run', load: () => import('./commands/doctor.js') },
 ];
 

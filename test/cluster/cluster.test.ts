@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * tlscope on a real Kubernetes cluster (scripts/cluster.sh: etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler, two kubelet nodes on containerd): deploy, pods whose
+ * first act is a TLS request seen by `kubectl tlscope trace sni|tls` on their own node with
+ * namespace and pod, --node narrowing, an agent killed mid-trace, RBAC, undeploy.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cluster, jsonLines, kubectl, loadImages, NODES, plugin, pluginRun, sleep, startClient, startServer, tryKubectl, waitSucceeded, type Images } from './harness.js';
+
+const NS = 'tlscope-e2e';
+let images: Images;
+let serverIp = '';
+
+function agentProcesses(): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (cmd.some((a) => a.endsWith('dist/src/cli/bin.js')) && cmd.includes('agent') && cmd.includes('--listen')) out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+before(async () => {
+  images = loadImages();
+  tryKubectl(['delete', 'namespace', NS, '--wait=true', '--timeout=60s']);
+  kubectl(['create', 'namespace', NS]);
+  const deployed = await pluginRun(['deploy', '--image', images.agent, '--timeout', '180']);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  assert.match(deployed.stderr, new RegExp(`ready on all ${NODES.length} nodes`));
+  serverIp = startServer(NS, 'web', NODES[0] as string, images.test);
+});
+
+after(() => {
+  tryKubectl(['delete', 'namespace', NS, '--wait=false']);
+});
+
+/** Starts a trace, waits until every node asked has started its session. */
+async function startTrace(args: string[], nodes: readonly string[]): Promise<ReturnType<typeof plugin>> {
+  const p = plugin([...args, '-o', 'json', '-v', '--timeout', '120']);
+  for (const n of nodes) await p.waitFor(new RegExp(`node ${n}: trace (sni|tls) started`), 60_000);
+  return p;
+}
+
+async function stop(p: ReturnType<typeof plugin>): Promise<number> {
+  p.child.kill('SIGINT');
+  return p.exit;
+}
+
+test('kubectl tlscope trace sni: a pod on each node, first act a TLS request, is seen on its node with namespace and pod', async () => {
+  const p = await startTrace(['trace', 'sni', '-n', NS], NODES);
+  NODES.forEach((node, i) => startClient(NS, `first-${i + 1}`, node, images.test, `first-${i + 1}.test`, serverIp));
+  NODES.forEach((_, i) => waitSucceeded(NS, `first-${i + 1}`));
+  await sleep(3000);
+  const code = await stop(p);
+  assert.equal(code, 0, p.stderr());
+  const events = jsonLines(p.stdout());
+  NODES.forEach((node, i) => {
+    const mine = events.filter((e) => e['name'] === `first-${i + 1}.test`);
+    assert.ok(mine.length >= 1, `first-${i + 1}.test not seen; events: ${JSON.stringify(events).slice(0, 2000)}\nstderr: ${p.stderr()}`);
+    for (const e of mine) {
+      assert.equal(e['k8s']?.['node'], node, JSON.stringify(e));
+      assert.equal(e['k8s']?.['namespace'], NS);
+      assert.equal(e['k8s']?.['podName'], `first-${i + 1}`);
+      assert.equal(e['proc']?.['comm'], 'curl');
+    }
+  });
+  assert.match(p.stderr(), /events? shown from 2 nodes/);
+});
+
+test('--node narrows the trace to that node', async () => {
+  const only = NODES[1] as string;
+  const p = await startTrace(['trace', 'sni', '-n', NS, '--node', only], [only]);
+  NODES.forEach((node, i) => startClient(NS, `narrow-${i + 1}`, node, images.test, `narrow-${i + 1}.test`, serverIp));
+  NODES.forEach((_, i) => waitSucceeded(NS, `narrow-${i + 1}`));
+  await sleep(3000);
+  assert.equal(await stop(p), 0, p.stderr());
+  const events = jsonLines(p.stdout());
+  assert.ok(events.some((e) => e['name'] === 'narrow-2.test' && e['k8s']?.['podName'] === 'narrow-2'), p.stderr());
+  assert.ok(!events.some((e) => e['name'] === 'narrow-1.test'), 'the other node was traced');
+  for (const e of events) assert.equal(e['k8s']?.['node'], only);
+  assert.match(p.stderr(), /shown from 1 node\b/);
+});
+
+test('kubectl tlscope trace tls: the request plaintext of a pod on each node', async () => {
+  const p = await startTrace(['trace', 'tls', '-n', NS], NODES);
+  NODES.forEach((node, i) => startClient(NS, `tls-${i + 1}`, node, images.test, `tls-${i + 1}.test`, serverIp));
+  NODES.forEach((_, i) => waitSucceeded(NS, `tls-${i + 1}`));
+  await sleep(3000);
+  assert.equal(await stop(p), 0, p.stderr());
+  const events = jsonLines(p.stdout());
+  NODES.forEach((node, i) => {
+    const writes = events.filter((e) => e['k8s']?.['podName'] === `tls-${i + 1}` && e['direction'] === 'write');
+    assert.ok(writes.some((e) => String(e['data'] ?? '').includes(`Host: tls-${i + 1}.test`)), `no request of tls-${i + 1}: ${JSON.stringify(events.slice(0, 5))}\n${p.stderr()}`);
+    for (const e of writes) assert.equal(e['k8s']?.['node'], node);
+  });
+});
+
+test('an agent killed mid-trace: the stream goes on, the loss is said and counted, the new pod rejoins', async () => {
+  const victim = NODES[1] as string;
+  const p = await startTrace(['trace', 'sni', '-n', NS], NODES);
+  const pod = kubectl(['get', 'pods', '-n', 'tlscope', '-l', 'app.kubernetes.io/name=tlscope-agent', '--field-selector', `spec.nodeName=${victim}`, '-o', 'jsonpath={.items[0].metadata.name}']);
+  kubectl(['delete', 'pod', '-n', 'tlscope', pod, '--grace-period=0', '--force', '--wait=false']);
+  await p.waitFor(new RegExp(`node ${victim}: agent gone`), 60_000);
+  // the other node goes on meanwhile
+  startClient(NS, 'during-1', NODES[0] as string, images.test, 'during-1.test', serverIp);
+  waitSucceeded(NS, 'during-1');
+  await p.waitFor(new RegExp(`node ${victim}: agent back`), 120_000);
+  startClient(NS, 'after-2', victim, images.test, 'after-2.test', serverIp);
+  waitSucceeded(NS, 'after-2');
+  await sleep(3000);
+  assert.equal(await stop(p), 0, p.stderr());
+  const events = jsonLines(p.stdout());
+  assert.ok(events.some((e) => e['name'] === 'during-1.test' && e['k8s']?.['node'] === NODES[0]), p.stderr());
+  assert.ok(events.some((e) => e['name'] === 'after-2.test' && e['k8s']?.['node'] === victim), p.stderr());
+  assert.match(p.stderr(), new RegExp(`1 agent gone: node ${victim} \\(`));
+});
+
+test('a user without pods/portforward gets a clear forbidden error naming it', async () => {
+  const kc = cluster('user', 'nobody-e2e');
+  const r = await pluginRun(['trace', 'sni', '--timeout', '5'], { kubeconfig: kc });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /forbidden: user "[^"]*" cannot create resource "pods\/portforward"/);
+  assert.match(r.stderr, /tlscope-user/);
+});
+
+test('undeploy leaves no object and no agent (so no BPF program or link) on any node', async () => {
+  assert.ok(agentProcesses().length >= NODES.length, 'the agents were not running before');
+  const r = await pluginRun(['undeploy']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(tryKubectl(['get', 'namespace', 'tlscope']).out, /NotFound/);
+  for (const kind of ['clusterrole', 'clusterrolebinding']) assert.match(tryKubectl(['get', kind, 'tlscope-user']).out, /NotFound/);
+  for (let i = 0; i < 20 && agentProcesses().length > 0; i++) await sleep(500);
+  assert.deepEqual(agentProcesses(), []);
+});
