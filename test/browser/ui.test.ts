@@ -15,7 +15,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { notRoot } from '../helpers/root.js';
-import { CLI, makeWorkDir, runProcess, stopChild, until } from '../integration/tls/helpers.js';
+import { makeWorkDir } from '../integration/tls/helpers.js';
+import { CliProcess } from '../helpers/cli.js';
+import { runProcess, stopChild } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
@@ -49,9 +52,7 @@ let work: ReturnType<typeof makeWorkDir>;
 let server: ChildProcess;
 let serverPort = 0;
 const served: string[] = [];
-let ui: ChildProcess;
-let uiOut = '';
-let uiErr = '';
+let ui: CliProcess;
 let url = '';
 let profile = '';
 let browser: BrowserContext;
@@ -60,21 +61,12 @@ let page: Page;
 let servedFrom = 0;
 
 async function curl(path: string): Promise<void> {
-  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${serverPort}:127.0.0.1`, `https://shop.test:${serverPort}${path}`]).done;
+  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${serverPort}:127.0.0.1`, `https://shop.test:${serverPort}${path}`]);
   assert.equal(r.code, 0, r.stderr);
 }
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-}
-
-/** Waits for an async condition (the page's CSP forbids the string form of waitForFunction). */
-async function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function row(path: string, comm = 'curl'): string {
@@ -92,15 +84,13 @@ before(async () => {
     if (k === 'port') serverPort = Number(v);
     if (k === 'req') served.push(v);
   });
-  await until('the python TLS server', () => serverPort > 0 || server.exitCode !== null);
+  await waitUntil('the python TLS server', () => serverPort > 0 || server.exitCode !== null);
   assert.ok(serverPort > 0, 'python TLS server did not start');
 
-  ui = spawn(process.execPath, [CLI, 'ui', '--host', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  ui.stdout!.setEncoding('utf8').on('data', (d: string) => (uiOut += d));
-  ui.stderr!.setEncoding('utf8').on('data', (d: string) => (uiErr += d));
-  await until('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(uiOut) || ui.exitCode !== null, 60_000);
-  assert.equal(ui.exitCode, null, `tlscope ui exited: ${uiErr}`);
-  url = /open (http:\S+)/.exec(uiOut)?.[1] ?? '';
+  ui = new CliProcess(['ui', '--host', '--port', '0']);
+  await waitUntil('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(ui.stdoutText) || ui.exited, 60_000);
+  assert.equal(ui.exited, false, `tlscope ui exited: ${ui.stderr}`);
+  url = /open (http:\S+)/.exec(ui.stdoutText)?.[1] ?? '';
 
   profile = mkdtempSync(join(work.dir, 'profile-'));
   browser = await chromium.launchPersistentContext(profile, {
@@ -116,10 +106,9 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await browser?.close();
-  if (ui !== undefined) await stopChild(ui, 'SIGINT');
+  await ui?.stop('SIGINT', 5000);
   if (server !== undefined) await stopChild(server);
   work?.remove();
-  if (ui?.exitCode === null) ui.kill('SIGKILL');
 });
 
 test('without the token: 401, for the page and the API', { skip }, async () => {
@@ -142,7 +131,7 @@ test('a curl request shows within 1 s with method, path, status and the lock; it
       servedFrom = served.indexOf(`/warmup/${i}`);
       break;
     } catch (e) {
-      if (i >= 10) throw new Error(`no warm-up request showed in 10 tries; tlscope ui said: ${uiErr}`, { cause: e });
+      if (i >= 10) throw new Error(`no warm-up request showed in 10 tries; tlscope ui said: ${ui.stderr}`, { cause: e });
     }
   }
   const delays: number[] = [];
@@ -183,7 +172,7 @@ test('a query narrows the table; a bad one says where it is wrong', { skip }, as
   const before = await page.locator('[data-test=count-shown] b').textContent();
   await page.fill('[data-test=query]', 'proc.comm==curl,http.path~^/orders/4[23]');
   await page.press('[data-test=query]', 'Enter');
-  await poll('the table to narrow to two rows', async () => (await page.locator('[data-test=row]').count()) === 2);
+  await waitUntil('the table to narrow to two rows', async () => (await page.locator('[data-test=row]').count()) === 2);
   const paths = await page.locator('[data-test=row]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-path')));
   assert.deepEqual(paths.sort(), ['/orders/42?n=0', '/orders/43?n=1']);
   assert.notEqual(await page.locator('[data-test=count-shown] b').textContent(), before);

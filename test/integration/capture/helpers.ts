@@ -1,53 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Helpers for the capture tests: run `tlscope capture` (the real CLI), servers in containers, tshark. */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { CliProcess, type Finished } from '../../helpers/cli.js';
+import * as shared from '../../helpers/process.js';
+import { runProcess } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 
-const run = promisify(execFile);
-
-/** The checkout (dist/test/integration/capture → four levels up). */
-export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-export const BIN = `${ROOT}dist/src/cli/bin.js`;
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { CLI as BIN, ROOT, type Finished } from '../../helpers/cli.js';
+export { sleep, waitUntil } from '../../helpers/wait.js';
 
 export function marker(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-export interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
 /** A running `tlscope capture`, its output collected. */
-export class Capture {
-  readonly child: ChildProcess;
-  private out: Buffer[] = [];
-  stderr = '';
-  readonly finished: Promise<Finished>;
-
+export class Capture extends CliProcess {
   constructor(args: readonly string[], opts: { stdout?: 'pipe' | NodeJS.WritableStream } = {}) {
-    this.child = spawn(process.execPath, [BIN, 'capture', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    if (opts.stdout !== undefined && opts.stdout !== 'pipe') this.child.stdout?.pipe(opts.stdout);
-    else this.child.stdout?.on('data', (b: Buffer) => this.out.push(b));
-    this.child.stderr?.setEncoding('utf8');
-    this.child.stderr?.on('data', (s: string) => (this.stderr += s));
-    this.finished = new Promise((resolve) => {
-      this.child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(this.out), stderr: this.stderr }));
-    });
-  }
-
-  get stdoutText(): string {
-    return Buffer.concat(this.out).toString('utf8');
+    super(['capture', ...args], opts.stdout === undefined || opts.stdout === 'pipe' ? {} : { stdout: opts.stdout });
   }
 
   /** Waits until stderr has `n` "listening on" lines (one per namespace captured). */
@@ -55,27 +26,9 @@ export class Capture {
     await waitUntil(`${n} "listening on" line(s) from tlscope capture`, () => (this.stderr.match(/^tlscope: listening on /gm)?.length ?? 0) >= n, timeoutMs, () => this.stderr);
   }
 
-  /** SIGINT, as Ctrl-C, then the result. */
-  async stop(): Promise<Finished> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    try {
-      return await this.finished;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
-/**
- * Polls `cond` until it holds. The default deadline is long on purpose: these tests share a
- * small VM with other work, and a deadline should only trip on a real bug.
- */
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, detail?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${detail ? `\n${detail()}` : ''}`);
-    await sleep(50);
+  /** SIGINT, as Ctrl-C, then the result (SIGKILL after 20 s). */
+  override stop(signal: NodeJS.Signals = 'SIGINT', graceMs = 20_000): Promise<Finished> {
+    return super.stop(signal, graceMs);
   }
 }
 
@@ -92,7 +45,8 @@ export async function waitForPort(host: string, port: number, timeoutMs = 30_000
 }
 
 export async function curl(url: string): Promise<string> {
-  const r = await run('curl', ['-s', '--max-time', '30', url], { timeout: 35_000 });
+  const r = await runProcess('curl', ['-s', '--max-time', '30', url], { timeoutMs: 35_000 });
+  if (r.code !== 0) throw new Error(`curl ${url}: exit ${r.code ?? r.signal}: ${r.stderr}`);
   return r.stdout;
 }
 
@@ -146,13 +100,8 @@ export interface TsharkResult {
 }
 
 export async function tshark(args: readonly string[]): Promise<TsharkResult> {
-  try {
-    const r = await run('tshark', [...args], { timeout: 60_000, maxBuffer: 64 << 20 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? String(e) };
-  }
+  const r = await runProcess('tshark', args, { timeoutMs: 60_000 });
+  return { code: r.code ?? 1, stdout: r.stdout, stderr: r.signal === null ? r.stderr : `${r.stderr}\n(killed by ${r.signal})` };
 }
 
 /** tshark -T fields over a file: one array of field values per packet. */
@@ -175,7 +124,7 @@ export function httpdCommand(files: Readonly<Record<string, string>>, ports: rea
   return ['sh', '-c', `mkdir -p /www && ${writes} && ${servers}`];
 }
 
-export async function sh(command: string): Promise<string> {
-  const r = await run('sh', ['-c', command], { timeout: 30_000 });
-  return r.stdout;
+/** A shell command's stdout; throws with its stderr when it fails. */
+export function sh(command: string): Promise<string> {
+  return shared.sh('sh', ['-c', command], 30_000);
 }

@@ -7,12 +7,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { COMMAND_CAPABILITIES } from '../../../src/gadgets/catalog.js';
 import type { Capability } from '../../../src/ebpf/caps.js';
 import { notRoot } from '../../helpers/root.js';
-import { CLI, makeWorkDir, runProcess, startPyServer, until, type PyServer } from '../tls/helpers.js';
+import { makeWorkDir, startPyServer, type PyServer } from '../tls/helpers.js';
+import { CliProcess, runCliSync } from '../../helpers/cli.js';
+import { runProcess } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let work: ReturnType<typeof makeWorkDir>;
 let server: PyServer;
@@ -36,21 +38,15 @@ function setpriv(caps: readonly Capability[]): string[] {
 
 /** Runs a tlscope command as uid 65534 with `caps`, a curl to the server once it is up; its output. */
 async function runWith(caps: readonly Capability[], args: readonly string[], ready: RegExp, name: string): Promise<{ code: number | null; out: string; err: string }> {
-  const [cmd, ...pre] = setpriv(caps);
-  const child = spawn(cmd!, [...pre, process.execPath, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-  await until(`${args.slice(0, 2).join(' ')} to start`, () => ready.test(err) || child.exitCode !== null, 60_000);
-  if (child.exitCode === null) {
-    const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `${name}:${server.port}:127.0.0.1`, `https://${name}:${server.port}/caps-check`]).done;
+  const cli = new CliProcess(args, { prefix: setpriv(caps) });
+  await waitUntil(`${args.slice(0, 2).join(' ')} to start`, () => ready.test(cli.stderr) || cli.exited, 60_000);
+  if (!cli.exited) {
+    const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `${name}:${server.port}:127.0.0.1`, `https://${name}:${server.port}/caps-check`]);
     assert.equal(r.code, 0, r.stderr);
-    await until('the event', () => out.includes(name) || out.includes('/caps-check'), 30_000).catch(() => {});
-    child.kill('SIGINT');
+    await waitUntil('the event', () => cli.stdoutText.includes(name) || cli.stdoutText.includes('/caps-check'), 30_000).catch(() => {});
   }
-  return { code: await exited, out, err };
+  const r = await cli.stop();
+  return { code: r.code, out: r.stdout.toString('utf8'), err: r.stderr };
 }
 
 test('trace sni with exactly CAP_BPF, CAP_PERFMON, CAP_NET_RAW (uid 65534) sees the name', { skip: notRoot }, async () => {
@@ -73,27 +69,25 @@ test('capture with exactly its capabilities (uid 65534) sees the ClientHello', {
 
 test('one capability short: the command says exactly which (exit 4), and doctor agrees', { skip: notRoot }, () => {
   const sni = COMMAND_CAPABILITIES['trace sni'].filter((c) => c !== 'CAP_NET_RAW');
-  const [cmd, ...pre] = setpriv(sni);
-  const r = spawnSync(cmd!, [...pre, process.execPath, CLI, 'trace', 'sni', '--host', '--timeout', '2'], { encoding: 'utf8' });
-  assert.equal(r.status, 4, r.stderr);
+  const r = runCliSync(['trace', 'sni', '--host', '--timeout', '2'], { prefix: setpriv(sni) });
+  assert.equal(r.code, 4, r.stderr);
   assert.match(r.stderr, /tlscope trace sni needs CAP_NET_RAW/);
   assert.match(r.stderr, /run as root, or with CAP_BPF, CAP_PERFMON, CAP_NET_RAW/);
-  const d = spawnSync(cmd!, [...pre, process.execPath, CLI, 'doctor', '-o', 'json'], { encoding: 'utf8' });
+  const d = runCliSync(['doctor', '-o', 'json'], { prefix: setpriv(sni) });
   const rep = JSON.parse(d.stdout) as { host: { privileged: boolean }; gadgets: { gadget: string; status: string; detail: string }[] };
   assert.equal(rep.host.privileged, false);
   assert.match(rep.gadgets.find((g) => g.gadget === 'trace sni')?.detail ?? '', /^needs CAP_NET_RAW/);
 });
 
 test('with the set the docs used to give (BPF, PERFMON, NET_ADMIN, SYS_ADMIN), doctor names what each command lacks and never says "privileges ok"', { skip: notRoot }, () => {
-  const [cmd, ...pre] = setpriv(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
-  const d = spawnSync(cmd!, [...pre, process.execPath, CLI, 'doctor'], { encoding: 'utf8' });
+  const d = runCliSync(['doctor'], { prefix: setpriv(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']) });
   assert.doesNotMatch(d.stdout, /privileges\s+ok/);
   // none of the commands has all it needs with that set
   assert.match(d.stdout, /privileges\s+missing\s+capabilities CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN; missing: trace sni: CAP_NET_RAW/);
   assert.match(d.stdout, /gadget: trace sni\s+unavailable\s+needs CAP_NET_RAW/);
   assert.match(d.stdout, /gadget: capture\s+unavailable\s+needs CAP_NET_RAW/);
   assert.match(d.stdout, /gadget: trace tls: OpenSSL, GnuTLS, node\s+unavailable\s+needs CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE/);
-  assert.equal(d.status, 1);
+  assert.equal(d.code, 1);
   assert.match(d.stderr, /nothing can run on this host: not root and without the capabilities the gadgets need/);
   assert.doesNotMatch(d.stderr, /libbpf/);
 });

@@ -8,13 +8,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { notRoot } from '../../helpers/root.js';
-import { CliTracer, goSkipReason, makeWorkDir, runProcess, stopChild, until } from '../tls/helpers.js';
+import { CliTracer, goSkipReason, makeWorkDir } from '../tls/helpers.js';
+import { startProcess, stopChild } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const GRPC_JS = fileURLToPath(new URL('../../../../node_modules/@grpc/grpc-js/build/src/index.js', import.meta.url));
 
@@ -177,18 +178,12 @@ let work: ReturnType<typeof makeWorkDir>;
 const children: ChildProcess[] = [];
 
 async function startServer(cmd: string, args: string[]): Promise<{ port: number; pid: number }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let port = 0;
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  createInterface({ input: child.stdout! }).on('line', (l) => {
-    const m = /^port (\d+)/.exec(l);
-    if (m !== null) port = Number(m[1]);
-  });
-  await until(`${cmd} server to listen`, () => port > 0 || child.exitCode !== null, 30_000);
-  if (port === 0) throw new Error(`${cmd} server did not start: ${err}`);
-  return { port, pid: child.pid ?? 0 };
+  const server = startProcess(cmd, args, { timeoutMs: 30 * 60_000 });
+  children.push(server.child);
+  const port = (): number => Number(/^port (\d+)/m.exec(server.output())?.[1] ?? 0);
+  await waitUntil(`${cmd} server to listen`, () => port() > 0 || server.child.exitCode !== null, 30_000);
+  if (port() === 0) throw new Error(`${cmd} server did not start: ${server.errors()}`);
+  return { port: port(), pid: server.pid };
 }
 
 let goBin: string | undefined;
@@ -226,7 +221,7 @@ function find(t: CliTracer, pid: number, path: string): HttpJson | undefined {
 }
 
 async function expectBothSides(t: CliTracer, clientPid: number, serverPid: number, path: string, method: string, status: number): Promise<void> {
-  await until(`${path} on both sides`, () => find(t, clientPid, path) !== undefined && find(t, serverPid, path) !== undefined);
+  await waitUntil(`${path} on both sides`, () => find(t, clientPid, path) !== undefined && find(t, serverPid, path) !== undefined);
   const c = find(t, clientPid, path)!;
   const s = find(t, serverPid, path)!;
   assert.deepEqual([c.role, c.http?.version, c.http?.method, c.http?.status, c.http?.end], ['client', '2', method, status, 'complete'], JSON.stringify(c));
@@ -241,7 +236,7 @@ test('HTTP/2: curl --http2, node http2 and python h2 against a node server; Go n
   try {
     await tracer.ready();
     await t.test('curl --http2', async () => {
-      const r = runProcess('curl', ['-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/curl/one`, '--next', '-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/curl/missing`]);
+      const r = startProcess('curl', ['-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/curl/one`, '--next', '-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/curl/missing`]);
       const done = await r.done;
       assert.equal(done.code, 0, done.stderr);
       assert.match(done.stdout, /h2 says hi to \/curl\/one/);
@@ -249,20 +244,20 @@ test('HTTP/2: curl --http2, node http2 and python h2 against a node server; Go n
       await expectBothSides(tracer, r.pid, node.pid, '/curl/missing', 'GET', 404);
     });
     await t.test('node http2 client', async () => {
-      const r = runProcess(process.execPath, [join(work.dir, 'client.mjs'), String(node.port), '/node/a', '/node/b']);
+      const r = startProcess(process.execPath, [join(work.dir, 'client.mjs'), String(node.port), '/node/a', '/node/b']);
       const done = await r.done;
       assert.equal(done.code, 0, done.stderr);
       await expectBothSides(tracer, r.pid, node.pid, '/node/a', 'POST', 200);
       await expectBothSides(tracer, r.pid, node.pid, '/node/b', 'POST', 200);
     });
     await t.test('python h2 client', { skip: pySkipReason() }, async () => {
-      const r = runProcess('python3', [join(work.dir, 'client.py'), String(node.port), '/py/x']);
+      const r = startProcess('python3', [join(work.dir, 'client.py'), String(node.port), '/py/x']);
       const done = await r.done;
       assert.equal(done.code, 0, done.stderr);
       await expectBothSides(tracer, r.pid, node.pid, '/py/x', 'GET', 200);
     });
     await t.test('Go net/http over h2, client and server', { skip: go === undefined ? goSkipReason() || 'no Go' : false }, async () => {
-      const r = runProcess(goBin!, ['client', `https://127.0.0.1:${go!.port}/go/one`, `https://127.0.0.1:${go!.port}/go/missing`]);
+      const r = startProcess(goBin!, ['client', `https://127.0.0.1:${go!.port}/go/one`, `https://127.0.0.1:${go!.port}/go/missing`]);
       const done = await r.done;
       assert.equal(done.code, 0, done.stderr);
       assert.match(done.stdout, /HTTP\/2\.0 200/);
@@ -280,12 +275,12 @@ test('gRPC with @grpc/grpc-js: service, method, status and message, and the requ
   const tracer = new CliTracer(['--host', '--http']);
   try {
     await tracer.ready();
-    const r = runProcess(process.execPath, [join(work.dir, 'grpc-client.mjs'), GRPC_JS, work.cert, String(server.port), 'world', 'nobody']);
+    const r = startProcess(process.execPath, [join(work.dir, 'grpc-client.mjs'), GRPC_JS, work.cert, String(server.port), 'world', 'nobody']);
     const done = await r.done;
     assert.equal(done.code, 0, done.stderr);
     assert.match(done.stdout, /ok \d+\nerror 5/);
     const calls = (pid: number): HttpJson[] => exchanges(tracer).filter((e) => e.proc.pid === pid && e.grpc?.method === 'SayHello');
-    await until('both calls on both sides', () => calls(r.pid).length >= 2 && calls(server.pid).length >= 2);
+    await waitUntil('both calls on both sides', () => calls(r.pid).length >= 2 && calls(server.pid).length >= 2);
     for (const [pid, role] of [[r.pid, 'client'], [server.pid, 'server']] as const) {
       const [ok, notFound] = calls(pid);
       assert.deepEqual([ok?.role, ok?.http?.path, ok?.http?.status, ok?.grpc?.service, ok?.grpc?.status, ok?.grpc?.statusName, ok?.grpc?.request], [role, '/demo.Greeter/SayHello', 200, 'demo.Greeter', 0, 'OK', '1: "world"']);
@@ -314,12 +309,12 @@ test('trace tls -w: a decrypted pcapng that tshark dissects as HTTP/2 and gRPC, 
   let curlPid = 0;
   try {
     await tracer.ready();
-    const r = runProcess('curl', ['-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/pcap/one`]);
+    const r = startProcess('curl', ['-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, `https://h2.test:${node.port}/pcap/one`]);
     curlPid = r.pid;
     assert.equal((await r.done).code, 0);
-    const g = runProcess(process.execPath, [join(work.dir, 'grpc-client.mjs'), GRPC_JS, work.cert, String(grpcServer.port), 'pcap']);
+    const g = startProcess(process.execPath, [join(work.dir, 'grpc-client.mjs'), GRPC_JS, work.cert, String(grpcServer.port), 'pcap']);
     assert.equal((await g.done).code, 0);
-    await until('both exchanges', () => find(tracer, curlPid, '/pcap/one') !== undefined && exchanges(tracer).some((e) => e.proc.pid === grpcServer.pid && e.grpc?.method === 'SayHello'));
+    await waitUntil('both exchanges', () => find(tracer, curlPid, '/pcap/one') !== undefined && exchanges(tracer).some((e) => e.proc.pid === grpcServer.pid && e.grpc?.method === 'SayHello'));
   } finally {
     const s = await tracer.stop();
     assert.equal(s.code, 0, s.stderr);

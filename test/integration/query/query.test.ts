@@ -8,9 +8,12 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { notRoot } from '../../helpers/root.js';
-import { Tracer, nodeHandshake, startTlsServer, testName, runProcess as runSni, type TestTlsServer } from '../sni/helpers.js';
-import { CliTracer, makeWorkDir, runProcess, startPyServer, until, type PyServer } from '../tls/helpers.js';
-import { Capture, waitUntil } from '../capture/helpers.js';
+import { Tracer, nodeHandshake, startTlsServer, testName, type TestTlsServer } from '../sni/helpers.js';
+import { CliTracer, makeWorkDir, startPyServer, type PyServer } from '../tls/helpers.js';
+import { Capture } from '../capture/helpers.js';
+import { runCli } from '../../helpers/cli.js';
+import { runProcess } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let tls: TestTlsServer;
 let work: ReturnType<typeof makeWorkDir>;
@@ -38,7 +41,7 @@ test('trace sni --query: a name test and a pid (pushed down as -p) keep only wha
     const dropByName = `drop-${testName('node')}`;
     await nodeHandshake(tls.host, tls.port, dropByName);
     const otherPid = testName('curl');
-    const r = await runSni('curl', ['-sk', '--resolve', `${otherPid}:${tls.port}:127.0.0.1`, `https://${otherPid}:${tls.port}/`]);
+    const r = await runProcess('curl', ['-sk', '--resolve', `${otherPid}:${tls.port}:127.0.0.1`, `https://${otherPid}:${tls.port}/`]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(tls.seen.includes(dropByName) && tls.seen.includes(otherPid), 'both hellos reached the server');
     await tracer.marker((n) => nodeHandshake(tls.host, tls.port, n));
@@ -52,7 +55,7 @@ test('trace sni --query: a name test and a pid (pushed down as -p) keep only wha
 });
 
 test('trace sni --query: a type error is a usage error with the column, before anything is attached', { skip: notRoot }, async () => {
-  const r = await runSni(process.execPath, [new URL('../../../src/cli/bin.js', import.meta.url).pathname, 'trace', 'sni', '--query', 'name == "a" && proc.pid == "7"']);
+  const r = await runCli(['trace', 'sni', '--query', 'name == "a" && proc.pid == "7"']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^tlscope: --query: no such overload: int == string at column 16\n {4}name == "a" && proc\.pid == "7"\n {19}\^\n/);
 });
@@ -63,12 +66,12 @@ test('trace tls --http --query: http.path and the tls boolean keep only matching
   try {
     await tracer.ready();
     const curl = async (path: string): Promise<void> => {
-      const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `q.test:${py.port}:127.0.0.1`, `https://q.test:${py.port}${path}`]).done;
+      const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `q.test:${py.port}:127.0.0.1`, `https://q.test:${py.port}${path}`]);
       assert.equal(r.code, 0, r.stderr);
     };
     await curl('/drop-me');
     await curl('/keep-me');
-    await until('the /keep-me exchange', () => paths().includes('/keep-me'));
+    await waitUntil('the /keep-me exchange', () => paths().includes('/keep-me'));
     await tracer.marker(py, (path) => paths().includes(path));
     assert.ok(py.requests.some((q) => q.bytes.includes('/drop-me')), 'the server got /drop-me');
     assert.ok(!paths().some((p) => p.startsWith('/drop')), paths().join(' '));
@@ -136,7 +139,7 @@ test('capture --query: proc.comm names the sending process (owners are loaded fo
   const curlPorts = new Set<number>();
   const curlOnce = async (): Promise<void> => {
     // curl speaks HTTP to a server that answers "hi": it fails (exit 1 or 52/56) but its packets are real
-    const r = await runSni('curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{local_port}', `http://127.0.0.1:${srv.port}/`]);
+    const r = await runProcess('curl', ['-s', '--max-time', '5', '-o', '/dev/null', '-w', '%{local_port}', `http://127.0.0.1:${srv.port}/`]);
     const port = Number(r.stdout.trim());
     assert.ok(port > 0, `curl's local port: ${r.stdout} ${r.stderr}`);
     curlPorts.add(port);
@@ -187,12 +190,11 @@ test('capture --query: proc.netns_id is pushed down (no socket where it cannot m
 });
 
 test('capture --query: a bad expression is a usage error with the column, before anything is opened', { skip: notRoot }, async () => {
-  const bin = new URL('../../../src/cli/bin.js', import.meta.url).pathname;
-  const typeError = await runSni(process.execPath, [bin, 'capture', '--host', '--query', 'protocol == "tcp" && dport == "443"', 'tcp']);
+  const typeError = await runCli(['capture', '--host', '--query', 'protocol == "tcp" && dport == "443"', 'tcp']);
   assert.equal(typeError.code, 2, typeError.stderr);
   assert.match(typeError.stderr, /^tlscope: --query: no such overload: int == string at column 22\n {4}protocol == "tcp" && dport == "443"\n {25}\^\n/);
   assert.doesNotMatch(typeError.stderr, /listening on/);
-  const unknown = await runSni(process.execPath, [bin, 'capture', '--query', 'proc.cmd == "curl"']);
+  const unknown = await runCli(['capture', '--query', 'proc.cmd == "curl"']);
   assert.equal(unknown.code, 2, unknown.stderr);
   assert.match(unknown.stderr, /^tlscope: --query: unknown field "proc\.cmd" at column 1\n/);
   assert.match(unknown.stderr, /known fields: .*proc\.comm/);

@@ -7,24 +7,22 @@
  * Other tests (and other engineers' tracers) may run at the same time: every helper here lets
  * a test look only at events for its own names, ports and pids.
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
 import { createServer as createTlsServer, connect as tlsConnect, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { createInterface } from 'node:readline';
 import { release } from 'node:os';
 import { probeFeature } from '../../../src/ebpf/features.js';
 import { buildClientHello } from '../../helpers/clienthello.js';
 import type { OwnerHook } from '../../../src/gadgets/sni/gadget.js';
 import { notRoot } from '../../helpers/root.js';
+import { CliProcess } from '../../helpers/cli.js';
+import type { Ran } from '../../helpers/process.js';
+import { sleep, waitUntil } from '../../helpers/wait.js';
 
-const execFileP = promisify(execFile);
-
-export const BIN = fileURLToPath(new URL('../../../src/cli/bin.js', import.meta.url));
+export { CLI as BIN } from '../../helpers/cli.js';
 
 /** One `-o json` line of `tlscope trace sni` (the fields the tests look at). */
 export interface SniJson {
@@ -42,18 +40,7 @@ export interface SniJson {
   k8s?: { namespace?: string; podName?: string; containerName?: string; podUid?: string };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `cond` every 20 ms until it holds; fails with `what` after `ms`. */
-export async function waitUntil(what: string, cond: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+export { sleep, waitUntil } from '../../helpers/wait.js';
 
 let nameCounter = 0;
 /** A made-up server name unique to this process and call: `<label>-<pid>-<n>.sni.test`. */
@@ -64,28 +51,27 @@ export function testName(label: string): string {
 // ---------------------------------------------------------------------------------------------
 // the CLI
 
-export class Tracer {
-  readonly events: SniJson[] = [];
+export class Tracer extends CliProcess {
+  readonly events: SniJson[];
   /** names of the markers sent through marker() */
   readonly markers = new Set<string>();
-  stderr = '';
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly badLines: string[] = [];
+  private readonly badLines: string[];
 
   /** Starts `tlscope trace sni -o json <args>` (add `--timeout` yourself for a self-stopping run). */
   constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, [BIN, 'trace', 'sni', '-o', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      try {
-        this.events.push(JSON.parse(line) as SniJson);
-      } catch {
-        this.badLines.push(line);
-      }
+    const badLines: string[] = [];
+    const events: SniJson[] = [];
+    super(['trace', 'sni', '-o', 'json', ...args], {
+      onLine: (line) => {
+        try {
+          events.push(JSON.parse(line) as SniJson);
+        } catch {
+          badLines.push(line);
+        }
+      },
     });
-    this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
-    // 'close': the process exited and its stdout and stderr are read to the end
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
+    this.events = events;
+    this.badLines = badLines;
   }
 
   /** Lines on stdout that were not JSON (there must be none). */
@@ -144,15 +130,6 @@ export class Tracer {
       const until = sent ? deadline : Math.min(deadline, Date.now() + 500);
       while (!seen() && Date.now() <= until) await sleep(20);
     }
-  }
-
-  /** SIGINT, then waits for the exit; SIGKILL if it does not stop within 30 s. */
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
-    const r = await this.exited;
-    clearTimeout(timer);
-    return { ...r, stderr: this.stderr };
   }
 }
 
@@ -337,42 +314,9 @@ export function sendChunks(host: string, port: number, chunks: readonly Uint8Arr
 // ---------------------------------------------------------------------------------------------
 // processes
 
-export interface RunResult {
-  pid: number;
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end, with its pid (the pid of the TLS client when it does not fork). */
-export function runProcess(cmd: string, args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env === undefined ? {} : { env: opts.env }), ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ pid: child.pid ?? 0, code, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-export async function sh(cmd: string, args: readonly string[], timeoutMs = 20_000): Promise<string> {
-  try {
-    return (await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 })).stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message?: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`);
-  }
-}
+/** The result of runProcess (kept under its old name). */
+export type RunResult = Ran;
+export { runProcess, sh } from '../../helpers/process.js';
 
 /**
  * The tracer's own warnings and errors on stderr, leaving out those about a container

@@ -8,10 +8,10 @@
 // `doctor` and `trace sni -v` name the hook, `--owner-hook` is checked.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { runCliSync } from '../../helpers/cli.js';
 import { SniGadget, OWNER_HOOKS, OWNER_SYSCALLS, defaultOwnerHook, type OwnerHook } from '../../../src/gadgets/sni/gadget.js';
 import { notRoot } from '../../helpers/root.js';
-import { BIN, ownerHookSkip, runProcess, startTcpSink, type TcpSink } from './helpers.js';
+import { ownerHookSkip, runProcess, startTcpSink, type TcpSink } from './helpers.js';
 
 /** Sends on a fresh TCP connection with the system call named by `mode`; prints pid, tids, local port. */
 const PY_SENDER = `
@@ -134,8 +134,8 @@ for (const hook of OWNER_HOOKS) {
 }
 
 test('doctor names the owner hook trace sni will use here; trace sni -v names the one it uses', { skip: notRoot }, () => {
-  const doctor = spawnSync(process.execPath, [BIN, 'doctor', '-o', 'json'], { encoding: 'utf8' });
-  assert.equal(doctor.status, 0, doctor.stderr);
+  const doctor = runCliSync(['doctor', '-o', 'json']);
+  assert.equal(doctor.code, 0, doctor.stderr);
   const sni = (JSON.parse(doctor.stdout) as { gadgets: { gadget: string; status: string; detail: string }[] }).gadgets.find((x) => x.gadget === 'trace sni');
   assert.equal(sni?.status, 'ready');
   const auto = defaultOwnerHook();
@@ -146,15 +146,15 @@ test('doctor names the owner hook trace sni will use here; trace sni -v names th
     syscalls: /sending processes from the write\/writev\/sendto\/sendmsg\/sendmmsg system call tracepoints/,
   };
   for (const [args, want] of [[[], expect[auto]], [['--owner-hook', 'syscalls'], expect.syscalls]] as const) {
-    const r = spawnSync(process.execPath, [BIN, 'trace', 'sni', '--host', '-v', '--timeout', '1', ...args], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
+    const r = runCliSync(['trace', 'sni', '--host', '-v', '--timeout', '1', ...args]);
+    assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, want);
   }
 });
 
 test('--owner-hook with an unknown hook is a usage error (exit 2) that lists the hooks', () => {
-  const r = spawnSync(process.execPath, [BIN, 'trace', 'sni', '--owner-hook', 'kprobe', '--timeout', '1'], { encoding: 'utf8' });
-  assert.equal(r.status, 2, r.stderr);
+  const r = runCliSync(['trace', 'sni', '--owner-hook', 'kprobe', '--timeout', '1']);
+  assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--owner-hook: unknown hook "kprobe"/);
   assert.match(r.stderr, /auto, tcp_sendmsg_locked, syscalls/);
 });

@@ -5,46 +5,18 @@
 // -trimpath + stripped; a server of one build and a client of another exchange random bytes,
 // and each side's plaintext must be byte-exact both ways and carry its own pid and tuple.
 // Toolchains and binaries are cached (toolchains.ts): first run ≈ 10 min here, then seconds.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { notRoot } from '../../helpers/root.js';
-import { CliTracer, makeWorkDir, runProcess, startPyServer, stopChild, stream, until, type PyServer, type TlsJson } from '../tls/helpers.js';
+import { stream, type TlsJson } from '../tls/helpers.js';
+import { escape, request, stackTracer } from './tracer.js';
+import { startProcess, stopChild } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { GO_RELEASES, goFixture, type GoRelease, type GoVariant } from './toolchains.js';
 
-let work: ReturnType<typeof makeWorkDir>;
-let tracer: CliTracer;
-let py: PyServer;
-
-before(async () => {
-  if (notRoot) return;
-  work = makeWorkDir('tlscope-stacks-go-');
-  py = await startPyServer(work);
-  tracer = new CliTracer(['--host', '--timeout', '3600']);
-  await tracer.ready();
-});
-
-after(async () => {
-  if (notRoot) return;
-  const r = await tracer?.stop();
-  await py?.close();
-  work?.remove();
-  assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
-});
-
-/** Random bytes without a newline, then one: the server reads up to it. */
-function request(n: number): Buffer {
-  const b = randomBytes(n);
-  for (let i = 0; i < b.length; i++) if (b[i] === 0x0a) b[i] = 0x0b;
-  b[n - 1] = 0x0a;
-  return b;
-}
-
-function escape(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+const stack = stackTracer('tlscope-stacks-go-', 3600);
 
 async function exchange(r: GoRelease, serverVariant: GoVariant, clientVariant: GoVariant): Promise<void> {
   const serverBin = goFixture(r, serverVariant);
@@ -54,31 +26,31 @@ async function exchange(r: GoRelease, serverVariant: GoVariant, clientVariant: G
   const reply = randomBytes(40_000); // more than two TLS records, one Write
   // probes go on the file (its inode), once, whichever process mapped it first
   const probed = (bin: string): RegExp => new RegExp(`probing go in /proc/\\d+/root${escape(bin)} \\(go${escape(r.version)}, ${abi} ABI, \\d+ RETs`);
-  const server = runProcess(serverBin, ['server', reply.toString('hex')], { timeoutMs: 120_000 });
+  const server = startProcess(serverBin, ['server', reply.toString('hex')], { timeoutMs: 120_000 });
   try {
-    await tracer.waitForStderr(probed(serverBin));
-    await until('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
+    await stack.tracer.waitForStderr(probed(serverBin));
+    await waitUntil('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
     const port = Number(/^port (\d+)$/m.exec(server.output())?.[1]);
     assert.ok(port > 0, `server ${serverVariant} started`);
-    const client = runProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
-    await tracer.waitForStderr(probed(clientBin));
+    const client = startProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
+    await stack.tracer.waitForStderr(probed(clientBin));
     client.child.stdin!.write('go\n');
     const ran = await client.done;
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal(ran.stdout, `reply ${reply.toString('hex')}\n`);
     const sizes = (): [number, number, number, number] => [
-      stream(tracer.events, client.pid, 'write').length, stream(tracer.events, server.pid, 'read').length,
-      stream(tracer.events, server.pid, 'write').length, stream(tracer.events, client.pid, 'read').length,
+      stream(stack.tracer.events, client.pid, 'write').length, stream(stack.tracer.events, server.pid, 'read').length,
+      stream(stack.tracer.events, server.pid, 'write').length, stream(stack.tracer.events, client.pid, 'read').length,
     ];
-    await until(`all bytes traced (${sizes().join('/')})`, () => {
+    await waitUntil(`all bytes traced (${sizes().join('/')})`, () => {
       const [cw, sr, sw, cr] = sizes();
       return cw >= req.length && sr >= req.length && sw >= reply.length && cr >= reply.length;
     });
-    await tracer.marker(py); // both have moved all they will: anything more would be out by now
-    assert.ok(stream(tracer.events, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
-    assert.ok(stream(tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
-    assert.ok(stream(tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
-    assert.ok(stream(tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
+    await stack.tracer.marker(stack.py); // both have moved all they will: anything more would be out by now
+    assert.ok(stream(stack.tracer.events, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
+    assert.ok(stream(stack.tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
+    assert.ok(stream(stack.tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
+    assert.ok(stream(stack.tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
     const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined, sources: string[]): void => {
       assert.ok(evs.length >= 2);
       for (const e of evs) {
@@ -89,11 +61,11 @@ async function exchange(r: GoRelease, serverVariant: GoVariant, clientVariant: G
         assert.ok(e.tupleSource !== undefined && sources.includes(e.tupleSource), `tuple source ${e.tupleSource}`);
       }
     };
-    check(tracer.of(client.pid), clientBin, (e) => e.remote, ['socket', 'session']);
+    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote, ['socket', 'session']);
     // the server's handshake (not probed) may read the request along with the client's Finished
-    check(tracer.of(server.pid), serverBin, (e) => e.local, ['socket', 'session', 'thread']);
+    check(stack.tracer.of(server.pid), serverBin, (e) => e.local, ['socket', 'session', 'thread']);
   } catch (e) {
-    const said = tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
+    const said = stack.tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
     throw new Error(`${(e as Error).message}\nserver ${serverVariant}, client ${clientVariant}; the tracer said last:\n${said}`, { cause: e });
   } finally {
     await stopChild(server.child);

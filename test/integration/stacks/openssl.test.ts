@@ -5,76 +5,49 @@
 // .eh_frame (openssl-finder.ts). And `openssl s_server -www`, which writes through the SSL BIO
 // (BIO_f_ssl → ssl_write_internal, never SSL_write): its plaintext comes from libssl.so.3's
 // unexported internals. Byte-exact both ways, with pid and tuple.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { notRoot } from '../../helpers/root.js';
-import { CliTracer, makeWorkDir, runProcess, startPyServer, stopChild, stream, until, type PyServer, type TlsJson } from '../tls/helpers.js';
+import { stream, type TlsJson } from '../tls/helpers.js';
+import { escape, request, stackTracer } from './tracer.js';
+import { startProcess, stopChild } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { opensslStaticFixture } from './toolchains.js';
 import { ElfFile } from '../../../src/proc/elf.js';
 import { findOpenSslFunctions, OPENSSL_FUNC_NAMES } from '../../../src/gadgets/tls/openssl-finder.js';
 
-let work: ReturnType<typeof makeWorkDir>;
-let tracer: CliTracer;
-let py: PyServer;
-
-before(async () => {
-  if (notRoot) return;
-  work = makeWorkDir('tlscope-stacks-openssl-');
-  py = await startPyServer(work);
-  tracer = new CliTracer(['--host', '--timeout', '900']);
-  await tracer.ready();
-});
-
-after(async () => {
-  if (notRoot) return;
-  const r = await tracer?.stop();
-  await py?.close();
-  work?.remove();
-  assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
-});
-
-function escape(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function request(n: number): Buffer {
-  const b = randomBytes(n);
-  for (let i = 0; i < b.length; i++) if (b[i] === 0x0a) b[i] = 0x0b;
-  b[n - 1] = 0x0a;
-  return b;
-}
+const stack = stackTracer('tlscope-stacks-openssl-', 900);
 
 function said(): string {
-  return tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
+  return stack.tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
 }
 
 async function exchange(serverBin: string, clientBin: string): Promise<void> {
   const req = request(3000);
   const reply = randomBytes(40_000);
   const probed = (bin: string): RegExp => new RegExp(`probing openssl in /proc/\\d+/root${escape(bin)} \\(([^)]*)\\)`);
-  const server = runProcess(serverBin, ['server', work.cert, work.key, reply.toString('hex')], { timeoutMs: 120_000 });
+  const server = startProcess(serverBin, ['server', stack.work.cert, stack.work.key, reply.toString('hex')], { timeoutMs: 120_000 });
   try {
-    await tracer.waitForStderr(probed(serverBin));
-    await until('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
+    await stack.tracer.waitForStderr(probed(serverBin));
+    await waitUntil('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
     const port = Number(/^port (\d+)$/m.exec(server.output())?.[1]);
     assert.ok(port > 0, 'server started');
-    const client = runProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
-    await tracer.waitForStderr(probed(clientBin));
+    const client = startProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
+    await stack.tracer.waitForStderr(probed(clientBin));
     client.child.stdin!.write('go\n');
     const ran = await client.done;
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal(ran.stdout, `reply ${reply.toString('hex')}\n`);
-    await until('all bytes traced', () => stream(tracer.events, client.pid, 'write').length >= req.length && stream(tracer.events, server.pid, 'read').length >= req.length
-      && stream(tracer.events, server.pid, 'write').length >= reply.length && stream(tracer.events, client.pid, 'read').length >= reply.length);
-    await tracer.marker(py);
-    assert.ok(stream(tracer.events, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
-    assert.ok(stream(tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
-    assert.ok(stream(tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
-    assert.ok(stream(tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
+    await waitUntil('all bytes traced', () => stream(stack.tracer.events, client.pid, 'write').length >= req.length && stream(stack.tracer.events, server.pid, 'read').length >= req.length
+      && stream(stack.tracer.events, server.pid, 'write').length >= reply.length && stream(stack.tracer.events, client.pid, 'read').length >= reply.length);
+    await stack.tracer.marker(stack.py);
+    assert.ok(stream(stack.tracer.events, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
+    assert.ok(stream(stack.tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
+    assert.ok(stream(stack.tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
+    assert.ok(stream(stack.tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
     const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined): void => {
       for (const e of evs) {
         assert.equal(e.source, 'openssl');
@@ -83,8 +56,8 @@ async function exchange(serverBin: string, clientBin: string): Promise<void> {
         assert.equal(local(e), `127.0.0.1:${port}`, `tuple of ${e.direction}`);
       }
     };
-    check(tracer.of(client.pid), clientBin, (e) => e.remote);
-    check(tracer.of(server.pid), serverBin, (e) => e.local);
+    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote);
+    check(stack.tracer.of(server.pid), serverBin, (e) => e.local);
   } catch (e) {
     throw new Error(`${(e as Error).message}\nthe tracer said last:\n${said()}`, { cause: e });
   } finally {
@@ -108,38 +81,38 @@ test('static OpenSSL 3: with symbols (server) ↔ stripped (client), then the ot
     without.close();
   }
   await exchange(symbols, stripped);
-  assert.match(tracer.stderr, new RegExp(`probing openssl in /proc/\\d+/root${escape(stripped)} \\(SSL_read/SSL_write; ssl_read_internal/ssl_write_internal \\(SSL BIO\\); without symbols: `));
+  assert.match(stack.tracer.stderr, new RegExp(`probing openssl in /proc/\\d+/root${escape(stripped)} \\(SSL_read/SSL_write; ssl_read_internal/ssl_write_internal \\(SSL BIO\\); without symbols: `));
   await exchange(stripped, symbols);
 });
 
 test('openssl s_server -www (SSL BIO, no SSL_write call): its plaintext from libssl.so.3 internals', { skip: notRoot }, async () => {
-  const server = runProcess('openssl', ['s_server', '-www', '-accept', '0', '-naccept', '1', '-cert', work.cert, '-key', work.key], { timeoutMs: 120_000 });
+  const server = startProcess('openssl', ['s_server', '-www', '-accept', '0', '-naccept', '1', '-cert', stack.work.cert, '-key', stack.work.key], { timeoutMs: 120_000 });
   try {
-    await until('s_server to listen', () => /ACCEPT/.test(server.output()) || server.child.exitCode !== null);
+    await waitUntil('s_server to listen', () => /ACCEPT/.test(server.output()) || server.child.exitCode !== null);
     let port = 0;
-    await until('its port', () => {
+    await waitUntil('its port', () => {
       const m = /:(\d+)\s/.exec(listening(server.pid));
       port = Number(m?.[1] ?? 0);
       return port > 0;
     });
     const path = `/bio-${randomBytes(6).toString('hex')}`;
-    const curl = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `bio.test:${port}:127.0.0.1`, `https://bio.test:${port}${path}`]).done;
+    const curl = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `bio.test:${port}:127.0.0.1`, `https://bio.test:${port}${path}`]).done;
     assert.equal(curl.code, 0, curl.stderr);
-    await until('s_server events', () => stream(tracer.events, server.pid, 'write').toString('latin1').includes('</HTML>') || stream(tracer.events, server.pid, 'write').toString('latin1').includes('</BODY>'), 30_000)
+    await waitUntil('s_server events', () => stream(stack.tracer.events, server.pid, 'write').toString('latin1').includes('</HTML>') || stream(stack.tracer.events, server.pid, 'write').toString('latin1').includes('</BODY>'), 30_000)
       .catch((e: Error) => { throw new Error(`${e.message}\n${said()}`); });
-    await tracer.marker(py);
-    const read = stream(tracer.events, server.pid, 'read').toString('latin1');
-    const wrote = stream(tracer.events, server.pid, 'write').toString('latin1');
+    await stack.tracer.marker(stack.py);
+    const read = stream(stack.tracer.events, server.pid, 'read').toString('latin1');
+    const wrote = stream(stack.tracer.events, server.pid, 'write').toString('latin1');
     assert.ok(read.startsWith(`GET ${path} HTTP/1.1\r\nHost: bio.test:${port}\r\n`), read.slice(0, 200));
     assert.ok(wrote.startsWith('HTTP/1.0 200 ok\r\n'), wrote.slice(0, 200));
     // what curl got is what the server was traced writing
     assert.ok(wrote.includes(curl.stdout.slice(0, 200)), 'curl got what was traced');
-    for (const e of tracer.of(server.pid)) {
+    for (const e of stack.tracer.of(server.pid)) {
       assert.equal(e.source, 'openssl');
       assert.ok(['ssl_read_internal', 'ssl_write_internal', 'SSL_read'].includes(e.function), e.function);
       assert.equal(e.local, `127.0.0.1:${port}`);
     }
-    assert.ok(tracer.of(server.pid).some((e) => e.function === 'ssl_write_internal'), 'the response went through the SSL BIO');
+    assert.ok(stack.tracer.of(server.pid).some((e) => e.function === 'ssl_write_internal'), 'the response went through the SSL BIO');
   } finally {
     await stopChild(server.child);
   }

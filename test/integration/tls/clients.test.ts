@@ -11,10 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { notRoot } from '../../helpers/root.js';
-import {
-  CliTracer, buildGoApp, dataOf, goSkipReason, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, stopChild, stream, until,
-  type GoApp, type PyServer, type TlsJson,
-} from './helpers.js';
+import { CliTracer, buildGoApp, dataOf, goSkipReason, makeWorkDir, pyResponse, startPyServer, stream, type GoApp, type PyServer, type TlsJson } from './helpers.js';
+import { startProcess, stopChild } from '../../helpers/process.js';
+import { sleep, waitUntil } from '../../helpers/wait.js';
 
 let work: ReturnType<typeof makeWorkDir>;
 let tracer: CliTracer;
@@ -44,7 +43,7 @@ after(async () => {
 
 /** Waits until `pid` has moved at least these many bytes each way. */
 async function settled(pid: number, write: number, read: number): Promise<TlsJson[]> {
-  await until(`events of pid ${pid} (${write} written, ${read} read)`, () => stream(tracer.events, pid, 'write').length >= write && stream(tracer.events, pid, 'read').length >= read);
+  await waitUntil(`events of pid ${pid} (${write} written, ${read} read)`, () => stream(tracer.events, pid, 'write').length >= write && stream(tracer.events, pid, 'read').length >= read);
   await tracer.marker(py); // pid has exited: anything more from it is out by now
   return tracer.of(pid);
 }
@@ -63,10 +62,10 @@ function assertTuple(evs: readonly TlsJson[], local: string, remote: string, sou
 
 test('curl → a local TLS server: request and response byte for byte, with the socket tuple', { skip: notRoot }, async () => {
   const before = py.requests.length;
-  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${py.port}:127.0.0.1`, `https://shop.test:${py.port}/basket?id=7`]).done;
+  const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${py.port}:127.0.0.1`, `https://shop.test:${py.port}/basket?id=7`]).done;
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'hello from the test server\n');
-  await until('the server to log the request', () => py.requests.length > before);
+  await waitUntil('the server to log the request', () => py.requests.length > before);
   const req = py.requests.at(-1)!;
   const evs = await settled(r.pid, req.bytes.length, pyResponse().length);
   assert.deepEqual(stream(evs, r.pid, 'write'), req.bytes, 'what curl wrote is what the server read');
@@ -88,7 +87,7 @@ test('curl → a local TLS server: request and response byte for byte, with the 
   // the server side of the same conversation, from the same trace; its write returns (and is
   // recorded) only after curl may have read the answer, so the marker does not cover it: wait
   const serverSide = (): TlsJson[] => tracer.of(py.pid).filter((e) => e.remote === `127.0.0.1:${req.clientPort}`);
-  await until('the server\'s answer', () => stream(serverSide(), py.pid, 'write').length >= pyResponse().length);
+  await waitUntil('the server\'s answer', () => stream(serverSide(), py.pid, 'write').length >= pyResponse().length);
   const server = serverSide();
   assert.deepEqual(stream(server, py.pid, 'read'), req.bytes);
   assert.deepEqual(stream(server, py.pid, 'write'), pyResponse());
@@ -96,9 +95,9 @@ test('curl → a local TLS server: request and response byte for byte, with the 
 
 test('curl over IPv6: the tuple is [::1]:port', { skip: notRoot }, async () => {
   const before = py6.requests.length;
-  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `six.test:${py6.port}:[::1]`, `https://six.test:${py6.port}/v6`]).done;
+  const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `six.test:${py6.port}:[::1]`, `https://six.test:${py6.port}/v6`]).done;
   assert.equal(r.code, 0, r.stderr);
-  await until('the server to log the request', () => py6.requests.length > before);
+  await waitUntil('the server to log the request', () => py6.requests.length > before);
   const req = py6.requests.at(-1)!;
   const evs = await settled(r.pid, req.bytes.length, pyResponse().length);
   assert.deepEqual(stream(evs, r.pid, 'write'), req.bytes);
@@ -120,10 +119,10 @@ while len(got) < int(sys.argv[2]):
 sys.stdout.write(got.decode())
 `);
   const before = py.requests.length;
-  const r = await runProcess('python3', [script, String(py.port), String(pyResponse().length)]).done;
+  const r = await startProcess('python3', [script, String(py.port), String(pyResponse().length)]).done;
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(Buffer.from(r.stdout), pyResponse());
-  await until('the request', () => py.requests.length > before);
+  await waitUntil('the request', () => py.requests.length > before);
   const req = py.requests.at(-1)!;
   const evs = await settled(r.pid, req.bytes.length, pyResponse().length);
   assert.deepEqual(stream(evs, r.pid, 'write'), req.bytes);
@@ -160,14 +159,14 @@ process.stdout.write(await one('/n1', 'first body'));
 process.stdout.write(await one('/n2', 'second body, longer'));
 agent.destroy();
 `);
-  const server = runProcess(process.execPath, [serverJs], { timeoutMs: 120_000 });
-  await until('the node server', () => /port \d+/.test(server.output()));
+  const server = startProcess(process.execPath, [serverJs], { timeoutMs: 120_000 });
+  await waitUntil('the node server', () => /port \d+/.test(server.output()));
   const port = Number(/port (\d+)/.exec(server.output())?.[1]);
   try {
-    const c = await runProcess(process.execPath, [clientJs, String(port)]).done;
+    const c = await startProcess(process.execPath, [clientJs, String(port)]).done;
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, 'node server got /n1 with 10 bytes\nnode server got /n2 with 19 bytes\n');
-    await until('node events', () => stream(tracer.events, c.pid, 'read').toString().includes('/n2 with 19 bytes') && stream(tracer.events, server.pid, 'write').toString().includes('/n2 with 19 bytes'));
+    await waitUntil('node events', () => stream(tracer.events, c.pid, 'read').toString().includes('/n2 with 19 bytes') && stream(tracer.events, server.pid, 'write').toString().includes('/n2 with 19 bytes'));
     // the client has exited; the server read each request before answering it and can read no more bytes
     await tracer.marker(py);
     const cw = stream(tracer.events, c.pid, 'write').toString();
@@ -197,9 +196,9 @@ agent.destroy();
 test('gnutls-cli: gnutls_record_send and gnutls_record_recv', { skip: notRoot }, async () => {
   const request = 'GET /gnutls HTTP/1.1\r\nHost: gnu.test\r\n\r\n';
   const before = py.requests.length;
-  const r = runProcess('gnutls-cli', ['--insecure', '--logfile=/dev/null', '-p', String(py.port), '127.0.0.1'], { input: request, inputDelayMs: 500 });
-  await until('the request', () => py.requests.length > before);
-  await until('gnutls-cli to read the response', () => stream(tracer.events, r.pid, 'read').length >= pyResponse().length);
+  const r = startProcess('gnutls-cli', ['--insecure', '--logfile=/dev/null', '-p', String(py.port), '127.0.0.1'], { input: request, inputDelayMs: 500 });
+  await waitUntil('the request', () => py.requests.length > before);
+  await waitUntil('gnutls-cli to read the response', () => stream(tracer.events, r.pid, 'read').length >= pyResponse().length);
   r.child.kill('SIGTERM');
   await r.done;
   const req = py.requests.at(-1)!;
@@ -219,19 +218,19 @@ let goApp: GoApp | undefined;
 test('Go: a client (stripped PIE) and a server (stripped) built here: paired by goroutine, nothing crashes', { skip: notRoot || goSkipReason() }, async () => {
   goApp ??= buildGoApp(work.dir);
   // the server first: exec'd after the tracer started, probed from the exec hint
-  const server = runProcess(goApp.stripped, ['server', '127.0.0.1:0', work.cert, work.key], { timeoutMs: 120_000 });
+  const server = startProcess(goApp.stripped, ['server', '127.0.0.1:0', work.cert, work.key], { timeoutMs: 120_000 });
   await tracer.waitForStderr(new RegExp(`probing go in /proc/${server.pid}/root\\S*tlsapp-stripped \\(go1\\.\\d+[.\\d]*, register ABI, \\d+ RETs`));
   await sleep(300);
   // the server listens on a port the kernel chose: find it
   const port = await listeningPort(server.pid);
-  const client = runProcess(goApp.pie, ['client', `127.0.0.1:${port}`, '/a,/b/c'], { input: 'go\n', inputDelayMs: 10_000 });
+  const client = startProcess(goApp.pie, ['client', `127.0.0.1:${port}`, '/a,/b/c'], { input: 'go\n', inputDelayMs: 10_000 });
   await tracer.waitForStderr(new RegExp(`probing go in /proc/${client.pid}/root\\S*tlsapp-pie \\(`));
   client.child.stdin!.write('go\n');
   const r = await client.done;
   try {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '200 24\n200 26\n');
-    await until('Go events', () => stream(tracer.events, r.pid, 'read').toString().includes('hi to /b/c') && stream(tracer.events, server.pid, 'write').toString().includes('hi to /b/c'));
+    await waitUntil('Go events', () => stream(tracer.events, r.pid, 'read').toString().includes('hi to /b/c') && stream(tracer.events, server.pid, 'write').toString().includes('hi to /b/c'));
     // as for node: the client has exited, the server can move no more bytes
     await tracer.marker(py);
     const cw = stream(tracer.events, r.pid, 'write').toString();
@@ -257,7 +256,7 @@ test('Go: a client (stripped PIE) and a server (stripped) built here: paired by 
 
 async function listeningPort(pid: number): Promise<number> {
   let port = 0;
-  await until(`pid ${pid} to listen`, () => {
+  await waitUntil(`pid ${pid} to listen`, () => {
     const out = runSync('ss', ['-Hltnp']);
     const m = new RegExp(`127\\.0\\.0\\.1:(\\d+)\\s.*pid=${pid},`).exec(out);
     if (m !== null) port = Number(m[1]);
@@ -276,12 +275,12 @@ test('a 1 MiB body: complete and in order, in the server\'s single write and in 
   writeFileSync(file, body);
   const big = await startPyServer(work, 'file', { file });
   try {
-    const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `big.test:${big.port}:127.0.0.1`, `https://big.test:${big.port}/big`, '-o', '/dev/null', '-w', '%{size_download}']).done;
+    const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `big.test:${big.port}:127.0.0.1`, `https://big.test:${big.port}/big`, '-o', '/dev/null', '-w', '%{size_download}']).done;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, String(body.length));
     const response = pyResponse(body);
-    await until('the whole body at the client', () => stream(tracer.events, r.pid, 'read').length >= response.length, 30_000);
-    await until('the whole body at the server', () => stream(tracer.events, big.pid, 'write').length >= response.length, 30_000);
+    await waitUntil('the whole body at the client', () => stream(tracer.events, r.pid, 'read').length >= response.length, 30_000);
+    await waitUntil('the whole body at the server', () => stream(tracer.events, big.pid, 'write').length >= response.length, 30_000);
     await tracer.marker(py); // curl has exited; the server answered its only request
     assert.ok(stream(tracer.events, r.pid, 'read').equals(response), 'curl read every byte, in order');
     const writes = tracer.of(big.pid).filter((e) => e.direction === 'write');

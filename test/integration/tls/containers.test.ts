@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
-import { CliTracer, buildGoApp, dataOf, goSkipReason, makeWorkDir, runProcess, sleep, startPyServer, until } from './helpers.js';
+import { CliTracer, buildGoApp, dataOf, goSkipReason, makeWorkDir, startPyServer } from './helpers.js';
+import { startProcess } from '../../helpers/process.js';
+import { sleep, waitUntil } from '../../helpers/wait.js';
 
 const skip = notRoot || runtimeSkipReason('docker');
 let containers: TestContainers | undefined;
@@ -41,10 +43,10 @@ test('a docker container with its own libssl, started while tracing: curl inside
     const out = await containers!.exec(c, ['curl', '-sk', '--retry', '30', '--retry-connrefused', '--retry-delay', '1', '--http1.1', '--resolve', 'box.test:8443:127.0.0.1', 'https://box.test:8443/inside']);
     assert.match(out, /s_server/);
     // a host client talking to a host server: outside the scope
-    const hostCurl = await runProcess('curl', ['-sk', '--resolve', `shop.test:${host.port}:127.0.0.1`, `https://shop.test:${host.port}/host`]).done;
+    const hostCurl = await startProcess('curl', ['-sk', '--resolve', `shop.test:${host.port}:127.0.0.1`, `https://shop.test:${host.port}/host`]).done;
     assert.equal(hostCurl.code, 0);
 
-    await until('curl\'s events in the container', () => tracer.events.some((e) => e.proc.comm === 'curl' && e.direction === 'read' && dataOf(e).toString().includes('s_server')), 20_000);
+    await waitUntil('curl\'s events in the container', () => tracer.events.some((e) => e.proc.comm === 'curl' && e.direction === 'read' && dataOf(e).toString().includes('s_server')), 20_000);
     await sleep(500);
     const curl = tracer.events.filter((e) => e.proc.comm === 'curl');
     const writes = Buffer.concat(curl.filter((e) => e.direction === 'write').map(dataOf)).toString();
@@ -84,11 +86,11 @@ test('Go inside a docker container: a server and a client built here, run in the
     // probed from the exec hint, through the container's root
     await tracer.waitForStderr(/probing go in \/proc\/\d+\/root\/tmp\/tlsapp \(go1\.\d+[.\d]*, register ABI, \d+ RETs/, 30_000);
     await sleep(500);
-    const client = runProcess('docker', ['exec', '-i', c.id, '/tmp/tlsapp', 'client', '127.0.0.1:9443', '/inside/a,/inside/b'], { input: 'go\n', inputDelayMs: 500, timeoutMs: 60_000 });
+    const client = startProcess('docker', ['exec', '-i', c.id, '/tmp/tlsapp', 'client', '127.0.0.1:9443', '/inside/a,/inside/b'], { input: 'go\n', inputDelayMs: 500, timeoutMs: 60_000 });
     const r = await client.done;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '200 31\n200 31\n');
-    await until('both sides', () => tracer.events.filter((e) => e.source === 'go' && dataOf(e).toString().includes('hi to /inside/b')).length >= 2, 20_000);
+    await waitUntil('both sides', () => tracer.events.filter((e) => e.source === 'go' && dataOf(e).toString().includes('hi to /inside/b')).length >= 2, 20_000);
     await sleep(300);
     const go = tracer.events.filter((e) => e.source === 'go');
     const writes = Buffer.concat(go.filter((e) => e.direction === 'write' && dataOf(e).toString().startsWith('GET ')).map(dataOf)).toString();

@@ -6,29 +6,23 @@
  * dir, no network), the real CLI as a tracer (-o json), and the gadget in-process for tests
  * that look at kernel maps. Everything listens on loopback.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { CliProcess, type Finished } from '../../helpers/cli.js';
+import { startProcess, stopChild } from '../../helpers/process.js';
+import { waitUntil as until } from '../../helpers/wait.js';
 import { TlsGadget, type TlsEvent, type TlsOptions } from '../../../src/gadgets/tls/gadget.js';
 import { ProcessScope } from '../../../src/gadgets/tls/process-scope.js';
 import type { ContainerSelector } from '../../../src/containers/selector.js';
 
-export const CLI = fileURLToPath(new URL('../../../src/cli/bin.js', import.meta.url));
+export { CLI } from '../../helpers/cli.js';
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+export { sleep } from '../../helpers/wait.js';
+/** The shared waiter under this module's old name (test/kernels uses it). */
+export { waitUntil as until } from '../../helpers/wait.js';
 
 /** A temp dir with a self-signed certificate for *.test. */
 export function makeWorkDir(prefix: string): { dir: string; cert: string; key: string; remove: () => void } {
@@ -111,51 +105,13 @@ export async function startPyServer(work: { dir: string; cert: string; key: stri
   return { port, pid: child.pid ?? 0, requests, lines, close: () => stopChild(child) };
 }
 
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill(signal);
-  await Promise.race([done, sleep(5000)]);
-}
-
-export interface Ran {
-  pid: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end; `input` goes to its stdin (after `inputDelayMs`). */
-export interface Running {
-  pid: number;
-  done: Promise<Ran>;
-  child: ChildProcess;
-  /** standard output so far */
-  output(): string;
-}
-
-export function runProcess(cmd: string, args: readonly string[], opts: { input?: string; inputDelayMs?: number; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }), ...(opts.env === undefined ? {} : { env: opts.env }) });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin!.on('error', () => {});
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-  if (opts.input !== undefined) {
-    const input = opts.input;
-    setTimeout(() => child.stdin!.end(input), opts.inputDelayMs ?? 0);
-  }
-  const done = new Promise<Ran>((resolve) => {
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      // let stdout drain
-      setImmediate(() => resolve({ pid: child.pid ?? 0, code, signal, stdout, stderr }));
-    });
-  });
-  return { pid: child.pid ?? 0, done, child, output: () => stdout };
-}
+export { startProcess, stopChild, type Ran, type Running } from '../../helpers/process.js';
+/**
+ * Starts a command, its output collected (`.done` when it has ended). The shared
+ * startProcess under this module's old name (test/kernels uses it); new code calls
+ * startProcess, or runProcess from test/helpers/process.ts to run one to its end.
+ */
+export { startProcess as runProcess } from '../../helpers/process.js';
 
 // ---- Go ----
 
@@ -303,40 +259,36 @@ export function stream(events: readonly TlsJson[], pid: number, direction: 'read
 
 let markers = 0;
 
-export class CliTracer {
-  readonly child: ChildProcess;
-  readonly events: TlsJson[] = [];
-  readonly lines: string[] = [];
-  readonly nonJsonLines: string[] = [];
-  stderr = '';
-  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+export class CliTracer extends CliProcess {
+  readonly events: TlsJson[];
+  readonly lines: string[];
+  readonly nonJsonLines: string[];
 
+  /** Starts `tlscope trace tls [-o json] -v <args>`. */
   constructor(args: readonly string[], opts: { json?: boolean } = {}) {
     const json = opts.json ?? true;
-    this.child = spawn(process.execPath, [CLI, 'trace', 'tls', ...(json ? ['-o', 'json'] : []), '-v', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    const rl = createInterface({ input: this.child.stdout! });
-    rl.on('line', (l) => {
-      this.lines.push(l);
-      if (!json) return;
-      try {
-        this.events.push(JSON.parse(l) as TlsJson);
-      } catch {
-        this.nonJsonLines.push(l);
-      }
+    const events: TlsJson[] = [];
+    const lines: string[] = [];
+    const nonJsonLines: string[] = [];
+    super(['trace', 'tls', ...(json ? ['-o', 'json'] : []), '-v', ...args], {
+      onLine: (l) => {
+        lines.push(l);
+        if (!json) return;
+        try {
+          events.push(JSON.parse(l) as TlsJson);
+        } catch {
+          nonJsonLines.push(l);
+        }
+      },
     });
-    // 'close': the process exited and its stdout is read to the end
-    this.exited = new Promise((r) => this.child.on('close', (code, signal) => r({ code, signal })));
+    this.events = events;
+    this.lines = lines;
+    this.nonJsonLines = nonJsonLines;
   }
 
   /** Resolves once the tracer has probed what is there and says so. */
   async ready(): Promise<void> {
-    await until('tlscope trace tls to start', () => /tlscope: tracing \d+ file/.test(this.stderr) || this.child.exitCode !== null, 60_000);
-    if (this.child.exitCode !== null) throw new Error(`tlscope exited: ${this.stderr}`);
-  }
-
-  async waitForStderr(re: RegExp, timeoutMs = 30_000): Promise<void> {
-    await until(`stderr ${re}`, () => re.test(this.stderr), timeoutMs);
+    await this.waitForStderr(/tlscope: tracing \d+ file/, 60_000);
   }
 
   of(pid: number): TlsJson[] {
@@ -353,17 +305,15 @@ export class CliTracer {
     const path = `/marker-${process.pid}-${markers++}`;
     const from = this.events.length;
     const isOut = seen ?? ((p: string) => this.events.slice(from).some((e) => dataOf(e).includes(p)));
-    const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `marker.test:${server.port}:127.0.0.1`, `https://marker.test:${server.port}${path}`]).done;
+    const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `marker.test:${server.port}:127.0.0.1`, `https://marker.test:${server.port}${path}`]).done;
     if (r.code !== 0) throw new Error(`marker request ${path}: curl exited ${r.code}: ${r.stderr}`);
     // and the server's log has it, so a test that takes the server's latest request next gets its own
     await until(`the marker ${path}`, () => isOut(path) && server.requests.some((q) => q.bytes.includes(path)), timeoutMs);
   }
 
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-    if (this.child.exitCode === null) this.child.kill('SIGINT');
-    const r = await Promise.race([this.exited, sleep(20_000).then(() => ({ code: null, signal: 'SIGKILL' as NodeJS.Signals }))]);
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-    return { ...r, stderr: this.stderr };
+  /** SIGINT, then the result (SIGKILL after 20 s). */
+  override stop(signal: NodeJS.Signals = 'SIGINT', graceMs = 20_000): Promise<Finished> {
+    return super.stop(signal, graceMs);
   }
 }
 

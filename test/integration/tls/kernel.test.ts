@@ -14,9 +14,9 @@ import { TUPLE_LAYOUT } from '../../../src/net/tuple.js';
 import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
 import { bpfIdsHeldBy } from '../../helpers/bpf-held.js';
 import { notRoot } from '../../helpers/root.js';
-import {
-  CliTracer, buildGoApp, goSkipReason, makeWorkDir, pyResponse, runProcess, sleep, startPyServer, until, type GoApp, type Session, openSession,
-} from './helpers.js';
+import { CliTracer, buildGoApp, goSkipReason, makeWorkDir, pyResponse, startPyServer, type GoApp, type Session, openSession } from './helpers.js';
+import { startProcess } from '../../helpers/process.js';
+import { sleep, waitUntil } from '../../helpers/wait.js';
 
 let work: ReturnType<typeof makeWorkDir>;
 let session: Session;
@@ -76,14 +76,14 @@ test('a process killed in the middle of SSL_read_ex leaves no map entries behind
   const script = join(work.dir, 'hang.py');
   writeFileSync(script, HANG_PY);
   try {
-    const p = runProcess('python3', [script, String(silent.port)], { timeoutMs: 60_000 });
-    await until('the client to block in SSL_read_ex', () => p.output().includes('reading'));
-    await until('its call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
+    const p = startProcess('python3', [script, String(silent.port)], { timeoutMs: 60_000 });
+    await waitUntil('the client to block in SSL_read_ex', () => p.output().includes('reading'));
+    await waitUntil('its call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
     assert.equal(stateOf(p.pid).threadIo, true, 'its socket I/O is recorded');
     assert.ok(session.of(p.pid).some((e) => e.direction === 'write' && Buffer.from(e.data).toString().startsWith('GET /never')));
     p.child.kill('SIGKILL');
     await p.done;
-    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 15_000)
+    await waitUntil('the exit to clear its entries', () => stateOf(p.pid).keyed === 0 && !stateOf(p.pid).threadIo, 15_000)
       .catch((e: Error) => assert.fail(`${e.message}; left: ${JSON.stringify({ ...stateOf(p.pid), calls: session.gadget.kernelMaps().callsOf(p.pid) })}`));
   } finally {
     await silent.close();
@@ -96,15 +96,15 @@ test('a Go program killed in the middle of (*Conn).Read leaves no map entries be
   goApp ??= buildGoApp(work.dir);
   const silent = await startPyServer(work, 'silent');
   try {
-    const p = runProcess(goApp.path, ['hang', `127.0.0.1:${silent.port}`], { timeoutMs: 60_000 });
-    await until('the Go binary to be probed', () => session.gadget.attachedFiles().some((f) => f.source === 'go' && f.path.endsWith('/tlsapp')));
+    const p = startProcess(goApp.path, ['hang', `127.0.0.1:${silent.port}`], { timeoutMs: 60_000 });
+    await waitUntil('the Go binary to be probed', () => session.gadget.attachedFiles().some((f) => f.source === 'go' && f.path.endsWith('/tlsapp')));
     await sleep(200);
     p.child.stdin!.write('go\n');
-    await until('the Go client to block in Read', () => p.output().includes('reading'));
-    await until('its goroutine-keyed call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
+    await waitUntil('the Go client to block in Read', () => p.output().includes('reading'));
+    await waitUntil('its goroutine-keyed call in the kernel map', () => session.gadget.kernelMaps().callsOf(p.pid) > 0);
     p.child.kill('SIGKILL');
     await p.done;
-    await until('the exit to clear its entries', () => stateOf(p.pid).keyed === 0, 15_000);
+    await waitUntil('the exit to clear its entries', () => stateOf(p.pid).keyed === 0, 15_000);
   } finally {
     await silent.close();
   }
@@ -116,17 +116,17 @@ test('max bytes: a long call is cut at the limit and says so', { skip: notRoot }
   writeFileSync(file, body);
   const server = await startPyServer(work, 'file', { file });
   try {
-    const r = await runProcess('curl', ['-sk', '--resolve', `cut.test:${server.port}:127.0.0.1`, `https://cut.test:${server.port}/`, '-o', '/dev/null']).done;
+    const r = await startProcess('curl', ['-sk', '--resolve', `cut.test:${server.port}:127.0.0.1`, `https://cut.test:${server.port}/`, '-o', '/dev/null']).done;
     assert.equal(r.code, 0, r.stderr);
     const response = pyResponse(body);
-    await until('the server\'s write', () => session.of(server.pid).some((e) => e.direction === 'write'));
+    await waitUntil('the server\'s write', () => session.of(server.pid).some((e) => e.direction === 'write'));
     const w = session.of(server.pid).find((e) => e.direction === 'write')!;
     assert.equal(w.len, response.length);
     assert.equal(w.data.length, 1000);
     assert.equal(w.truncated, true);
     assert.deepEqual(Buffer.from(w.data), response.subarray(0, 1000));
     // curl reads in pieces; each piece is cut on its own
-    await until('curl\'s reads', () => session.of(r.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= response.length);
+    await waitUntil('curl\'s reads', () => session.of(r.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= response.length);
     for (const e of session.of(r.pid)) assert.equal(e.truncated, e.len > 1000);
     assert.ok(session.gadget.stats().truncatedCalls >= 1);
   } finally {
@@ -160,16 +160,16 @@ while len(got) < int(sys.argv[2]):
 print('done', flush=True)
 `);
   try {
-    const p = runProcess('python3', [script, String(server.port), String(pyResponse().length)], { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 60_000 });
-    await until('python to start', () => p.output().includes('started'));
+    const p = startProcess('python3', [script, String(server.port), String(pyResponse().length)], { env: { ...process.env, LD_LIBRARY_PATH: libdir }, timeoutMs: 60_000 });
+    await waitUntil('python to start', () => p.output().includes('started'));
     await sleep(300);
     assert.ok(!session.gadget.attachedFiles().some((f) => f.path.includes('private-lib')), 'not probed before it is mapped');
     p.child.stdin!.write('\n');
-    await until('python to load ssl', () => p.output().includes('loaded'));
-    await until('the private libssl to be probed', () => session.gadget.attachedFiles().some((f) => f.path.endsWith('private-lib/libssl.so.3') && f.source === 'openssl'), 15_000);
+    await waitUntil('python to load ssl', () => p.output().includes('loaded'));
+    await waitUntil('the private libssl to be probed', () => session.gadget.attachedFiles().some((f) => f.path.endsWith('private-lib/libssl.so.3') && f.source === 'openssl'), 15_000);
     p.child.stdin!.write('\n');
-    await until('the exchange', () => p.output().includes('done'));
-    await until('its events', () => session.of(p.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= pyResponse().length);
+    await waitUntil('the exchange', () => p.output().includes('done'));
+    await waitUntil('its events', () => session.of(p.pid).filter((e) => e.direction === 'read').reduce((n, e) => n + e.len, 0) >= pyResponse().length);
     const evs = session.of(p.pid);
     assert.ok(evs.every((e) => e.library === join(libdir, 'libssl.so.3')), `events come from the private copy: ${evs.map((e) => e.library).join(', ')}`);
     assert.equal(Buffer.concat(evs.filter((e) => e.direction === 'write').map((e) => e.data)).toString(), 'GET /late HTTP/1.1\r\nHost: late.test\r\n\r\n');
@@ -194,7 +194,7 @@ for (const signal of ['SIGINT', 'SIGKILL'] as const) {
     if (signal === 'SIGKILL') tracer.child.kill(signal);
     const r = await tracer.stop(); // SIGINT, when it still runs
     if (signal === 'SIGINT') assert.equal(r.code, 0, r.stderr);
-    await until('the kernel to free every program (and so every probe holding one)', () => [...ids].every((id) => !programExists(id)), 30_000);
+    await waitUntil('the kernel to free every program (and so every probe holding one)', () => [...ids].every((id) => !programExists(id)), 30_000);
   });
 }
 
@@ -207,9 +207,9 @@ test('kernels before 6.3: per-offset uprobe links, sockets from the fds of read/
     assert.equal(old.gadget.multi, false);
     assert.equal(session.gadget.tupleHooks, 'sock', 'this kernel has the tracepoints');
     assert.equal(session.gadget.multi, true, 'and uprobe_multi');
-    const r = await runProcess('curl', ['-sk', '--resolve', `old.test:${server.port}:127.0.0.1`, `https://old.test:${server.port}/old-kernel`]).done;
+    const r = await startProcess('curl', ['-sk', '--resolve', `old.test:${server.port}:127.0.0.1`, `https://old.test:${server.port}/old-kernel`]).done;
     assert.equal(r.code, 0, r.stderr);
-    await until('curl\'s events in both sessions', () => [old, session].every((s) => s.of(r.pid).some((e) => e.direction === 'read')));
+    await waitUntil('curl\'s events in both sessions', () => [old, session].every((s) => s.of(r.pid).some((e) => e.direction === 'read')));
     const req = server.requests.at(-1)!;
     for (const s of [old, session]) {
       for (const e of s.of(r.pid)) {

@@ -7,11 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { ktlsSupport } from '../../../src/ebpf/ktls.js';
 import { notRoot } from '../../helpers/root.js';
-import { CLI } from './helpers.js';
+import { runCliSync } from '../../helpers/cli.js';
 
 const support = ktlsSupport();
 
@@ -21,18 +20,18 @@ test('without kTLS: the reason is measured (setsockopt TCP_ULP "tls" on loopback
   assert.doesNotMatch(ulps, /\btls\b/, 'the "tls" ULP is registered, yet the probe failed');
   if (!existsSync(`/sys/module/tls`)) assert.match(reason, /CONFIG_TLS|tls module|modprobe tls/);
   // doctor's kTLS line carries the same words
-  const d = spawnSync(process.execPath, [CLI, 'doctor', '-o', 'json'], { encoding: 'utf8' });
+  const d = runCliSync(['doctor', '-o', 'json']);
   const rep = JSON.parse(d.stdout) as { gadgets: { gadget: string; status: string; detail: string }[]; features: { feature: string; supported: boolean; reason?: string }[] };
   const line = rep.gadgets.find((g) => g.gadget === 'trace tls: kTLS');
   assert.equal(line?.status, 'unavailable');
   assert.ok(line?.detail.includes(reason), `doctor: ${line?.detail}`);
   assert.equal(rep.features.find((f) => f.feature === 'ktls')?.reason, reason);
   // asked for explicitly, trace tls refuses with it (exit 3: not supported here)
-  const t = spawnSync(process.execPath, [CLI, 'trace', 'tls', '--sources', 'ktls', '--timeout', '5'], { encoding: 'utf8', timeout: 60_000 });
-  assert.notEqual(t.status, 0);
+  const t = runCliSync(['trace', 'tls', '--sources', 'ktls', '--timeout', '5'], { timeoutMs: 60_000 });
+  assert.notEqual(t.code, 0);
   assert.ok(t.stderr.includes(reason), t.stderr);
   // by default it runs without kTLS and says why with -v
-  const v = spawnSync(process.execPath, [CLI, 'trace', 'tls', '-v', '--timeout', '2', '-o', 'json'], { encoding: 'utf8', timeout: 90_000 });
-  assert.equal(v.status, 0, v.stderr);
+  const v = runCliSync(['trace', 'tls', '-v', '--timeout', '2', '-o', 'json'], { timeoutMs: 90_000 });
+  assert.equal(v.code, 0, v.stderr);
   assert.ok(v.stderr.includes(`kTLS: off (${reason})`), v.stderr);
 });

@@ -5,7 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { notRoot } from '../../helpers/root.js';
-import { CLI, CliTracer, dataOf, makeWorkDir, pyResponse, runProcess, startPyServer, until, type PyServer } from './helpers.js';
+import { CliTracer, dataOf, makeWorkDir, pyResponse, startPyServer, type PyServer } from './helpers.js';
+import { CLI } from '../../helpers/cli.js';
+import { startProcess } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let work: ReturnType<typeof makeWorkDir>;
 let py: PyServer;
@@ -23,7 +26,7 @@ after(async () => {
 });
 
 async function curl(path: string, ...extra: string[]): Promise<number> {
-  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `out.test:${py.port}:127.0.0.1`, `https://out.test:${py.port}${path}`, ...extra]).done;
+  const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `out.test:${py.port}:127.0.0.1`, `https://out.test:${py.port}${path}`, ...extra]).done;
   assert.equal(r.code, 0, r.stderr);
   return r.pid;
 }
@@ -33,7 +36,7 @@ test('columns: COMM PID DIR LEN SRC DST and a printable preview; --hex adds a du
   try {
     await tracer.ready();
     const pid = await curl('/columns');
-    await until('curl\'s write and read', () => tracer.lines.some((l) => new RegExp(`^curl\\s+${pid}\\s+read\\s`).test(l)));
+    await waitUntil('curl\'s write and read', () => tracer.lines.some((l) => new RegExp(`^curl\\s+${pid}\\s+read\\s`).test(l)));
     // no wait for more: curl's write returned before its read, so its row and dump are printed before the read's row
     const header = tracer.lines[0] ?? '';
     assert.match(header, /^COMM\s+PID\s+DIR\s+LEN\s+SRC\s+DST\s+DATA$/);
@@ -56,7 +59,7 @@ test('--http: requests paired with responses per connection, on the client and o
     await tracer.ready();
     // two requests on one keep-alive connection
     const pid = await curl('/first?a=1', '--next', ...['-sk', '--http1.1', '--resolve', `out.test:${py.port}:127.0.0.1`, `https://out.test:${py.port}/second`]);
-    await until('both exchanges on both sides', () => tracer.events.filter((e) => (e as unknown as { http?: { path?: string } }).http?.path === '/second').length >= 2);
+    await waitUntil('both exchanges on both sides', () => tracer.events.filter((e) => (e as unknown as { http?: { path?: string } }).http?.path === '/second').length >= 2);
     await tracer.marker(py, (path) => tracer.events.some((e) => (e as unknown as { http?: { path?: string } }).http?.path === path)); // then no more exchanges of curl's connection can come
     type HttpJson = { proc: { pid: number; comm: string }; role: string; http: { method: string; path: string; status: number; host: string }; latencyMs: number; client: string; server: string; responseBytes: number };
     const all = tracer.events as unknown as HttpJson[];
@@ -83,7 +86,7 @@ test('-o json --hex and --max-bytes from the command line', { skip: notRoot }, a
   try {
     await tracer.ready();
     const pid = await curl('/json-hex');
-    await until('curl\'s events', () => tracer.of(pid).some((e) => e.direction === 'read'));
+    await waitUntil('curl\'s events', () => tracer.of(pid).some((e) => e.direction === 'read'));
     // no wait for more: curl's write returned before its read, so its event came first
     const w = tracer.of(pid).find((e) => e.direction === 'write')!;
     assert.equal(w.dataEncoding, 'hex');
@@ -97,13 +100,13 @@ test('-o json --hex and --max-bytes from the command line', { skip: notRoot }, a
 });
 
 test('--help lists the fields; bad flags are usage errors', { skip: notRoot }, async () => {
-  const h = await runProcess(process.execPath, [CLI, 'trace', 'tls', '--help']).done;
+  const h = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--help']).done;
   assert.equal(h.code, 0);
   for (const f of ['direction', 'len', 'src', 'dst', 'tupleSource', 'dataEncoding', 'latencyNs', '--http', '--hex', '--max-bytes']) assert.ok(h.stdout.includes(f), f);
-  const bad = await runProcess(process.execPath, [CLI, 'trace', 'tls', '--max-bytes', 'lots']).done;
+  const bad = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--max-bytes', 'lots']).done;
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--max-bytes wants a size/);
-  const src = await runProcess(process.execPath, [CLI, 'trace', 'tls', '--sources', 'openssl,rustls']).done;
+  const src = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--sources', 'openssl,rustls']).done;
   assert.equal(src.code, 2);
   assert.match(src.stderr, /unknown TLS stack "rustls"/);
 });

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { DockerEngineClient } from '../../../src/containers/docker.js';
 import { ContainerIndex, type ContainerIndexWarning } from '../../../src/containers/index.js';
 import { RuntimeError } from '../../../src/containers/errors.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tlscope-engine-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,13 +70,7 @@ async function fakeEngine(apiVersion: string, opts: { name?: string; holdInspect
   return { socketPath, paths, streams, sockets, held, push, close };
 }
 
-async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 3000): Promise<void> => waitUntil(what, cond, ms, undefined, 10);
 
 test('list inspects running containers; inspect of an unknown id is undefined', async () => {
   const engine = await fakeEngine('1.41');

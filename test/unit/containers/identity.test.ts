@@ -11,6 +11,7 @@ import { RuntimeError } from '../../../src/containers/errors.js';
 import { AsyncQueue } from '../../../src/containers/queue.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from '../../../src/containers/types.js';
 import { FakeProc } from './fake-proc.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const HOST = { mnt: 4026531840, net: 4026531992 };
 const ID = 'a'.repeat(64);
@@ -60,13 +61,7 @@ const proc = new FakeProc();
 proc.add({ pid: 1, ...HOST, cgroup: '/init.scope' });
 after(() => proc.dispose());
 
-async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 2000): Promise<void> => waitUntil(what, cond, ms, undefined, 2);
 
 /** Lets every continuation of a released answer run (inspect → describe → upsert is synchronous after the await). */
 async function settled(): Promise<void> {

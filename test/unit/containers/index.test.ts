@@ -7,6 +7,7 @@ import { RuntimeError } from '../../../src/containers/errors.js';
 import { AsyncQueue } from '../../../src/containers/queue.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from '../../../src/containers/types.js';
 import { FakeProc } from './fake-proc.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const HOST = { mnt: 4026531840, net: 4026531992 };
 const ID1 = '1'.repeat(64);
@@ -66,13 +67,7 @@ function container(runtime: RuntimeName, id: string, pid: number, over: Partial<
   return { runtime, id, name: `c-${pid}`, image: 'img', labels: {}, pid, ...over };
 }
 
-async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 2000): Promise<void> => waitUntil(what, cond, ms, undefined, 5);
 
 function recorder(index: ContainerIndex): string[] {
   const log: string[] = [];

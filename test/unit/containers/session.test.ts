@@ -6,6 +6,7 @@ import { RuntimeError } from '../../../src/containers/errors.js';
 import { AsyncQueue } from '../../../src/containers/queue.js';
 import { RuntimeSession, type RuntimeWarning, type SessionSink } from '../../../src/containers/session.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent } from '../../../src/containers/types.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const timing = { minBackoffMs: 5, maxBackoffMs: 40, absentRecheckMs: 10 };
 
@@ -53,13 +54,7 @@ function sink(warnings: RuntimeWarning[]): SessionSink & { syncs: number } {
   return s;
 }
 
-async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 2000): Promise<void> => waitUntil(what, cond, ms, undefined, 2);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -12,6 +12,7 @@ import type { GadgetContext, GadgetDefinition } from '../../../src/gadgets/defin
 import { DEFAULT_HOLD, LateBinding } from '../../../src/session/late-binding.js';
 import { Session, type SessionMessage, type SessionStats } from '../../../src/session/session.js';
 import { FakeProc } from '../containers/fake-proc.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 test('LateBinding: release by key in arrival order, expiry by time, the count bound pushes the oldest out', () => {
   assert.deepEqual(DEFAULT_HOLD, { holdMs: 2000, maxHeld: 10_000 });
@@ -118,13 +119,7 @@ async function run(scope: ContainerSelector, script: (push: (b: Ev[]) => void, d
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 5000): Promise<void> => waitUntil(what, cond, ms, undefined, 5);
 
 test('an event of a container the index learns later is held, then attributed (never the host)', async () => {
   const { shown, stats } = await run({}, async (push, docker, seen) => {
