@@ -352,11 +352,14 @@ ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.v
 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 with socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=60) as raw:
     s = ctx.wrap_socket(raw, server_hostname='ktls.test')
-    # SOL_TLS (282) TLS_RX (2): the receive side's crypto state is the kernel's
-    try:
-        s.getsockopt(282, 2, 64); rx = True
-    except OSError:
-        rx = False
+    # SOL_TLS (282) TLS_RX (2): the receive side's crypto state is the kernel's; the length must
+    # be the cipher's struct exactly (40: AES-128-GCM, 56: AES-256-GCM or ChaCha20-Poly1305)
+    rx = False
+    for n in (40, 56):
+        try:
+            s.getsockopt(282, 2, n); rx = True; break
+        except OSError:
+            pass
     s.sendall(sys.argv[2].encode())
     s.setblocking(True)  # the timeout made the fd O_NONBLOCK; splice waits for the records
     r, w = os.pipe()
