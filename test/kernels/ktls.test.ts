@@ -177,40 +177,40 @@ function noKtlsProgramsLeft(): void {
 }
 
 for (const hooks of HOOK_RUNS) {
-test(`TLS 1.2 s_server -WWW -sendfile to s_client (${hooks === 'kprobe' ? 'kprobes forced' : 'probed hooks'}): request and file byte-exact, attributed, no control records`, { skip }, async () => {
-  const srv = await sServer('-tls1_2');
-  const t = await tracer(['--sources', 'ktls'], hooks).catch(async (e: unknown) => {
-    await stopChild(srv.child); // the server, when the tracer never started
-    throw e;
-  });
-  try {
-    const c = await sClient(srv.port, 'small.txt', '-tls1_2');
-    assert.ok(c.out.subarray(c.out.length - small.length).equals(small), 'the client got the file');
-    // the file went out by sendfile: kernel-only bytes, with source ktls
-    await until('the server write stream', () => stream(t.events, srv.pid, 'write').length >= c.out.length, WAIT);
-    await until('the client read stream', () => stream(t.events, c.pid, 'read').length >= c.out.length, WAIT);
-    assert.ok(stream(t.events, srv.pid, 'write').equals(c.out), 'server TX = what the client received, nothing more (no Finished, no alert)');
-    assert.ok(stream(t.events, c.pid, 'read').equals(c.out), 'client RX = what it printed');
-    assert.ok(stream(t.events, c.pid, 'write').equals(c.request), 'client TX = the request');
-    const rx = stream(t.events, srv.pid, 'read');
-    assert.ok(rx.length > 0 && c.request.subarray(0, rx.length).equals(rx), `server RX is the request: ${JSON.stringify(rx.toString())}`);
-    for (const e of t.events.filter((x) => x.proc.pid === srv.pid || x.proc.pid === c.pid)) {
-      assert.equal(e.source, 'ktls');
-      assert.equal(e.proc.comm, 'openssl');
-      assert.equal(e.tupleSource, 'socket');
-      // the socket in hand: the server's local end and the client's remote end are the server port
-      assert.equal(e.proc.pid === srv.pid ? e.local : e.remote, `127.0.0.1:${srv.port}`, JSON.stringify(e));
+  test(`TLS 1.2 s_server -WWW -sendfile to s_client (${hooks === 'kprobe' ? 'kprobes forced' : 'probed hooks'}): request and file byte-exact, attributed, no control records`, { skip }, async () => {
+    const srv = await sServer('-tls1_2');
+    const t = await tracer(['--sources', 'ktls'], hooks).catch(async (e: unknown) => {
+      await stopChild(srv.child); // the server, when the tracer never started
+      throw e;
+    });
+    try {
+      const c = await sClient(srv.port, 'small.txt', '-tls1_2');
+      assert.ok(c.out.subarray(c.out.length - small.length).equals(small), 'the client got the file');
+      // the file went out by sendfile: kernel-only bytes, with source ktls
+      await until('the server write stream', () => stream(t.events, srv.pid, 'write').length >= c.out.length, WAIT);
+      await until('the client read stream', () => stream(t.events, c.pid, 'read').length >= c.out.length, WAIT);
+      assert.ok(stream(t.events, srv.pid, 'write').equals(c.out), 'server TX = what the client received, nothing more (no Finished, no alert)');
+      assert.ok(stream(t.events, c.pid, 'read').equals(c.out), 'client RX = what it printed');
+      assert.ok(stream(t.events, c.pid, 'write').equals(c.request), 'client TX = the request');
+      const rx = stream(t.events, srv.pid, 'read');
+      assert.ok(rx.length > 0 && c.request.subarray(0, rx.length).equals(rx), `server RX is the request: ${JSON.stringify(rx.toString())}`);
+      for (const e of t.events.filter((x) => x.proc.pid === srv.pid || x.proc.pid === c.pid)) {
+        assert.equal(e.source, 'ktls');
+        assert.equal(e.proc.comm, 'openssl');
+        assert.equal(e.tupleSource, 'socket');
+        // the socket in hand: the server's local end and the client's remote end are the server port
+        assert.equal(e.proc.pid === srv.pid ? e.local : e.remote, `127.0.0.1:${srv.port}`, JSON.stringify(e));
+      }
+      const fns = new Set(ktlsEvents(t, srv.pid, 'write').map((e) => e.function));
+      assert.ok(fns.has(support.sendfile ?? 'tls_sw_sendmsg'), `sendfile seen at ${support.sendfile}: ${[...fns].join(', ')}`);
+      console.log(`# server TX functions: ${[...fns].join(', ')}; server RX: ${[...new Set(ktlsEvents(t, srv.pid, 'read').map((e) => e.function))].join(', ')}`);
+    } finally {
+      const r = await t.stop();
+      await stopChild(srv.child);
+      console.log(`# ${r.stderr.split('\n').filter((l) => l.includes('kTLS:')).join(' | ')}`);
     }
-    const fns = new Set(ktlsEvents(t, srv.pid, 'write').map((e) => e.function));
-    assert.ok(fns.has(support.sendfile ?? 'tls_sw_sendmsg'), `sendfile seen at ${support.sendfile}: ${[...fns].join(', ')}`);
-    console.log(`# server TX functions: ${[...fns].join(', ')}; server RX: ${[...new Set(ktlsEvents(t, srv.pid, 'read').map((e) => e.function))].join(', ')}`);
-  } finally {
-    const r = await t.stop();
-    await stopChild(srv.child);
-    console.log(`# ${r.stderr.split('\n').filter((l) => l.includes('kTLS:')).join(' | ')}`);
-  }
-  noKtlsProgramsLeft();
-});
+    noKtlsProgramsLeft();
+  });
 }
 
 test('1 MiB by sendfile over kTLS, byte-exact', { skip }, async () => {
@@ -352,11 +352,14 @@ ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.v
 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 with socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=60) as raw:
     s = ctx.wrap_socket(raw, server_hostname='ktls.test')
-    # SOL_TLS (282) TLS_RX (2): the receive side's crypto state is the kernel's
-    try:
-        s.getsockopt(282, 2, 64); rx = True
-    except OSError:
-        rx = False
+    # SOL_TLS (282) TLS_RX (2): the receive side's crypto state is the kernel's; the length must
+    # be the cipher's struct exactly (40: AES-128-GCM, 56: AES-256-GCM or ChaCha20-Poly1305)
+    rx = False
+    for n in (40, 56):
+        try:
+            s.getsockopt(282, 2, n); rx = True; break
+        except OSError:
+            pass
     s.sendall(sys.argv[2].encode())
     s.setblocking(True)  # the timeout made the fd O_NONBLOCK; splice waits for the records
     r, w = os.pipe()
