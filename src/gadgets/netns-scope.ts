@@ -6,7 +6,8 @@
  * socket, released when the last of them stops.
  */
 import { existsSync } from 'node:fs';
-import { matches, includesHost, type ContainerSelector } from '../containers/selector.js';
+import { matches, includesHost, hasContainerFilter, type ContainerSelector } from '../containers/selector.js';
+import { NetnsDiscovery } from '../containers/netns-discovery.js';
 import type { ContainerIndex, ContainerIndexEvent } from '../containers/index.js';
 import type { ContainerInfo } from '../containers/types.js';
 import { errorMessage } from '../errors.js';
@@ -20,6 +21,8 @@ export class NetnsScope {
   /** netns inode → ids of in-scope containers (and "host"/"pid:N") using it */
   private readonly users = new Map<number, Set<string>>();
   private unsubscribe: (() => void) | undefined;
+  /** Unfiltered: every namespace on the host, containers' or not (ip netns, unshare -n, CNI). */
+  private discovery: NetnsDiscovery | undefined;
 
   constructor(
     private readonly gadget: NetnsWatcher,
@@ -34,6 +37,13 @@ export class NetnsScope {
       this.add('host', hostNetnsPath());
     }
     for (const pid of this.selector.pids ?? []) this.add(`pid:${pid}`, `/proc/${pid}/ns/net`);
+    if (!hasContainerFilter(this.selector) && this.selector.host !== true && !this.selector.pids?.length) {
+      this.discovery = new NetnsDiscovery({
+        onAdded: (ns) => this.add(`netns:${ns.inode}`, ns.path, ns.inode),
+        onRemoved: (inode) => this.remove(`netns:${inode}`, inode),
+      });
+      this.discovery.start();
+    }
     if (this.index === undefined) return;
     for (const c of this.index.all()) this.onContainer({ type: 'added', container: c });
     this.unsubscribe = this.index.subscribe((e) => this.onContainer(e));
@@ -82,6 +92,8 @@ export class NetnsScope {
   }
 
   stop(): void {
+    this.discovery?.stop();
+    this.discovery = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
   }

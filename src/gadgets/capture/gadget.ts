@@ -66,6 +66,13 @@ export interface CaptureStats {
 
 export class CaptureGadget implements NetnsWatcher {
   private readonly targets = new Map<number, CaptureTarget>();
+  /**
+   * Targets let go (their namespace's last container stopped), read once more after the ring's
+   * retire timeout and closed then: the kernel hands the partly filled block over only at that
+   * timeout, and a short-lived container's last packets (all of them, often) are in it. Out of
+   * `targets` at once: a new namespace may reuse the inode right away.
+   */
+  private readonly retiring = new Map<CaptureTarget, NodeJS.Timeout>();
   private readonly poller: CapturePoller;
   private nextId = 1;
   private closedTotals = { received: 0, dropped: 0, freezes: 0, losing: 0 };
@@ -111,10 +118,22 @@ export class CaptureGadget implements NetnsWatcher {
   unwatchNetns(inode: number): void {
     const t = this.targets.get(inode);
     if (t === undefined) return;
-    // what the kernel already handed over is still read
-    if (!this.stopped) this.drainTarget(t);
-    this.release(t);
     this.targets.delete(inode);
+    if (this.stopped || this.closed) {
+      this.release(t);
+      return;
+    }
+    // what the kernel already handed over is read now, the rest after the retire timeout
+    this.drainTarget(t);
+    const timer = setTimeout(() => {
+      this.retiring.delete(t);
+      if (!this.stopped) {
+        this.drainTarget(t);
+        this.opts.handler.flush();
+      }
+      this.release(t);
+    }, this.retireMs * 2 + 5);
+    this.retiring.set(t, timer);
   }
 
   private release(t: CaptureTarget): void {
@@ -137,7 +156,7 @@ export class CaptureGadget implements NetnsWatcher {
   }
 
   private idle(): boolean {
-    for (const t of this.targets.values()) if (t.socket.walker.ready()) return false;
+    for (const t of [...this.targets.values(), ...this.retiring.keys()]) if (t.socket.walker.ready()) return false;
     return true;
   }
 
@@ -153,7 +172,7 @@ export class CaptureGadget implements NetnsWatcher {
   private drainAll(): void {
     if (this.stopped) return;
     let any = false;
-    for (const t of this.targets.values()) {
+    for (const t of [...this.targets.values(), ...this.retiring.keys()]) {
       if (!t.socket.walker.ready()) continue;
       if (!any) this.pollOwners(); // owners first: they name the packets' processes
       any = true;
@@ -179,7 +198,7 @@ export class CaptureGadget implements NetnsWatcher {
 
   stats(): CaptureStats {
     const s = { ...this.closedTotals };
-    for (const t of this.targets.values()) {
+    for (const t of [...this.targets.values(), ...this.retiring.keys()]) {
       const k = t.socket.stats();
       s.received += k.received;
       s.dropped += k.dropped;
@@ -202,6 +221,11 @@ export class CaptureGadget implements NetnsWatcher {
       this.stopped = true;
     }
     await this.poller.close();
+    for (const [t, timer] of this.retiring) {
+      clearTimeout(timer);
+      this.release(t);
+    }
+    this.retiring.clear();
     for (const t of this.targets.values()) this.release(t);
     this.targets.clear();
     this.opts.handler.flush();

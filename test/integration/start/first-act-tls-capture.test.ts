@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// The seeds' walkthrough for `trace tls -c NAME` and `capture -c NAME`: containers whose first
+// and only act is one HTTPS request (`docker|podman run --rm`, `ctr run --rm --cni`), one after
+// the other, while both run with every container's name in -c. Each container's request is
+// traced with its plaintext (`GET /first-act-<i>`) under its name, and the capture holds, in
+// that container's own interface, the SYN and the ClientHello (SNI) of its connection. The
+// container start hook makes this possible: the packet socket and the probes on the image's
+// libssl are in place before the container's first instruction.
+//
+// 30 containers per runtime (TLSCOPE_START_RUNS for more). Cost: ~40-90 s per runtime.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { notRoot } from '../../helpers/root.js';
+import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type RuntimeEnvironment, type TestContainer, type TestRuntime } from '../../helpers/runtimes.js';
+import { removeTestCertificate, startTlsServer, testName, type TestTlsServer } from '../sni/helpers.js';
+import { CliTracer, dataOf } from '../tls/helpers.js';
+import { Capture, tsharkFields, waitUntil } from '../capture/helpers.js';
+import { runOnce, runsPerRuntime } from './helpers.js';
+
+const RUNS = runsPerRuntime(30);
+
+let env: RuntimeEnvironment;
+let containers: TestContainers;
+let server: TestTlsServer;
+let work: string;
+const stops: (() => Promise<unknown>)[] = [];
+
+const anyRuntime = (['docker', 'containerd', 'podman'] as const).some((r) => runtimeSkipReason(r) === false);
+
+before(async () => {
+  if (notRoot || !anyRuntime) return;
+  env = await ensureRuntimes();
+  containers = new TestContainers(env);
+  server = await startTlsServer('0.0.0.0');
+  work = mkdtempSync(join(tmpdir(), 'tlscope-first-act-'));
+});
+
+after(async () => {
+  for (const s of stops) await s().catch(() => undefined);
+  await server?.close();
+  removeTestCertificate();
+  await containers?.cleanup();
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
+});
+
+function curl(sni: string, gateway: string, path: string): string[] {
+  return ['curl', '-sk', '--http1.1', '--max-time', '10', '--resolve', `${sni}:${server.port}:${gateway}`, `https://${sni}:${server.port}${path}`];
+}
+
+async function gatewayOf(c: TestContainer): Promise<string> {
+  const table = await containers.exec(c, ['cat', '/proc/net/route']);
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === '00000000' && f[2] !== undefined && f[2] !== '00000000') {
+      const n = Number.parseInt(f[2], 16);
+      return [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255].join('.');
+    }
+  }
+  throw new Error(`no default route in ${c.name}: ${table}`);
+}
+
+async function firstAct(runtime: TestRuntime, diagnostic: (msg: string) => void): Promise<void> {
+  const warmName = uniqueName('gate-tw');
+  const names = Array.from({ length: RUNS }, (_, i) => uniqueName(`gate-t${runtime[0]}${i}`));
+  const scope = ['-r', runtime, '-c', [warmName, ...names].join(',')];
+  const tls = new CliTracer([...scope, '--timeout', '900']);
+  stops.push(() => tls.stop());
+  const file = join(work, `${runtime}.pcapng`);
+  const cap = new Capture([...scope, '-v', '-w', file, '--timeout', '900', 'tcp']);
+  stops.push(() => cap.stop());
+  const warm = await containers.run(runtime, { name: warmName, ...(runtime === 'containerd' ? { cni: true } : {}) });
+  const gateway = await gatewayOf(warm);
+  await tls.ready();
+  await cap.listening(1, 60_000);
+  // the warm container's requests show up: both are attached to it
+  await waitUntil('a warm-up request traced', async () => {
+    const path = `/warm-${Date.now()}`;
+    await containers.exec(warm, curl(testName('warm'), gateway, path)).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    return tls.events.some((e) => dataOf(e).includes(path));
+  }, 60_000);
+
+  const sni = names.map((_, i) => testName(`fa-${runtime}-${i}`));
+  const paths = names.map((_, i) => `/first-act-${process.pid}-${runtime}-${i}`);
+  const failedRuns: string[] = [];
+  const ms: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const r = await runOnce(env, runtime, names[i]!, curl(sni[i]!, gateway, paths[i]!));
+    ms.push(r.ms);
+    if (r.code !== 0 || r.stdout !== 'ok') failedRuns.push(`${names[i]}: exit ${r.code} ${r.stderr.trim()}`);
+  }
+  assert.deepEqual(failedRuns, [], 'every container made its request');
+  ms.sort((a, b) => a - b);
+  diagnostic(`${runtime}: one run takes ${Math.round(ms[Math.floor(ms.length / 2)]!)} ms (median), ${Math.round(ms.at(-1)!)} ms at most`);
+  // a last request from the warm container: once it is traced, every earlier one is
+  const last = `/last-${process.pid}`;
+  await containers.exec(warm, curl(testName('last'), gateway, last));
+  await waitUntil('the last request', () => tls.events.some((e) => dataOf(e).includes(last)), 30_000);
+
+  const tlsMissed = names.filter((n, i) => !tls.events.some((e) => e.runtime?.containerName === n && e.direction === 'write' && dataOf(e).includes(`GET ${paths[i]} HTTP/1.1`)));
+  for (const n of tlsMissed) {
+    const i = names.indexOf(n);
+    diagnostic(`${runtime}: trace tls missed ${n}; events with its path: ${JSON.stringify(tls.events.filter((e) => dataOf(e).includes(paths[i]!)).map((e) => ({ c: e.runtime?.containerName, pid: e.proc.pid, d: e.direction })))}`);
+  }
+
+  await new Promise((r) => setTimeout(r, 500));
+  const capResult = await cap.stop();
+  assert.equal(capResult.code, 0, capResult.stderr);
+  const rows = await tsharkFields(file, ['frame.interface_description', 'tcp.stream', 'tcp.flags.syn', 'tcp.flags.ack', 'tls.handshake.type', 'tls.handshake.extensions_server_name'], 'tcp.flags.syn == 1 || tls.handshake.type == 1', ['-o', 'tls.desegment_ssl_records:TRUE']);
+  const capMissed: string[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const hello = rows.find((r) => r[5] === sni[i] && (r[0] ?? '').startsWith(`${names[i]} `));
+    const syn = hello === undefined ? undefined : rows.find((r) => r[1] === hello[1] && r[0] === hello[0] && r[2] === '1' && r[3] === '0');
+    if (hello === undefined || syn === undefined) {
+      capMissed.push(names[i]!);
+      diagnostic(`${runtime}: capture missed ${names[i]}: ${hello === undefined ? 'no ClientHello in its interface' : 'no SYN'}; rows with its name: ${JSON.stringify(rows.filter((r) => r[5] === sni[i]))}`);
+    }
+  }
+  if (capMissed.length > 0) diagnostic(`${runtime}: capture's stderr: ${capResult.stderr}`);
+  diagnostic(`${runtime}: trace tls -c ${RUNS - tlsMissed.length}/${RUNS} with the plaintext, capture -c ${RUNS - capMissed.length}/${RUNS} with SYN and ClientHello`);
+  assert.deepEqual(tlsMissed, [], `${runtime}: trace tls -c NAME traced every request`);
+  assert.deepEqual(capMissed, [], `${runtime}: capture -c NAME has every SYN and ClientHello`);
+  const r = await tls.stop();
+  assert.equal(r.code, 0, r.stderr);
+  await containers.remove(warm);
+}
+
+for (const runtime of ['docker', 'containerd', 'podman'] as const) {
+  const skip = notRoot || runtimeSkipReason(runtime);
+  test(`${runtime}: ${RUNS} containers in a row whose first act is a TLS request: trace tls -c NAME has each request's plaintext, capture -c NAME each SYN and ClientHello`, { skip, timeout: 30 * 60_000 }, async (t) => {
+    await firstAct(runtime, (m) => t.diagnostic(m));
+  });
+}
