@@ -123,6 +123,8 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
   private wakeResolve: (() => void) | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private armTimeout: () => void = () => undefined;
+  /** The start hook's counters when this session's index was ready (its misses are counted from there). */
+  private hookBase: { expired: number; late: number } | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly missing: Set<string>;
   private readonly problems: SessionProblem[] = [];
@@ -227,6 +229,7 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
       }
       await Promise.race([this.index.start(), stopped]); // the timeout and Ctrl-C also while runtimes are slow
       this.hostMnt = this.index.hostNamespaces?.mnt;
+      this.hookBase = this.index.hookStatus?.().stats;
       for (const c of this.index.all()) this.missing.delete(c.name);
       this.unsubscribe = this.index.subscribe((e) => this.onIndex(e));
       if (this.missing.size > 0) {
@@ -447,6 +450,14 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     const misses: Record<string, number> = { ...(this.instance?.misses?.() ?? {}) };
     if (this.counts.unattributed > 0) misses['unattributed'] = this.counts.unattributed;
     if (this.counts.unattributedDropped > 0) misses['unattributed, not in scope'] = this.counts.unattributedDropped;
+    // The container start hook's own misses since this session began (the index may be shared).
+    const hook = this.index?.hookStatus?.().stats;
+    if (hook !== undefined && this.hookBase !== undefined) {
+      const expired = hook.expired - this.hookBase.expired;
+      const late = hook.late - this.hookBase.late;
+      if (expired > 0) misses[`container start${expired === 1 ? '' : 's'} let go at the start hook's deadline (the workload may have run before its probes)`] = expired;
+      if (late > 0) misses[`container start${late === 1 ? '' : 's'} the start hook reached late (possibly not held)`] = late;
+    }
     return {
       shown: this.counts.shown,
       lost: this.instance?.lost() ?? 0,
