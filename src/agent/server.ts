@@ -221,7 +221,7 @@ export class Agent {
         verbose: req.verbose,
         view: { json: req.json_view },
         // synchronous: capture's packets are views of its ring, valid only during the call. The
-        // node goes on here, not as an operator: a network gadget's events skip the operators.
+        // node goes on here, not as an operator: capture's packets (processEvents false) skip them.
         sink: { events: (batch: CommonEvent[]) => out.events(batch.map((e) => encodeEvent(withNode(e, node)))) },
       }) as Session<CommonEvent>;
       this.sessions.add(session);
