@@ -9,6 +9,7 @@
  * ends every session (detaching its programs and links), then the server and the index.
  */
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ContainerIndex, createRuntimeClients, type ContainerInfo, type RuntimeName } from '../containers/index.js';
 import type { ContainerSelector } from '../containers/selector.js';
@@ -37,6 +38,11 @@ export interface AgentOptions {
   log?: (text: string) => void;
   /** an index to use instead of one on the node's runtimes (tests) */
   index?: ContainerIndex;
+  /**
+   * HOST:PORT for kubelet's probes: GET /healthz (the agent answers) and /readyz (it serves
+   * sessions). Only those two words, no data: it may listen on the pod's address.
+   */
+  health?: string;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -90,6 +96,7 @@ function statsMessage(node: string, st: SessionStats, dropped: number, final: bo
 
 export class Agent {
   private server: Server | undefined;
+  private healthServer: HttpServer | undefined;
   private index: ContainerIndex;
   private readonly ownIndex: boolean;
   private readonly sessions = new Set<Session<any>>();
@@ -147,9 +154,31 @@ export class Agent {
     this.server = server;
     this.address = this.opts.listen.startsWith('unix:') ? this.opts.listen : `${this.opts.listen.slice(0, this.opts.listen.lastIndexOf(':'))}:${port}`;
     this.log(`node ${this.opts.node}: listening on ${this.address}`);
+    if (this.opts.health !== undefined) await this.startHealth(this.opts.health);
     await this.index.start();
     this.ready = true;
     this.log(`node ${this.opts.node}: ready (${this.index.all().length} containers known)`);
+  }
+
+  private async startHealth(addr: string): Promise<void> {
+    const i = addr.lastIndexOf(':');
+    const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(addr.slice(i + 1));
+    const hs = createHttpServer((req, res) => {
+      const ready = this.ready && this.stopping === undefined;
+      if (req.method !== 'GET' || (req.url !== '/healthz' && req.url !== '/readyz')) {
+        res.writeHead(404).end();
+        return;
+      }
+      const ok = req.url === '/healthz' || ready;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+    });
+    await new Promise<void>((resolve, reject) => {
+      hs.once('error', (e) => reject(new TlscopeError('ERR_AGENT', `cannot listen on ${addr} for health checks: ${e.message}`, { cause: e })));
+      hs.listen(port, host, () => resolve());
+    });
+    this.healthServer = hs;
+    this.log(`node ${this.opts.node}: health checks on http://${addr}/healthz and /readyz`);
   }
 
   info(): Record<string, unknown> {
@@ -192,7 +221,7 @@ export class Agent {
         verbose: req.verbose,
         view: { json: req.json_view },
         // synchronous: capture's packets are views of its ring, valid only during the call. The
-        // node goes on here, not as an operator: a network gadget's events skip the operators.
+        // node goes on here, not as an operator: capture's packets (processEvents false) skip them.
         sink: { events: (batch: CommonEvent[]) => out.events(batch.map((e) => encodeEvent(withNode(e, node)))) },
       }) as Session<CommonEvent>;
       this.sessions.add(session);
@@ -247,6 +276,7 @@ export class Agent {
           server.tryShutdown(() => { clearTimeout(t); resolve(); });
         });
       }
+      this.healthServer?.close();
       if (this.ownIndex) await this.index.close();
       this.log(`node ${this.opts.node}: stopped`);
     })();

@@ -89,6 +89,29 @@ test('--node narrows the trace to that node', async () => {
   assert.match(p.stderr(), /shown from 1 node\b/);
 });
 
+test('--k8s-podname across nodes: pods of one name in two namespaces, each seen on its node', async () => {
+  const other = `${NS}-b`;
+  tryKubectl(['delete', 'namespace', other, '--wait=true', '--timeout=60s']);
+  kubectl(['create', 'namespace', other]);
+  try {
+    const p = await startTrace(['trace', 'sni', '--k8s-podname', 'twin'], NODES);
+    startClient(NS, 'twin', NODES[0] as string, images.test, 'twin-a.test', serverIp);
+    startClient(other, 'twin', NODES[1] as string, images.test, 'twin-b.test', serverIp);
+    startClient(NS, 'not-twin', NODES[1] as string, images.test, 'not-twin.test', serverIp);
+    waitSucceeded(NS, 'twin');
+    waitSucceeded(other, 'twin');
+    waitSucceeded(NS, 'not-twin');
+    await sleep(3000);
+    assert.equal(await stop(p), 0, p.stderr());
+    const events = jsonLines(p.stdout());
+    assert.ok(events.some((e) => e['name'] === 'twin-a.test' && e['k8s']?.['node'] === NODES[0] && e['k8s']?.['namespace'] === NS), p.stderr());
+    assert.ok(events.some((e) => e['name'] === 'twin-b.test' && e['k8s']?.['node'] === NODES[1] && e['k8s']?.['namespace'] === other), p.stderr());
+    assert.ok(!events.some((e) => e['name'] === 'not-twin.test'), 'a pod of another name was shown');
+  } finally {
+    tryKubectl(['delete', 'namespace', other, '--wait=false']);
+  }
+});
+
 test('kubectl tlscope trace tls: the request plaintext of a pod on each node', async () => {
   const p = await startTrace(['trace', 'tls', '-n', NS], NODES);
   NODES.forEach((node, i) => startClient(NS, `tls-${i + 1}`, node, images.test, `tls-${i + 1}.test`, serverIp));

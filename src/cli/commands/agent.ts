@@ -15,6 +15,7 @@ export const DEFAULT_LISTEN = '127.0.0.1:7443';
 
 const options: OptionSpecs = {
   listen: { type: 'string', arg: 'ADDR', description: `loopback HOST:PORT or unix:/PATH to listen on (default ${DEFAULT_LISTEN})` },
+  health: { type: 'string', arg: 'HOST:PORT', description: 'serve GET /healthz and /readyz there for kubelet\'s probes (only those words, no data)' },
   node: { type: 'string', arg: 'NAME', description: 'this node\'s name (default $NODE_NAME, else the host name)' },
   'containerd-socket': { type: 'string', arg: 'PATH', description: 'the node\'s containerd socket (default /run/containerd/containerd.sock)' },
   'max-queued-events': { type: 'string', arg: 'N', description: 'events held for a slow client before they are dropped and counted (default 20000)' },
@@ -55,6 +56,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     version: '0.1.0',
     ...(socket === undefined ? {} : { sockets: { containerd: socket } }),
     ...(maxEvents === undefined ? {} : { limits: { maxEvents } }),
+    ...(str(values, 'health') === undefined ? {} : { health: str(values, 'health') as string }),
     doctor: () => buildReport(),
     log: (text) => ctx.err.write(`tlscope agent: ${text}\n`),
   });
