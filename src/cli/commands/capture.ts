@@ -7,7 +7,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { release } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { hasContainerFilter, type ContainerSelector } from '../../containers/selector.js';
-import { TlscopeError, errorMessage } from '../../errors.js';
+import { TlscopeError, UsageError, errorMessage } from '../../errors.js';
 import { captureDefinition, compileCaptureQuery, MAX_SNAPLEN, queryReadsOwners, type CapturedPacket } from '../../gadgets/capture/definition.js';
 import { packetFields } from '../../gadgets/capture/fields.js';
 import { formatCaptureTotals } from '../../output/packet-text.js';
@@ -30,6 +30,7 @@ const options: OptionSpecs = {
   link: { type: 'boolean', short: 'e', description: 'print the link-level header (MAC addresses, ethertype) on each line' },
   'absolute-seq': { type: 'boolean', short: 'S', description: 'print absolute TCP sequence numbers' },
   numeric: { type: 'boolean', short: 'n', description: 'accepted for tcpdump habits: tlscope never resolves names or ports' },
+  'all-netns': { type: 'boolean', description: 'every network namespace of the host: its own, every container\'s and every other (ip netns add, unshare -n, CNI), found as they are created; a container\'s traffic then shows twice (in its namespace and on the host\'s veth)' },
   query: { type: 'string', short: 'q', arg: 'CEL', description: 'keep packets for which this CEL expression is true (after the filter), e.g. \'dport == 443 && runtime.containerName == "web"\' (fields below)' },
   timeout: { type: 'string', arg: 'SECONDS', description: 'stop after tracing for this many seconds, counted from the start of tracing or of the wait for -c containers (default: until Ctrl-C)' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail in the summary and on errors; the sending process on each line' },
@@ -43,6 +44,13 @@ export const help = { usage: captureDefinition.usage, summary: captureDefinition
 
 function captureSelector(v: ParsedValues): ContainerSelector {
   const s = selectorFrom(v);
+  if (bool(v, 'all-netns')) {
+    // no scope at all: the session watches the host, every container and every other namespace
+    if (hasContainerFilter(s) || (s.pids?.length ?? 0) > 0 || s.host !== undefined) {
+      throw new UsageError('--all-netns takes no other scope flag', 'leave out -c/-p/--host/--k8s-*: --all-netns already means every network namespace');
+    }
+    return s;
+  }
   // No target at all: the host's namespace, as tcpdump (not every container on top of it).
   if (!hasContainerFilter(s) && !(s.pids?.length ?? 0) && s.host === undefined) return { ...s, host: true };
   return s;

@@ -80,6 +80,8 @@ each labelled with its container or pod; containers that start later and match a
 With no scope flag, the host's own namespace is captured (as tcpdump would), not every
 container's: container traffic crossing the host's bridge and veths shows there already.
 -r, -c and the --k8s-* flags choose containers and leave the host out; --host adds it back.
+--all-netns captures in every network namespace: the host's, every container's and every
+other one (ip netns add, unshare -n, CNI), each found as it is created.
 
 The filter is tcpdump's (man pcap-filter), compiled by libpcap and run in the kernel on each
 packet socket: what it rejects is never copied to tlscope. All the words after the options
