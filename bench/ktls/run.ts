@@ -21,7 +21,8 @@
  * each hooked function (entry + exit program: run_time_ns / run_cnt from the kernel's BPF
  * statistics, kernel.bpf_stats_enabled set to 1 for the run and restored); BPF µs per 16 KiB
  * of plaintext (a full TLS record) over all programs and both directions; captured = plaintext
- * bytes tlscope reported ÷ bytes moved (server TX + client RX + request both ways).
+ * bytes tlscope reported ÷ bytes moved (server TX + client RX + request both ways), and the
+ * records it counted lost (a full ring: its user space, JSON on the same 2 CPUs, fell behind).
  *
  *   npm run build && node dist/bench/ktls/run.js [--quick] [--size 32] [--reps 3]
  *       [--modes none,fentry,kprobe] [--kernels 6.1,6.12] [--here]
@@ -177,6 +178,8 @@ interface Run {
   mbPerS: number;
   /** plaintext bytes tlscope reported, from its exit summary */
   captured: number | undefined;
+  /** records tlscope counted lost (the ring was full), from its exit summary */
+  lost: number | undefined;
   /** plaintext bytes that crossed kTLS: server TX + client RX + the request both ways */
   moved: number;
   progs: ProgStat[];
@@ -206,14 +209,17 @@ async function runOnce(mode: Mode, rep: number, port: number, env: NodeJS.Proces
     const t = await transfer(port, env);
     let progs: ProgStat[] = [];
     let captured: number | undefined;
+    let lost: number | undefined;
     if (tracer !== undefined) {
       progs = bpfStats(tracer.pid ?? 0); // the programs ran in the two processes' system calls: complete now
       await stopChild(tracer);
       const m = /(\d+) bytes in (\d+) calls/.exec(stderr);
       captured = m ? Number(m[1]) : undefined;
+      const l = /(\d+) events shown, (\d+) lost/.exec(stderr);
+      lost = l ? Number(l[2]) : undefined;
     }
     const mb = t.bytes / 1e6;
-    return { mode, rep, bytes: t.bytes, seconds: t.seconds, mbPerS: mb / t.seconds, captured, moved: 2 * t.bytes + 2 * t.request, progs, tracerStartS };
+    return { mode, rep, bytes: t.bytes, seconds: t.seconds, mbPerS: mb / t.seconds, captured, lost, moved: 2 * t.bytes + 2 * t.request, progs, tracerStartS };
   } finally {
     if (tracer !== undefined) await stopChild(tracer);
     if (outFd !== undefined) closeSync(outFd);
@@ -258,7 +264,7 @@ async function measureHere(o: Options): Promise<Result> {
       for (const mode of order) {
         const r = await runOnce(mode, rep, port, env, work);
         runs.push(r);
-        console.error(`${mode} rep ${rep}: ${fixed(r.mbPerS, 2)} MB/s${r.captured === undefined ? '' : `, captured ${fixed((100 * r.captured) / r.moved, 1)} %`}`);
+        console.error(`${mode} rep ${rep}: ${fixed(r.mbPerS, 2)} MB/s${r.captured === undefined ? '' : `, captured ${fixed((100 * r.captured) / r.moved, 1)} %, ${r.lost ?? '?'} lost`}`);
       }
     }
     if (!log.includes('KTLS SENDFILE')) console.error(`warning: s_server did not log KTLS SENDFILE: ${log.slice(-300)}`);
@@ -293,12 +299,13 @@ function report(r: Result): string {
     });
     const perRecord = median(runs.map((x) => (x.progs.reduce((a, p) => a + p.runTimeNs, 0) / 1000) / (x.moved / 16384)));
     const captured = median(runs.map((x) => (x.captured === undefined ? Number.NaN : (100 * x.captured) / x.moved)));
-    return [m, fixed(rate(m), 2), m === 'none' ? '1.00' : fixed(rate(m) / base, 2), ...perHook, m === 'none' ? '' : fixed(perRecord, 2), m === 'none' ? '' : `${fixed(captured, 1)} %`];
+    const lost = median(runs.map((x) => x.lost ?? Number.NaN));
+    return [m, fixed(rate(m), 2), m === 'none' ? '1.00' : fixed(rate(m) / base, 2), ...perHook, m === 'none' ? '' : fixed(perRecord, 2), m === 'none' ? '' : `${fixed(captured, 1)} %`, m === 'none' ? '' : fixed(lost, 0)];
   });
   return [
     `${r.kernel}: ${r.sizeMiB} MiB by sendfile over kTLS (TLS 1.2), median of ${r.reps}; sendfile through ${r.sendfile ?? '?'}; probed hooks ${r.hooks}`,
     '',
-    markdownTable(['mode', 'MB/s', '× none', ...hooks.map((h) => `BPF µs/call ${h} (calls)`), 'BPF µs / 16 KiB', 'captured'], `lrr${'r'.repeat(hooks.length)}rr`, rows),
+    markdownTable(['mode', 'MB/s', '× none', ...hooks.map((h) => `BPF µs/call ${h} (calls)`), 'BPF µs / 16 KiB', 'captured', 'lost records'], `lrr${'r'.repeat(hooks.length)}rrr`, rows),
   ].join('\n');
 }
 
