@@ -4,9 +4,9 @@
 // they do not compete for the two cores and the shared daemons.
 // Then the browser tests (the web UI in Debian's chromium, as root), also one file at a time.
 // Then, as root, the kernels phase: the kTLS tests (test/kernels) in qemu guests of Debian's
-// 6.1 and 6.12 kernels (scripts/kernel-matrix.sh --run test/kernels/guest.sh; 10 tests, about
-// 5 min per kernel under TCG on 2 quiet cores, 14-18 min at load 10-25; downloads one kernel
-// package each from apt).
+// 6.1 and 6.12 kernels (scripts/kernel-matrix.sh --run test/kernels/guest.sh; under TCG on 2
+// cores: 150 s per kernel for the first 7 tests on a quiet machine, 14-18 min for the 10 tests of
+// now at load 10-25; downloads one kernel package each from apt).
 // Then, as root, the cluster phase (test/cluster on a two-node cluster from scripts/cluster.sh).
 // usage: node scripts/run-tests.mjs [unit|integration|browser|kernels|cluster] [name-filter]
 // TLSCOPE_KERNELS="6.1 6.12" picks the kernels; TLSCOPE_KERNELS=none skips the phase.
