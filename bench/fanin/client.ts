@@ -8,14 +8,19 @@
  * fields (src/output/json.ts) into a counting sink (no terminal: its cost is not the fan-in's).
  *
  *   node dist/bench/fanin/client.js '<json: {"agents":[{"node","address","pid"}…]}>'
+ *   node dist/bench/fanin/client.js '<json: {"kubeconfig","namespace","agents":[{"node","pod","pid"}…]}>'
  *
- * stdout: `started N` once every agent has said Started, then at the end one JSON line of
+ * The second form reaches each agent as the plugin does, through the API server's port-forward
+ * (src/kube/cluster.ts's tunnel to the pod's port 7443).
+ *
+ * stdout: `started N` once every agent has said Started, `merged N` as the merged count grows, then at the end one JSON line of
  * counts (received, merged, late, per-agent final stats) and latencies (event timestamp →
  * receive, → merged out). It ends when every stream has ended (the runner stops the agents
  * with SIGTERM: each sends its final Stats, then ERR_AGENT_STOPPING).
  */
 import { gadgetByName } from '../../src/gadgets/registry.js';
 import { parseParams } from '../../src/gadgets/params.js';
+import { Cluster, loadKubeConfig, type Tunnel } from '../../src/kube/cluster.js';
 import { TimeMerger } from '../../src/kube/merge.js';
 import { agentClient, type AgentStats, type RunMessage, type RunRequest } from '../../src/kube/proto.js';
 import { decodeEvent } from '../../src/output/event-wire.js';
@@ -23,7 +28,10 @@ import { JsonWriter } from '../../src/output/json.js';
 
 interface AgentSpec {
   node: string;
-  address: string;
+  /** a gRPC address (direct) … */
+  address?: string;
+  /** … or a pod reached through the API server's port-forward */
+  pod?: string;
   /** the generator's pid: the scope of this agent's session */
   pid: number;
 }
@@ -55,7 +63,18 @@ class Samples {
 }
 
 async function main(): Promise<void> {
-  const { agents } = JSON.parse(process.argv[2] ?? '{}') as { agents: AgentSpec[] };
+  const spec = JSON.parse(process.argv[2] ?? '{}') as { agents: AgentSpec[]; kubeconfig?: string; namespace?: string };
+  const { agents } = spec;
+  const cluster = spec.kubeconfig === undefined ? undefined : new Cluster(loadKubeConfig({ kubeconfig: spec.kubeconfig }), spec.namespace ?? 'default');
+  const tunnels: Tunnel[] = [];
+  const addresses: string[] = [];
+  for (const a of agents) {
+    if (a.pod !== undefined && cluster !== undefined) {
+      const t = await cluster.tunnel(a.pod);
+      tunnels.push(t);
+      addresses.push(t.address);
+    } else addresses.push(a.address ?? '');
+  }
   const def = gadgetByName('trace sni');
   if (def === undefined) throw new Error('no trace sni gadget');
   const params = parseParams(def.params, {});
@@ -77,10 +96,15 @@ async function main(): Promise<void> {
     merged += events.length;
     writer.write(events as never);
   };
-  const ticker = setInterval(() => flush(merger.take(Date.now())), MERGE_TICK_MS);
+  let said = -1;
+  const ticker = setInterval(() => {
+    flush(merger.take(Date.now()));
+    // progress for the runner: it ends its window once everything sent has come out
+    if (merged !== said) process.stdout.write(`merged ${(said = merged)}\n`);
+  }, MERGE_TICK_MS);
   const done = new Promise<void>((resolve) => {
-    for (const a of agents) {
-      const client = agentClient(a.address);
+    agents.forEach((a, i) => {
+      const client = agentClient(addresses[i] as string);
       const request: RunRequest = {
         gadget: 'trace sni', params: {}, filter: '', timeout_ms: 0, verbose: false, json_view: true, max_queued_events: 0,
         scope: { runtimes: [], container_names: [], host: true, pids: [a.pid], k8s_namespace: '', k8s_pod_name: '', k8s_container_name: '', k8s_selector: {} },
@@ -111,11 +135,12 @@ async function main(): Promise<void> {
       });
       call.on('error', (e: Error & { details?: string }) => end(e.details ?? e.message));
       call.on('end', () => end());
-    }
+    });
   });
   await done;
   clearInterval(ticker);
   flush(merger.drain());
+  for (const t of tunnels) t.close();
   const sum = (f: (s: AgentStats) => number): number => finals.reduce((acc, s) => acc + f(s), 0);
   process.stdout.write(`${JSON.stringify({
     received,

@@ -13,8 +13,9 @@
  *
  * Per N it reports: hellos sent, events the agents' sessions yielded (shown), dropped by the
  * agents' per-client queues (dropped_slow_client), lost in their rings, received and merged out
- * by the client; merged events/s; the client's CPU (utime + stime from /proc, over the window
- * from the generators' start until 1.5 s after they ended) and RSS (VmRSS, VmHWM); the agents'
+ * by the client; merged events/s (merged / the time from the generators' start to the last merged
+ * event); the client's CPU (utime + stime from /proc, over the window from the generators' start
+ * until everything sent was merged, or nothing more came for 3 s) and RSS (VmRSS, VmHWM); the agents'
  * CPU and RSS totals over the same window; latency from the event's timestamp to the client's
  * receive and to its merged output (p50/p99; the merge holds events up to 250 ms on purpose).
  *
@@ -24,11 +25,12 @@
  * Needs root (netns, BPF), cc, nsenter. Cleans up every namespace and process it starts (by pid).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildClientHello } from '../../test/helpers/clienthello.js';
-import { ROOT, benchOptions, busyPct, fixed, listOption, machineTimes, markdownTable, numberOption, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
+import { ROOT, benchOptions, busyPct, fixed, listOption, machineTimes, markdownTable, numberOption, sleep, waitQuiet, writeResults } from '../common.js';
+import { collect, cpuNs, exited, lineOnce, rss, stopChild, waitMerged } from './procs.js';
 
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
 const CLIENT = join(ROOT, 'dist/bench/fanin/client.js');
@@ -57,57 +59,6 @@ function parseOptions(argv: string[]): Options {
 
 // ---------------------------------------------------------------------------------------
 
-const cpuNs = (pid: number | undefined): number => (pid === undefined ? 0 : statCpuNs(pid) ?? 0);
-
-/** VmRSS and VmHWM of a process, in bytes (0 once it is gone). */
-function rss(pid: number | undefined): { rss: number; hwm: number } {
-  if (pid === undefined) return { rss: 0, hwm: 0 };
-  try {
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return { rss: 0, hwm: 0 };
-  }
-}
-
-function lineOnce(child: ChildProcess, stream: 'stdout' | 'stderr', re: RegExp, ms: number): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const s = child[stream]!;
-    const timer = setTimeout(() => { s.off('data', on); reject(new Error(`no ${re} within ${ms} ms: ${buf.slice(-500)}`)); }, ms);
-    const on = (d: Buffer): void => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m !== null) {
-        clearTimeout(timer);
-        s.off('data', on);
-        resolve(m);
-      }
-    };
-    s.on('data', on);
-  });
-}
-
-function collect(child: ChildProcess, stream: 'stdout' | 'stderr'): () => string {
-  let text = '';
-  child[stream]?.on('data', (d: Buffer) => {
-    if (text.length < 200_000) text += d.toString();
-  });
-  return () => text;
-}
-
-const exited = (c: ChildProcess): boolean => c.exitCode !== null || c.signalCode !== null;
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', ms = 10_000): Promise<void> {
-  if (exited(child)) return;
-  const gone = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill(signal);
-  const t = setTimeout(() => child.kill('SIGKILL'), ms);
-  await gone;
-  clearTimeout(t);
-}
-
 // ---------------------------------------------------------------------------------------
 
 interface Node {
@@ -132,7 +83,10 @@ interface Result {
   received: number;
   merged: number;
   late: number;
+  /** from the generators' start: until the client's CPU was read, until they ended, until the last merged event */
   windowSeconds: number;
+  genSeconds: number;
+  deliverySeconds: number;
   mergedPerSecond: number;
   clientCpuNs: number;
   clientRss: number;
@@ -195,9 +149,14 @@ async function runN(n: number, o: Options, gen: string, work: string, tag: strin
     const m0 = machineTimes();
     const w0 = process.hrtime.bigint();
     for (const node of nodes) node.gen!.stdin!.end('go\n');
+    const wall0 = Date.now();
     await Promise.all(nodes.map((node) => new Promise<void>((r) => (exited(node.gen!) ? r() : node.gen!.once('exit', () => r())))));
-    await sleep(1500);
+    const genSeconds = (Date.now() - wall0) / 1000;
+    // the window ends when every hello sent has come out of the merge (or nothing more comes for 3 s)
+    const sentSoFar = nodes.reduce((a: number, node) => a + ((JSON.parse(node.genOut!().trim() || '{"sent":0}') as { sent: number }).sent), 0);
+    const done = await waitMerged(clientOut, sentSoFar);
     const windowSeconds = Number(process.hrtime.bigint() - w0) / 1e9;
+    const deliverySeconds = (done.at - wall0) / 1000;
     const cpu1 = { client: cpuNs(client.pid), agents: agentPids.reduce((a: number, p) => a + cpuNs(p), 0) };
     const m1 = machineTimes();
     const cm = rss(client.pid);
@@ -220,7 +179,7 @@ async function runN(n: number, o: Options, gen: string, work: string, tag: strin
     const c = JSON.parse(line) as { received: number; merged: number; late: number; shown: number; lost: number; droppedSlowClient: number; errors: string[]; recvLatencyMs: Result['recvLatencyMs']; outLatencyMs: Result['outLatencyMs'] };
     return {
       agents: n, ratePerAgent: o.rate, sent, failed, shown: c.shown, droppedSlowClient: c.droppedSlowClient, lost: c.lost, received: c.received, merged: c.merged, late: c.late,
-      windowSeconds, mergedPerSecond: c.merged / windowSeconds,
+      windowSeconds, genSeconds, deliverySeconds, mergedPerSecond: c.merged / deliverySeconds,
       clientCpuNs: cpu1.client - cpu0.client, clientRss: cm.rss, clientHwm: cm.hwm, agentsCpuNs: cpu1.agents - cpu0.agents, agentsRss,
       recvLatencyMs: c.recvLatencyMs, outLatencyMs: c.outLatencyMs,
       machineBusyPct: busyPct(m0, m1), backgroundBusyPct, loadavg1, startSeconds, errors: c.errors,
@@ -244,9 +203,9 @@ const mib = (b: number): string => fixed(b / 2 ** 20, 0);
 const k = (x: number): string => (x >= 10_000 ? `${fixed(x / 1000, 1)} k` : String(Math.round(x)));
 
 function table(rs: Result[]): string {
-  const head = ['agents', 'sent', 'shown by agents', 'dropped (queue)', 'received', 'merged/s', 'client CPU', 'client µs/event', 'client RSS (peak) MiB', 'agents CPU', 'agents RSS MiB', 'latency recv p50/p99 ms', 'latency merged p50/p99 ms', 'machine busy'];
-  return markdownTable(head, 'rrrrrrrrrrrrrr', rs.map((r) => [
-    String(r.agents), k(r.sent), k(r.shown), String(r.droppedSlowClient), k(r.received), k(r.mergedPerSecond),
+  const head = ['agents', 'sent', 'send s', 'shown by agents', 'dropped (queue)', 'received', 'last merged at s', 'merged/s', 'client CPU', 'client µs/event', 'client RSS (peak) MiB', 'agents CPU', 'agents RSS MiB', 'latency recv p50/p99 ms', 'latency merged p50/p99 ms', 'machine busy'];
+  return markdownTable(head, 'rrrrrrrrrrrrrrrr', rs.map((r) => [
+    String(r.agents), k(r.sent), fixed(r.genSeconds, 1), k(r.shown), String(r.droppedSlowClient), k(r.received), fixed(r.deliverySeconds, 1), k(r.mergedPerSecond),
     `${fixed(r.clientCpuNs / 1e9, 2)} s (${fixed((100 * r.clientCpuNs) / (r.windowSeconds * 1e9), 0)} %)`,
     fixed(r.clientCpuNs / 1e3 / Math.max(1, r.received), 1),
     `${mib(r.clientRss)} (${mib(r.clientHwm)})`,
