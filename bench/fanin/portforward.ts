@@ -24,7 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildClientHello } from '../../test/helpers/clienthello.js';
 import { ROOT, benchOptions, busyPct, fixed, machineTimes, markdownTable, numberOption, sleep, writeResults } from '../common.js';
-import { collect, cpuNs, exited, lineOnce, rss, stopChild, waitMerged } from './procs.js';
+import { collect, cpuNs, lineOnce, rss, stopChild, waitMerged } from './procs.js';
 
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
 const CLIENT = join(ROOT, 'dist/bench/fanin/client.js');
@@ -114,7 +114,7 @@ async function once(mode: Run['mode'], netns: string, gen: string, helloFile: st
     const m0 = machineTimes();
     const w0 = process.hrtime.bigint();
     g.stdin!.end('go\n');
-    await new Promise<void>((r) => (exited(g) ? r() : g.once('exit', () => r())));
+    await new Promise<void>((r) => (g.stdout!.readableEnded ? r() : g.once('close', () => r())));
     const wall0 = Date.now() - Number(process.hrtime.bigint() - w0) / 1e6;
     const done = await waitMerged(cOut, (JSON.parse(gOut().trim() || '{"sent":0}') as { sent: number }).sent);
     const deliverySeconds = (done.at - wall0) / 1000;

@@ -30,7 +30,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildClientHello } from '../../test/helpers/clienthello.js';
 import { ROOT, benchOptions, busyPct, fixed, listOption, machineTimes, markdownTable, numberOption, sleep, waitQuiet, writeResults } from '../common.js';
-import { collect, cpuNs, exited, lineOnce, rss, stopChild, waitMerged } from './procs.js';
+import { collect, cpuNs, lineOnce, rss, stopChild, waitMerged } from './procs.js';
 
 const CLI = join(ROOT, 'dist/src/cli/bin.js');
 const CLIENT = join(ROOT, 'dist/bench/fanin/client.js');
@@ -150,7 +150,7 @@ async function runN(n: number, o: Options, gen: string, work: string, tag: strin
     const w0 = process.hrtime.bigint();
     for (const node of nodes) node.gen!.stdin!.end('go\n');
     const wall0 = Date.now();
-    await Promise.all(nodes.map((node) => new Promise<void>((r) => (exited(node.gen!) ? r() : node.gen!.once('exit', () => r())))));
+    await Promise.all(nodes.map((node) => new Promise<void>((r) => (node.gen!.stdout!.readableEnded ? r() : node.gen!.once('close', () => r())))));
     const genSeconds = (Date.now() - wall0) / 1000;
     // the window ends when every hello sent has come out of the merge (or nothing more comes for 3 s)
     const sentSoFar = nodes.reduce((a: number, node) => a + ((JSON.parse(node.genOut!().trim() || '{"sent":0}') as { sent: number }).sent), 0);
