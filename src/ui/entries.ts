@@ -14,6 +14,7 @@ import type { TlsEvent } from '../gadgets/tls/gadget.js';
 import { TlsHttp, type TlsHttpEvent } from '../gadgets/tls/http.js';
 import { preview } from '../gadgets/tls/fields.js';
 import { toJsonObject } from '../output/json.js';
+import { looksLikeFrameStart, prefaceMatches } from '../protocols/http2.js';
 import type { Http1Request, Http1Response } from '../protocols/http1.js';
 import type { Entry, EntryDetail, EntryKind, UiChunk, UiMessage } from './protocol.js';
 
@@ -29,6 +30,13 @@ const CHUNK_BYTES = 64 * 1024;
 const HTTP_CONNECTIONS = 4096;
 
 const HTTP_START = /^(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) \S+ HTTP\/1\.[01]\r?\n|HTTP\/1\.[01] \d{3})/;
+
+/** Whether a connection's first plaintext is HTTP/1 or HTTP/2 (its preface, or a frame mid-connection): the pairing's choice. */
+function speaksHttp(data: Uint8Array): boolean {
+  if (HTTP_START.test(Buffer.from(data.subarray(0, 64)).toString('latin1'))) return true;
+  const p = prefaceMatches(data);
+  return p !== 'no' || looksLikeFrameStart(data);
+}
 
 function b64(data: Uint8Array): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
@@ -124,7 +132,7 @@ export class EntryMaker<E extends CommonEvent> {
         const key = `${e.proc.pid}:${e.conn}`;
         let c = this.conns.get(key);
         if (c === undefined) {
-          c = { http: HTTP_START.test(Buffer.from(e.data.subarray(0, 64)).toString('latin1')), chunks: [], omitted: 0 };
+          c = { http: speaksHttp(e.data), chunks: [], omitted: 0 };
           this.conns.set(key, c);
           if (this.conns.size > HTTP_CONNECTIONS) this.conns.delete(this.conns.keys().next().value as string);
         }

@@ -77,7 +77,12 @@ export interface UiSessionStats {
   misses: Record<string, number>;
   outOfScope: number;
   filtered: number;
+  /** waiting for late binding now */
   held: number;
+  /** -c names that have not appeared (yet) */
+  missingContainers?: string[];
+  /** why the run does not do what was asked (a container that never appeared, …) */
+  problems?: string[];
 }
 
 export interface UiStats {
@@ -86,6 +91,8 @@ export interface UiStats {
   /** this stream: entries left out by the view's query, dropped because the page read too slowly */
   view: { matched: number; queryFiltered: number; dropped: number };
   warnings: string[];
+  /** what the sessions said as it happened ("waiting for container web to start") */
+  notes: string[];
   uptimeMs: number;
 }
 
@@ -100,4 +107,6 @@ export interface QueryErrorBody {
   error: string;
   /** 0-based character offset in the query, when known */
   position: number | undefined;
+  /** what to try instead */
+  hint?: string;
 }

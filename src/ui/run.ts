@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-/** `tlscope ui`: the gadgets' sessions → the hub (ring, views) → the HTTP server, until stopped. */
+/** `tlscope ui`: the gadgets' sessions (src/session) → the hub (ring, views) → the HTTP server, until stopped. */
 import { hostname } from 'node:os';
 import type { ContainerSelector } from '../containers/selector.js';
 import { TlscopeError, UsageError } from '../errors.js';
 import { UiHub } from './hub.js';
+import { QueryError } from './query.js';
 import { EntryRing } from './ring.js';
 import { UiServer } from './server.js';
 import { openSources } from './sources.js';
@@ -18,6 +19,7 @@ export interface UiRunOptions {
   /** the view's query in the printed URL */
   query: string | undefined;
   signal: AbortSignal;
+  verbose?: boolean;
   /** the URL line and warnings */
   say(text: string): void;
   warn(text: string): void;
@@ -29,7 +31,17 @@ export async function runUi(o: UiRunOptions): Promise<void> {
     hub.warn(text);
     o.warn(text);
   };
-  const sources = await openSources(o.selector, o.signal, warn);
+  const sources = await openSources({ selector: o.selector, signal: o.signal, warn, ...(o.verbose === undefined ? {} : { verbose: o.verbose }) });
+  for (const spec of sources.specs) hub.register(spec);
+  if (o.query !== undefined) {
+    try {
+      hub.compile(o.query);
+    } catch (e) {
+      await sources.stop();
+      if (e instanceof QueryError) throw new UsageError(`--query: ${e.message}${e.position === undefined ? '' : ` at column ${e.position + 1}`}`, e.hint);
+      throw e;
+    }
+  }
   let server: UiServer | undefined;
   try {
     try {

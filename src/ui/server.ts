@@ -12,7 +12,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { UiHub } from './hub.js';
 import type { Entry, QueryErrorBody, StreamEvent } from './protocol.js';
-import { compileViewQuery, QueryError, type ViewQuery } from './query.js';
+import { QueryError, type ViewQuery } from './query.js';
 
 export interface UiServerOptions {
   hub: UiHub;
@@ -178,10 +178,10 @@ export class UiServer {
     const text = url.searchParams.get('q') ?? '';
     if (text.trim() === '') return { q: undefined };
     try {
-      return { q: compileViewQuery(text) };
+      return { q: this.opts.hub.compile(text) };
     } catch (e) {
       if (!(e instanceof QueryError)) throw e;
-      const body: QueryErrorBody = { error: e.message, position: e.position };
+      const body: QueryErrorBody = { error: e.message, position: e.position, ...(e.hint === undefined ? {} : { hint: e.hint }) };
       this.json(res, 400, headers, body);
       return undefined;
     }

@@ -2,8 +2,7 @@
 /** `tlscope ui`: a live web UI of every gadget, on 127.0.0.1 behind a token. */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { PermissionError, UsageError } from '../../errors.js';
-import { isPrivileged } from '../../ebpf/privileges.js';
+import { UsageError } from '../../errors.js';
 import { runUi } from '../../ui/run.js';
 import { bool, helpText, int, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -23,7 +22,8 @@ const options: OptionSpecs = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
-const ABOUT = `Runs trace tls (plaintext, paired into HTTP exchanges) and trace sni over the scope and
+const ABOUT = `Runs trace tls (plaintext, paired into HTTP/1, HTTP/2 and gRPC exchanges) and trace sni
+as sessions over the scope (the same engine, scope and late binding as the trace commands) and
 serves a page that shows them live: a table, each entry's headers and body, a query bar,
 a service map, and the view as JSON lines. The page is served from this process only
 (nothing is fetched from elsewhere) and only with the token in the URL it prints.
@@ -60,7 +60,6 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
   const ringEntries = int(values, 'ring', { min: 100, max: 1_000_000 }) ?? 10_000;
   const timeout = int(values, 'timeout', { min: 1 });
-  if (!isPrivileged()) throw new PermissionError('tlscope ui needs root');
 
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();
@@ -76,6 +75,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       ringBytes: 256 << 20,
       query: str(values, 'query'),
       signal: stop.signal,
+      verbose: ctx.verbose || bool(values, 'verbose'),
       say: (t) => void ctx.out.write(t),
       warn: (t) => void ctx.err.write(`tlscope: warning: ${t}\n`),
     });

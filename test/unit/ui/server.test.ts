@@ -10,6 +10,7 @@ import type { TlsEvent } from '../../../src/gadgets/tls/gadget.js';
 import { UiHub, View, type SourceMessage } from '../../../src/ui/hub.js';
 import type { Entry, EntryDetail, StreamEvent } from '../../../src/ui/protocol.js';
 import { compileViewQuery } from '../../../src/ui/query.js';
+import { sniFields } from '../../../src/gadgets/sni/fields.js';
 import { EntryRing } from '../../../src/ui/ring.js';
 import { UiServer } from '../../../src/ui/server.js';
 import { entry, exchange, tlsEvent } from './fixtures.js';
@@ -152,39 +153,45 @@ test('ui server: TLS calls become HTTP exchanges (both ends) with headers, body 
     assert.ok(stats?.type === 'stats');
     if (stats?.type === 'stats') {
       assert.deepEqual(stats.stats.sessions['trace tls'], { shown: 5, lost: 3, misses: { unattributed: 2 }, outOfScope: 1, filtered: 0, held: 0 });
+      assert.deepEqual(stats.stats.notes, []);
       assert.equal(stats.stats.ring.size, 3);
     }
     assert.equal((await fetch(`http://127.0.0.1:${s.port}/api/entry/999`, { headers: auth })).status, 404);
   });
 });
 
-test('ui server: a query narrows the stream and the download; a bad one is a 400 with its position', async () => {
+test('ui server: a CEL query (as --query) narrows the stream and the download; a bad one is a 400 with its position', async () => {
   await withServer(async (s, feed) => {
     const auth = { authorization: `Bearer ${s.token}` };
     const a = exchange('/ok', 200, '{}', 40010);
     const b = exchange('/broken', 503, '{"error":true}', 40011);
     feed.push({ type: 'events', events: [...a.client, ...a.server, ...b.client, ...b.server] });
     const base = `http://127.0.0.1:${s.port}`;
-    const q = encodeURIComponent('proc.comm==curl,http.status>=500');
+    const q = encodeURIComponent('proc.comm == "curl" && http.status >= 500');
     const evs = await readEvents(`${base}/api/stream?q=${q}`, auth, (e) => e.some((m) => m.type === 'stats' && m.stats.view.queryFiltered === 3));
     const rows = entriesOf(evs);
     assert.deepEqual(rows.map((r) => [r.comm, r.path, r.status]), [['curl', '/broken', 503]]);
 
-    const dl = await fetch(`${base}/api/download.jsonl?q=${encodeURIComponent('http.status==200')}`, { headers: auth });
+    const dl = await fetch(`${base}/api/download.jsonl?q=${encodeURIComponent('http.status == 200 && tls')}`, { headers: auth });
     assert.equal(dl.status, 200);
     assert.match(dl.headers.get('content-disposition') ?? '', /attachment/);
     const lines = (await dl.text()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines.map((l) => [(l['proc'] as { comm: string }).comm, (l['http'] as { path: string }).path, (l['http'] as { status: number }).status]).sort(), [['curl', '/ok', 200], ['python3', '/ok', 200]]);
 
-    const bad = await fetch(`${base}/api/query?q=${encodeURIComponent('http.status>=500,http.path~([')}`, { headers: auth });
+    const bad = await fetch(`${base}/api/query?q=${encodeURIComponent('http.status >= 500 && proc.cmd == "x"')}`, { headers: auth });
     assert.equal(bad.status, 400);
-    const err = (await bad.json()) as { error: string; position: number };
-    assert.equal(err.position, 27, 'the regular expression starts at 27');
-    assert.match(err.error, /regular expression/);
-    const bad2 = await fetch(`${base}/api/stream?q=${encodeURIComponent('status >= 5, ==x')}`, { headers: auth });
-    assert.equal(bad2.status, 400);
-    assert.equal(((await bad2.json()) as { position: number }).position, 13);
-    assert.equal((await fetch(`${base}/api/query?q=${encodeURIComponent('tls==true,kind==http')}`, { headers: auth })).status, 200);
+    const err = (await bad.json()) as { error: string; position: number; hint?: string };
+    assert.equal(err.position, 22, 'the unknown field starts at 22');
+    assert.match(err.error, /unknown field "proc\.cmd"/);
+    assert.match(err.hint ?? '', /proc\.comm/, 'the hint lists the known fields');
+    const bad2 = await fetch(`${base}/api/stream?q=${encodeURIComponent('http.status >= "5"')}`, { headers: auth });
+    assert.equal(bad2.status, 400, 'a type error');
+    const syntax = await fetch(`${base}/api/stream?q=${encodeURIComponent('tls && (kind == "http"')}`, { headers: auth });
+    assert.equal(syntax.status, 400, 'a syntax error');
+    assert.equal(typeof ((await syntax.json()) as { position: unknown }).position, 'number');
+    assert.equal((await fetch(`${base}/api/query?q=${encodeURIComponent('tls == true && kind == "http" && proc.comm.startsWith("cu")')}`, { headers: auth })).status, 200);
+    const none = await readEvents(`${base}/api/stream?q=${encodeURIComponent('!tls')}`, auth, (e) => e.some((m) => m.type === 'stats' && m.stats.view.queryFiltered === 4));
+    assert.equal(entriesOf(none).length, 0, 'every row here was decrypted');
   });
 });
 
@@ -206,7 +213,7 @@ test('ui server: a new view gets what the ring kept after the given sequence num
 test('view: a page that reads too slowly has its oldest unsent entries dropped and counted', () => {
   let accept = false;
   const sent: Entry[][] = [];
-  const v = new View({ write: (es) => (sent.push(es), accept) }, { query: compileViewQuery('kind==http'), maxQueued: 10 });
+  const v = new View({ write: (es) => (sent.push(es), accept) }, { query: compileViewQuery('kind == "http"', [{ gadget: 'trace sni', fields: sniFields() }]), maxQueued: 10 });
   v.offer(entry({ seq: 1, kind: 'http' }));
   v.flush();
   assert.equal(sent.length, 1, 'first write goes out; the sink says it is full');
