@@ -75,7 +75,10 @@ function httpMessage(x: TlsHttpEvent, side: 'request' | 'response'): UiMessage {
 
 function chunkOf(e: TlsEvent): UiChunk {
   const data = e.data.length > CHUNK_BYTES ? e.data.subarray(0, CHUNK_BYTES) : e.data;
-  return { time: e.timestamp, direction: e.direction, len: e.len, base64: b64(data), truncated: e.truncated || data.length < e.data.length };
+  return {
+    time: e.timestamp, direction: e.direction, len: e.len, base64: b64(data), truncated: e.truncated || data.length < e.data.length,
+    ...(e.local === undefined ? {} : { local: e.local }), ...(e.remote === undefined ? {} : { remote: e.remote }), conn: e.conn, function: e.function,
+  };
 }
 
 function identity(e: CommonEvent, node: string | undefined): Pick<Entry, 'time' | 'node' | 'pod' | 'container' | 'comm' | 'pid'> {
@@ -184,6 +187,8 @@ export class EntryMaker<E extends CommonEvent> {
     const chunks = c?.chunks ?? [];
     const omitted = c?.omitted ?? 0;
     if (c !== undefined) {
+      // the pairing read HTTP on it (a trace begun mid-connection: its first bytes did not say)
+      c.http = true;
       c.chunks = [];
       c.omitted = 0;
     }

@@ -30,6 +30,13 @@ export interface UiChunk {
   len: number;
   base64: string;
   truncated: boolean;
+  /** the socket's addresses (for the decrypted pcapng download) */
+  local?: string;
+  remote?: string;
+  /** the TLS session within the process */
+  conn?: string;
+  /** the probed function (SSL_write, …) */
+  function?: string;
 }
 
 export interface EntryDetail {

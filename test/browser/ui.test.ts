@@ -45,6 +45,8 @@ print('port', srv.server_address[1], flush=True)
 srv.serve_forever()
 `;
 
+const BASE_QUERY = 'proc.comm in ["curl", "python3"]';
+
 let work: ReturnType<typeof makeWorkDir>;
 let server: ChildProcess;
 let serverPort = 0;
@@ -95,12 +97,15 @@ before(async () => {
   await until('the python TLS server', () => serverPort > 0 || server.exitCode !== null);
   assert.ok(serverPort > 0, 'python TLS server did not start');
 
-  ui = spawn(process.execPath, [CLI, 'ui', '--host', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // the host may carry other TLS traffic (a cluster's API server): the page opens with a query on
+  // the test's own processes (`--query`, the same CEL as the trace commands'; it goes in the URL)
+  ui = spawn(process.execPath, [CLI, 'ui', '--host', '--port', '0', '--query', BASE_QUERY], { stdio: ['ignore', 'pipe', 'pipe'] });
   ui.stdout!.setEncoding('utf8').on('data', (d: string) => (uiOut += d));
   ui.stderr!.setEncoding('utf8').on('data', (d: string) => (uiErr += d));
   await until('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(uiOut) || ui.exitCode !== null, 60_000);
   assert.equal(ui.exitCode, null, `tlscope ui exited: ${uiErr}`);
   url = /open (http:\S+)/.exec(uiOut)?.[1] ?? '';
+  assert.equal(new URL(url).searchParams.get('q'), BASE_QUERY, 'the URL carries --query');
 
   profile = mkdtempSync(join(work.dir, 'profile-'));
   browser = await chromium.launchPersistentContext(profile, {

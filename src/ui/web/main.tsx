@@ -194,7 +194,9 @@ function App() {
 
   const list = entries.current;
   const lastSeq = list.at(-1)?.seq ?? 0;
-  const download = `/api/download.jsonl?q=${encodeURIComponent(query)}&upto=${lastSeq}${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+  const viewArgs = `q=${encodeURIComponent(query)}&upto=${lastSeq}${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+  const download = `/api/download.jsonl?${viewArgs}`;
+  const downloadPcap = `/api/download.pcapng?${viewArgs}`;
   const selectedEntry = useMemo(() => list.find((e) => e.seq === selected), [selected, version]);
 
   return (
@@ -217,6 +219,7 @@ function App() {
             {paused ? '▶ Resume' : '❚❚ Pause'}
           </button>
           <a class="button" href={download} download="tlscope-view.jsonl" data-test="download" title="the rows of this view as JSON lines (-o json objects)">⤓ JSON lines</a>
+          <a class="button" href={downloadPcap} download="tlscope-view.pcapng" data-test="download-pcapng" title="the decrypted plaintext of this view as pcapng (as trace tls -w): TCP streams of the real 4-tuples, one interface per process; Wireshark reads HTTP/1, HTTP/2 and gRPC with no keys">⤓ pcapng</a>
         </div>
       </header>
       <Counts stats={stats} shown={list.length} waiting={pending.current.length} />

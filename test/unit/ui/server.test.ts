@@ -5,6 +5,10 @@
 // the download as JSON lines, and back-pressure (a slow view drops and counts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { tlsDataFields, tlsHttpFields } from '../../../src/gadgets/tls/fields.js';
 import type { TlsEvent } from '../../../src/gadgets/tls/gadget.js';
 import { UiHub, View, type SourceMessage } from '../../../src/ui/hub.js';
@@ -227,4 +231,49 @@ test('view: a page that reads too slowly has its oldest unsent entries dropped a
   v.drained();
   assert.deepEqual(sent[1]?.map((e) => e.seq), [12, 14, 16, 18, 20, 22, 24, 26, 28, 30]);
   assert.equal(v.queued, 0);
+});
+
+const tshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
+
+test('ui server: the view as decrypted pcapng (as trace tls -w): the matching rows\' calls as TCP streams, one interface per process', async () => {
+  await withServer(async (s, feed) => {
+    const auth = { authorization: `Bearer ${s.token}` };
+    const a = exchange('/pcap/one', 200, '{"n":1}', 40020);
+    const b = exchange('/pcap/two', 404, '{"n":2}', 40021);
+    feed.push({ type: 'events', events: [...a.client, ...a.server, ...b.client, ...b.server] });
+    const base = `http://127.0.0.1:${s.port}`;
+    await readEvents(`${base}/api/stream`, auth, (e) => entriesOf(e).length >= 4);
+    const get = async (q: string): Promise<Buffer> => {
+      const r = await fetch(`${base}/api/download.pcapng?q=${encodeURIComponent(q)}`, { headers: auth });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-disposition') ?? '', /tlscope-view\.pcapng/);
+      return Buffer.from(await r.arrayBuffer());
+    };
+    const curlOnly = await get('proc.comm == "curl" && http.status == 200');
+    assert.equal(curlOnly.readUInt32LE(0), 0x0a0d0d0a, 'a pcapng section header');
+    assert.ok(curlOnly.includes('GET /pcap/one HTTP/1.1'), 'the request, in clear');
+    assert.ok(curlOnly.includes('{"n":1}'), 'the response body');
+    assert.ok(!curlOnly.includes('/pcap/two'), 'rows outside the query are not in it');
+    assert.ok(!curlOnly.includes('python3'), "the server's copy is not in it: only curl's rows matched");
+    const none = await get('http.status == 999');
+    assert.ok(!none.includes('HTTP/1.1'), 'no row, no packet');
+    assert.ok(none.length < curlOnly.length);
+    if (tshark) {
+      const dir = mkdtempSync(join(tmpdir(), 'tlscope-ui-pcap-'));
+      try {
+        const f = join(dir, 'view.pcapng');
+        writeFileSync(f, await get(''));
+        const r = spawnSync('tshark', ['-r', f, '-Y', 'http.request', '-T', 'fields', '-e', 'http.request.uri'], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        // both ends' copies carry the same sequence numbers: tshark reads the second as a retransmission
+        assert.deepEqual([...new Set(r.stdout.trim().split('\n'))].sort(), ['/pcap/one', '/pcap/two'], 'tshark reads each request');
+        const ifs = spawnSync('tshark', ['-r', f, '-T', 'fields', '-e', 'frame.interface_description'], { encoding: 'utf8' });
+        const owners = [...new Set(ifs.stdout.trim().split('\n'))].sort();
+        assert.equal(owners.length, 3, `one interface per process: ${owners.join(', ')}`);
+        assert.ok(owners.some((o) => /\(curl\)$/.test(o)) && owners.some((o) => /\(python3\)$/.test(o)), owners.join(', '));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
 });
