@@ -7,7 +7,7 @@ import { UiHub } from './hub.js';
 import { QueryError } from './query.js';
 import { EntryRing } from './ring.js';
 import { UiServer } from './server.js';
-import { openSources } from './sources.js';
+import { openSources, uiGadgetFields } from './sources.js';
 
 export interface UiRunOptions {
   selector: ContainerSelector;
@@ -31,17 +31,17 @@ export async function runUi(o: UiRunOptions): Promise<void> {
     hub.warn(text);
     o.warn(text);
   };
-  const sources = await openSources({ selector: o.selector, signal: o.signal, warn, ...(o.verbose === undefined ? {} : { verbose: o.verbose }) });
-  for (const spec of sources.specs) hub.register(spec);
+  // a bad --query is a usage error with its column before anything loads
+  for (const spec of uiGadgetFields()) hub.register(spec);
   if (o.query !== undefined) {
     try {
       hub.compile(o.query);
     } catch (e) {
-      await sources.stop();
       if (e instanceof QueryError) throw new UsageError(`--query: ${e.message}${e.position === undefined ? '' : ` at column ${e.position + 1}`}`, e.hint);
       throw e;
     }
   }
+  const sources = await openSources({ selector: o.selector, signal: o.signal, warn, ...(o.verbose === undefined ? {} : { verbose: o.verbose }) });
   let server: UiServer | undefined;
   try {
     try {

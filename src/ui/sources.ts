@@ -12,6 +12,7 @@ import { errorMessage } from '../errors.js';
 import type { CommonEvent } from '../fields/common.js';
 import type { Field } from '../fields/field.js';
 import type { GadgetDefinition } from '../gadgets/definition.js';
+import { parseParams } from '../gadgets/params.js';
 import { sniDefinition } from '../gadgets/sni/definition.js';
 import { tlsHttpFields } from '../gadgets/tls/fields.js';
 import { tlsDefinition } from '../gadgets/tls/definition.js';
@@ -39,8 +40,8 @@ export interface UiSourceOptions {
   verbose?: boolean;
 }
 
-/** The session's counters as the page shows them. */
-export function uiStats(st: SessionStats): UiSessionStats {
+/** The session's counters as the page shows them; a -c name is "never appeared" only at the end (until then the session waits). */
+export function uiStats(st: SessionStats, final = true): UiSessionStats {
   return {
     shown: st.shown,
     lost: st.lost,
@@ -49,7 +50,7 @@ export function uiStats(st: SessionStats): UiSessionStats {
     filtered: st.filtered,
     held: st.held,
     missingContainers: [...st.missingContainers],
-    problems: st.problems.map((p) => p.text),
+    problems: st.problems.filter((p) => final || p.code !== 'ERR_NO_CONTAINER').map((p) => p.text),
   };
 }
 
@@ -60,7 +61,7 @@ async function* messagesOf<E>(session: Session<E>): AsyncGenerator<SourceMessage
     else if (m.type === 'warning') yield { type: 'warning', code: m.code, text: m.text };
     else if (m.type === 'info') {
       if (m.text !== '') yield { type: 'info', code: m.code, text: m.text };
-    } else yield { type: 'stats', stats: uiStats(m.stats), final: m.final };
+    } else yield { type: 'stats', stats: uiStats(m.stats, m.final), final: m.final };
   }
 }
 
@@ -70,6 +71,15 @@ const DEFINITIONS: Record<string, GadgetDefinition<any, any>> = {
 };
 
 export const UI_GADGETS = Object.keys(DEFINITIONS);
+
+/** The fields each gadget's entries carry, before anything runs (to check a query early). */
+export function uiGadgetFields(names: readonly string[] = UI_GADGETS, params: UiSourceOptions['params'] = {}): { gadget: string; fields: readonly Field<CommonEvent>[]; httpFields?: readonly Field<CommonEvent>[] }[] {
+  return names.map((name) => {
+    const def = DEFINITIONS[name] as GadgetDefinition<CommonEvent, unknown>;
+    const fields = def.fields(parseParams(def.params, params?.[name] ?? {}), { json: true });
+    return name === tlsDefinition.name ? { gadget: name, fields, httpFields: tlsHttpFields() as readonly Field<CommonEvent>[] } : { gadget: name, fields };
+  });
+}
 
 /**
  * Starts one session per gadget over the scope. A usage error (a bad -p, a bad parameter) is

@@ -252,3 +252,31 @@ test('pausing stops new rows; they come in on resume', { skip }, async () => {
   await page.click('[data-test=pause]');
   await page.waitForSelector(row('/while-paused'), { timeout: 10_000 });
 });
+
+test('tlscope ui --query: a bad expression is a usage error with its column, before anything loads', { skip }, async () => {
+  const r = await runProcess(process.execPath, [CLI, 'ui', '--port', '0', '--query', 'proc.comm == "curl" && proc.cmd == "x"']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--query: unknown field "proc\.cmd" at column 24/);
+});
+
+test('the session speaks in the page: -c NAME that is not running says it waits, and the counts are there', { skip }, async () => {
+  const other = spawn(process.execPath, [CLI, 'ui', '-c', 'never-there-ui', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  other.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  other.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  try {
+    await until('the second tlscope ui to print its URL', () => /open http:\S+/.test(out) || other.exitCode !== null, 60_000);
+    assert.equal(other.exitCode, null, err);
+    await page.goto(/open (http:\S+)/.exec(out)?.[1] ?? '');
+    const note = page.locator('[data-test=messages] [data-test=note]');
+    await poll('the waiting note', async () => /waiting for container never-there-ui to start/.test((await note.textContent().catch(() => '')) ?? ''), 20_000);
+    // the counts are there from the start, from the sessions' stats
+    for (const c of ['shown', 'lost', 'missed', 'filtered', 'dropped']) assert.equal(await page.locator(`[data-test=count-${c}] b`).textContent(), '0', c);
+    await poll('the sessions\' first stats (per session, in the title)', async () => /trace tls: 0/.test((await page.locator('[data-test=count-lost]').getAttribute('title')) ?? ''), 10_000);
+    assert.doesNotMatch((await page.locator('[data-test=messages]').textContent()) ?? '', /never appeared/, 'while it waits, it is not said to have never appeared');
+    await shot('waiting');
+  } finally {
+    await stopChild(other, 'SIGINT');
+  }
+});
