@@ -15,6 +15,7 @@ const options: OptionSpecs = {
   'tls-cert': { type: 'string', arg: 'FILE', description: 'PEM certificate: serve HTTPS' },
   'tls-key': { type: 'string', arg: 'FILE', description: 'PEM private key of --tls-cert' },
   insecure: { type: 'boolean', description: 'allow --listen without TLS (the token then crosses the network in clear)' },
+  capture: { type: 'string', arg: 'EXPR', description: "also capture packets (tcpdump's filter, e.g. 'tcp port 443'; '' for all) and show one row per packet; the UI's own port is left out" },
   ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
   query: { type: 'string', short: 'q', arg: 'EXPR', description: 'the query the page opens with' },
   timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
@@ -31,6 +32,7 @@ a service map, and the view as JSON lines. The page is served from this process 
 Examples:
   tlscope ui                         every process and container; open the URL it prints
   tlscope ui -c web --port 0         one container, any free port
+  tlscope ui --capture 'tcp port 443'  also one row per packet of port 443 (as tlscope capture)
   ssh -L 7483:127.0.0.1:7483 HOST    then open the printed URL on your machine`;
 
 export async function run(argv: string[], ctx: CommandContext): Promise<number> {
@@ -76,6 +78,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       query: str(values, 'query'),
       signal: stop.signal,
       verbose: ctx.verbose || bool(values, 'verbose'),
+      ...(str(values, 'capture') === undefined ? {} : { capture: str(values, 'capture') as string }),
       say: (t) => void ctx.out.write(t),
       warn: (t) => void ctx.err.write(`tlscope: warning: ${t}\n`),
     });
