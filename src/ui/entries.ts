@@ -14,6 +14,7 @@ import type { TlsEvent } from '../gadgets/tls/gadget.js';
 import { TlsHttp, type TlsHttpEvent } from '../gadgets/tls/http.js';
 import { preview } from '../gadgets/tls/fields.js';
 import { toJsonObject } from '../output/json.js';
+import { looksLikeFrameStart, prefaceMatches } from '../protocols/http2.js';
 import type { Http1Request, Http1Response } from '../protocols/http1.js';
 import type { Entry, EntryDetail, EntryKind, UiChunk, UiMessage } from './protocol.js';
 
@@ -29,6 +30,13 @@ const CHUNK_BYTES = 64 * 1024;
 const HTTP_CONNECTIONS = 4096;
 
 const HTTP_START = /^(?:(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) \S+ HTTP\/1\.[01]\r?\n|HTTP\/1\.[01] \d{3})/;
+
+/** Whether a connection's first plaintext is HTTP/1 or HTTP/2 (its preface, or a frame mid-connection): the pairing's choice. */
+function speaksHttp(data: Uint8Array): boolean {
+  if (HTTP_START.test(Buffer.from(data.subarray(0, 64)).toString('latin1'))) return true;
+  const p = prefaceMatches(data);
+  return p !== 'no' || looksLikeFrameStart(data);
+}
 
 function b64(data: Uint8Array): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
@@ -67,7 +75,10 @@ function httpMessage(x: TlsHttpEvent, side: 'request' | 'response'): UiMessage {
 
 function chunkOf(e: TlsEvent): UiChunk {
   const data = e.data.length > CHUNK_BYTES ? e.data.subarray(0, CHUNK_BYTES) : e.data;
-  return { time: e.timestamp, direction: e.direction, len: e.len, base64: b64(data), truncated: e.truncated || data.length < e.data.length };
+  return {
+    time: e.timestamp, direction: e.direction, len: e.len, base64: b64(data), truncated: e.truncated || data.length < e.data.length,
+    ...(e.local === undefined ? {} : { local: e.local }), ...(e.remote === undefined ? {} : { remote: e.remote }), conn: e.conn, function: e.function,
+  };
 }
 
 function identity(e: CommonEvent, node: string | undefined): Pick<Entry, 'time' | 'node' | 'pod' | 'container' | 'comm' | 'pid'> {
@@ -124,7 +135,7 @@ export class EntryMaker<E extends CommonEvent> {
         const key = `${e.proc.pid}:${e.conn}`;
         let c = this.conns.get(key);
         if (c === undefined) {
-          c = { http: HTTP_START.test(Buffer.from(e.data.subarray(0, 64)).toString('latin1')), chunks: [], omitted: 0 };
+          c = { http: speaksHttp(e.data), chunks: [], omitted: 0 };
           this.conns.set(key, c);
           if (this.conns.size > HTTP_CONNECTIONS) this.conns.delete(this.conns.keys().next().value as string);
         }
@@ -176,6 +187,8 @@ export class EntryMaker<E extends CommonEvent> {
     const chunks = c?.chunks ?? [];
     const omitted = c?.omitted ?? 0;
     if (c !== undefined) {
+      // the pairing read HTTP on it (a trace begun mid-connection: its first bytes did not say)
+      c.http = true;
       c.chunks = [];
       c.omitted = 0;
     }

@@ -9,14 +9,15 @@ import type { Field } from '../fields/field.js';
 import type { TlsHttpEvent } from '../gadgets/tls/http.js';
 import { EntryMaker } from './entries.js';
 import type { Entry, UiSessionStats, UiStats } from './protocol.js';
-import type { ViewQuery } from './query.js';
+import { compileViewQuery, type GadgetFields, type ViewQuery } from './query.js';
 import { EntryRing } from './ring.js';
 
 /** The engine's SessionMessage, as far as the UI reads it. */
 export type SourceMessage<E> =
   | { type: 'events'; events: E[] }
   | { type: 'warning'; code: string; text: string }
-  | { type: 'stats'; stats: UiSessionStats };
+  | { type: 'info'; code: string; text: string }
+  | { type: 'stats'; stats: UiSessionStats; final?: boolean };
 
 export interface SourceSpec<E extends CommonEvent> {
   /** gadget name, e.g. 'trace tls' */
@@ -95,9 +96,12 @@ export class UiHub {
   private readonly views = new Set<View>();
   private readonly sessions: Record<string, UiSessionStats> = {};
   private readonly warnings: string[] = [];
+  private readonly notes: string[] = [];
   private readonly started = Date.now();
   private readonly timer: NodeJS.Timeout;
   readonly gadgets: string[] = [];
+  /** each gadget's fields: the names a view's query sees */
+  readonly fieldSets: GadgetFields[] = [];
 
   constructor(private readonly opts: HubOptions) {
     this.ring = opts.ring;
@@ -111,19 +115,37 @@ export class UiHub {
 
   /** Reads a session's messages until they end. */
   async run<E extends CommonEvent>(spec: SourceSpec<E>): Promise<void> {
-    this.gadgets.push(spec.gadget);
+    this.register(spec);
     const maker = new EntryMaker<E>(spec.gadget, spec.fields, this.opts.node, spec.httpFields);
     for await (const m of spec.messages) {
       if (m.type === 'events') this.add(maker.make(m.events));
       else if (m.type === 'stats') this.sessions[spec.gadget] = m.stats;
+      else if (m.type === 'info') this.note(`${spec.gadget}: ${m.text}`);
       else this.warn(`${spec.gadget}: ${m.text}`);
     }
+  }
+
+  /** Makes a gadget's fields known to queries (run() does it; call it before, to check a query early). */
+  register<E extends CommonEvent>(spec: Pick<SourceSpec<E>, 'gadget' | 'fields' | 'httpFields'>): void {
+    if (this.gadgets.includes(spec.gadget)) return;
+    this.gadgets.push(spec.gadget);
+    this.fieldSets.push({ gadget: spec.gadget, fields: spec.fields, ...(spec.httpFields === undefined ? {} : { httpFields: spec.httpFields }) });
+  }
+
+  /** A view's query over the registered gadgets' fields (CEL, as --query); throws QueryError. */
+  compile(text: string): ViewQuery {
+    return compileViewQuery(text, this.fieldSets);
   }
 
   warn(text: string): void {
     if (this.warnings.includes(text)) return;
     this.warnings.push(text);
     if (this.warnings.length > 20) this.warnings.shift();
+  }
+
+  note(text: string): void {
+    this.notes.push(text);
+    if (this.notes.length > 20) this.notes.shift();
   }
 
   add(pending: ReturnType<EntryMaker<CommonEvent>['make']>): void {
@@ -156,6 +178,7 @@ export class UiHub {
       ring: { size: this.ring.size, capacity: this.ring.capacity, evicted: this.ring.evicted },
       view: { matched: view?.matched ?? 0, queryFiltered: view?.queryFiltered ?? 0, dropped: view?.dropped ?? 0 },
       warnings: [...this.warnings],
+      notes: [...this.notes],
       uptimeMs: Date.now() - this.started,
     };
   }

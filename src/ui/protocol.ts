@@ -30,6 +30,13 @@ export interface UiChunk {
   len: number;
   base64: string;
   truncated: boolean;
+  /** the socket's addresses (for the decrypted pcapng download) */
+  local?: string;
+  remote?: string;
+  /** the TLS session within the process */
+  conn?: string;
+  /** the probed function (SSL_write, …) */
+  function?: string;
 }
 
 export interface EntryDetail {
@@ -77,7 +84,12 @@ export interface UiSessionStats {
   misses: Record<string, number>;
   outOfScope: number;
   filtered: number;
+  /** waiting for late binding now */
   held: number;
+  /** -c names that have not appeared (yet) */
+  missingContainers?: string[];
+  /** why the run does not do what was asked (a container that never appeared, …) */
+  problems?: string[];
 }
 
 export interface UiStats {
@@ -86,6 +98,8 @@ export interface UiStats {
   /** this stream: entries left out by the view's query, dropped because the page read too slowly */
   view: { matched: number; queryFiltered: number; dropped: number };
   warnings: string[];
+  /** what the sessions said as it happened ("waiting for container web to start") */
+  notes: string[];
   uptimeMs: number;
 }
 
@@ -100,4 +114,6 @@ export interface QueryErrorBody {
   error: string;
   /** 0-based character offset in the query, when known */
   position: number | undefined;
+  /** what to try instead */
+  hint?: string;
 }

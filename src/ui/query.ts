@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The view's query, evaluated over an entry's `-o json` object (the names `--fields` and
- * `--query` use), plus `tls` (decrypted) and `kind` (http, tls, sni, packet).
- *
- * Until the CEL compiler of src/query lands this takes Inspektor Gadget's --filter syntax
- * (`proc.comm==curl,path~^/api,status>=500`: every term holds), with errors at their position.
+ * The view's query: the same CEL as `--query` (src/query/compileQuery), over the fields of the
+ * gadgets the UI runs, by their `-o json` names (`proc.comm == "curl"`, `http.status >= 500`,
+ * `name.endsWith(".test")`), plus `tls` (true for decrypted rows), `kind` (http, tls, sni,
+ * packet), `gadget` and `node`. It is evaluated over an entry's `-o json` object, which the
+ * ring keeps, so a new view (a new query) also applies to what was kept before it.
+ * Errors carry their 0-based position in the text, for the page to point at.
  */
+import { UsageError } from '../errors.js';
+import type { Field, FieldValue } from '../fields/field.js';
+import { compileQuery } from '../query/query.js';
 import type { Entry } from './protocol.js';
 
 export class QueryError extends Error {
-  constructor(message: string, readonly position: number | undefined) {
+  constructor(message: string, readonly position: number | undefined, readonly hint?: string) {
     super(message);
   }
 }
@@ -19,65 +23,76 @@ export interface ViewQuery {
   match(entry: Entry): boolean;
 }
 
-const TERM = /^(\s*)([A-Za-z_][A-Za-z0-9_.]*)\s*(==|!=|!~|~|>=|<=|>|<)\s*(.*?)\s*$/;
+/** A gadget's fields as its entries' JSON holds them (and its HTTP exchanges'). */
+export interface GadgetFields {
+  gadget: string;
+  fields: readonly Field<any>[];
+  httpFields?: readonly Field<any>[];
+}
 
-function lookup(obj: Record<string, unknown>, path: string): unknown {
+function lookup(obj: Record<string, unknown>, path: string): FieldValue {
   let v: unknown = obj;
   for (const k of path.split('.')) {
     if (typeof v !== 'object' || v === null) return undefined;
     v = (v as Record<string, unknown>)[k];
   }
-  return v;
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v;
+  if (Array.isArray(v)) return v.join(',');
+  return undefined;
 }
 
-/** The object a query sees: the JSON, and what the table adds. */
-export function queryObject(e: Entry): Record<string, unknown> {
-  return { ...e.json, tls: e.tls !== undefined, kind: e.kind, node: e.node };
-}
+const EXTRA: Field<Entry>[] = [
+  { name: 'kind', column: 'KIND', width: 6, description: 'http, tls, sni or packet', visible: false, get: (e) => e.kind },
+  { name: 'gadget', column: 'GADGET', width: 10, description: 'the gadget that made the row', visible: false, get: (e) => e.json['gadget'] as string | undefined },
+  { name: 'node', column: 'NODE', width: 10, description: 'the node', visible: false, get: (e) => e.node },
+];
 
-function text(v: unknown): string {
-  return v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-}
-
-export function compileViewQuery(query: string): ViewQuery {
-  const preds: ((o: Record<string, unknown>) => boolean)[] = [];
-  let at = 0;
-  for (const term of query.split(',')) {
-    const start = at;
-    at += term.length + 1;
-    if (term.trim() === '') continue;
-    const m = TERM.exec(term);
-    if (m === null) throw new QueryError(`expected field==value, field!=value, field~regex or field>number, got "${term.trim()}"`, start + (term.length - term.trimStart().length));
-    const [, lead = '', path = '', op = '', raw = ''] = m;
-    const valueAt = start + term.indexOf(raw, lead.length + path.length + op.length);
-    switch (op) {
-      case '==':
-        preds.push((o) => text(lookup(o, path)) === raw);
-        break;
-      case '!=':
-        preds.push((o) => text(lookup(o, path)) !== raw);
-        break;
-      case '~':
-      case '!~': {
-        let re: RegExp;
-        try {
-          re = new RegExp(raw);
-        } catch (err) {
-          throw new QueryError(`bad regular expression: ${(err as Error).message}`, valueAt);
-        }
-        preds.push(op === '~' ? (o) => re.test(text(lookup(o, path))) : (o) => !re.test(text(lookup(o, path))));
-        break;
-      }
-      default: {
-        const n = Number(raw);
-        if (raw === '' || Number.isNaN(n)) throw new QueryError(`"${op}" needs a number`, valueAt);
-        const cmp = op === '>' ? (a: number) => a > n : op === '<' ? (a: number) => a < n : op === '>=' ? (a: number) => a >= n : (a: number) => a <= n;
-        preds.push((o) => {
-          const v = lookup(o, path);
-          return (typeof v === 'number' || (typeof v === 'string' && v !== '')) && cmp(Number(v));
-        });
-      }
+/**
+ * The names a view's query sees: every gadget's fields (the first declaration of a name wins),
+ * read from the entry's JSON. A name that would sit below another field's name is left out.
+ */
+export function viewFields(gadgets: readonly GadgetFields[]): Field<Entry>[] {
+  const out: Field<Entry>[] = [...EXTRA];
+  const names = new Set(out.map((f) => f.name));
+  const clashes = (name: string): boolean => {
+    for (const n of names) if (n.startsWith(`${name}.`) || name.startsWith(`${n}.`)) return true;
+    return false;
+  };
+  for (const g of gadgets) {
+    for (const f of [...g.fields, ...(g.httpFields ?? [])]) {
+      if (names.has(f.name) || clashes(f.name)) continue;
+      names.add(f.name);
+      const name = f.name;
+      out.push({ ...f, get: (e: Entry) => lookup(e.json, name) });
     }
   }
-  return { text: query, match: (e) => preds.length === 0 || preds.every((p) => p(queryObject(e))) };
+  return out;
+}
+
+/** "--query: unknown field "x" at column 5\n    …\n    ^" → the summary and its 0-based offset. */
+function fromUsage(text: string, e: UsageError): QueryError {
+  const [first = '', ...rest] = e.message.split('\n');
+  let summary = first.replace(/^--query: /, '');
+  let position: number | undefined;
+  const m = / at (?:line (\d+), )?column (\d+)$/.exec(summary);
+  if (m !== null) {
+    summary = summary.slice(0, m.index);
+    const line = Number(m[1] ?? 1);
+    const column = Number(m[2]);
+    const lines = text.split('\n');
+    position = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0) + column - 1;
+  }
+  void rest;
+  return new QueryError(summary, position, e.hint);
+}
+
+/** Compiles a view's query (CEL); throws QueryError with the position. */
+export function compileViewQuery(text: string, gadgets: readonly GadgetFields[]): ViewQuery {
+  try {
+    const q = compileQuery<Entry>(text, viewFields(gadgets), { tls: (e) => e.tls !== undefined });
+    return { text, match: (e) => q.predicate(e) };
+  } catch (e) {
+    if (e instanceof UsageError) throw fromUsage(text, e);
+    throw e;
+  }
 }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-/** `tlscope ui`: the gadgets' sessions → the hub (ring, views) → the HTTP server, until stopped. */
+/** `tlscope ui`: the gadgets' sessions (src/session) → the hub (ring, views) → the HTTP server, until stopped. */
 import { hostname } from 'node:os';
 import type { ContainerSelector } from '../containers/selector.js';
-import { TlscopeError, UsageError } from '../errors.js';
+import { errorMessage, TlscopeError, UsageError } from '../errors.js';
+import { openCaptureSource, packetSummaryFields } from './capture-source.js';
 import { UiHub } from './hub.js';
+import { QueryError } from './query.js';
 import { EntryRing } from './ring.js';
 import { UiServer } from './server.js';
-import { openSources } from './sources.js';
+import { openSources, uiGadgetFields } from './sources.js';
 
 export interface UiRunOptions {
   selector: ContainerSelector;
@@ -18,6 +20,9 @@ export interface UiRunOptions {
   /** the view's query in the printed URL */
   query: string | undefined;
   signal: AbortSignal;
+  verbose?: boolean;
+  /** --capture EXPR: also the capture gadget with this pcap filter (the UI's port left out) */
+  capture?: string;
   /** the URL line and warnings */
   say(text: string): void;
   warn(text: string): void;
@@ -29,8 +34,20 @@ export async function runUi(o: UiRunOptions): Promise<void> {
     hub.warn(text);
     o.warn(text);
   };
-  const sources = await openSources(o.selector, o.signal, warn);
+  // a bad --query is a usage error with its column before anything loads
+  for (const spec of uiGadgetFields()) hub.register(spec);
+  if (o.capture !== undefined) hub.register({ gadget: 'capture', fields: packetSummaryFields() as never });
+  if (o.query !== undefined) {
+    try {
+      hub.compile(o.query);
+    } catch (e) {
+      if (e instanceof QueryError) throw new UsageError(`--query: ${e.message}${e.position === undefined ? '' : ` at column ${e.position + 1}`}`, e.hint);
+      throw e;
+    }
+  }
+  const sources = await openSources({ selector: o.selector, signal: o.signal, warn, ...(o.verbose === undefined ? {} : { verbose: o.verbose }) });
   let server: UiServer | undefined;
+  let capture: Awaited<ReturnType<typeof openCaptureSource>> | undefined;
   try {
     try {
       server = await UiServer.start({ hub, host: o.host, port: o.port, ...(o.tls === undefined ? {} : { tls: o.tls }) });
@@ -43,12 +60,22 @@ export async function runUi(o: UiRunOptions): Promise<void> {
     const url = o.query === undefined ? server.url : `${server.url}&q=${encodeURIComponent(o.query)}`;
     o.say(`tlscope ui: open ${url}\n`);
     const runs = sources.specs.map((s) => hub.run(s));
+    if (o.capture !== undefined) {
+      try {
+        capture = await openCaptureSource({ expression: o.capture, uiPort: server.port, selector: o.selector, signal: o.signal });
+        runs.push(hub.run(capture.spec));
+      } catch (e) {
+        warn(`capture: ${errorMessage(e)}`);
+      }
+    }
     if (!o.signal.aborted) await new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await capture?.session.stop();
     await sources.stop();
     await Promise.all(runs);
   } finally {
     await server?.close();
     hub.stop();
+    await capture?.session.stop();
     await sources.stop();
   }
 }

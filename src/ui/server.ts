@@ -10,9 +10,10 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { PlaintextPcapngWriter, type PlaintextChunk } from '../output/plaintext-pcapng.js';
 import type { UiHub } from './hub.js';
 import type { Entry, QueryErrorBody, StreamEvent } from './protocol.js';
-import { compileViewQuery, QueryError, type ViewQuery } from './query.js';
+import { QueryError, type ViewQuery } from './query.js';
 
 export interface UiServerOptions {
   hub: UiHub;
@@ -157,6 +158,8 @@ export class UiServer {
         return this.checkQuery(res, url, headers);
       case '/api/download.jsonl':
         return this.download(res, url, headers);
+      case '/api/download.pcapng':
+        return this.downloadPcapng(res, url, headers);
     }
     const m = /^\/api\/entry\/(\d+)$/.exec(url.pathname);
     if (m !== null) {
@@ -178,10 +181,10 @@ export class UiServer {
     const text = url.searchParams.get('q') ?? '';
     if (text.trim() === '') return { q: undefined };
     try {
-      return { q: compileViewQuery(text) };
+      return { q: this.opts.hub.compile(text) };
     } catch (e) {
       if (!(e instanceof QueryError)) throw e;
-      const body: QueryErrorBody = { error: e.message, position: e.position };
+      const body: QueryErrorBody = { error: e.message, position: e.position, ...(e.hint === undefined ? {} : { hint: e.hint }) };
       this.json(res, 400, headers, body);
       return undefined;
     }
@@ -207,6 +210,43 @@ export class UiServer {
       }
     }
     res.end(out);
+  }
+
+  /**
+   * The view's decrypted plaintext as pcapng (as `trace tls -w`): the raw calls kept with each
+   * matching row, as TCP streams of their real 4-tuples, one interface per process. What the
+   * ring did not keep (calls cut at 64 KiB, more than 16 per exchange) is not there.
+   */
+  private downloadPcapng(res: ServerResponse, url: URL, headers: Record<string, string>): void {
+    const parsed = this.query(res, url, headers);
+    if (parsed === undefined) return;
+    const upTo = Number(url.searchParams.get('upto') ?? Infinity);
+    const chunks: PlaintextChunk[] = [];
+    for (const { entry, detail } of this.opts.hub.ring.values()) {
+      if (entry.seq > upTo) break;
+      if (parsed.q !== undefined && !parsed.q.match(entry)) continue;
+      const who = entry.container === undefined || entry.container === '?' ? '' : ` in ${entry.container}`;
+      for (const c of detail.chunks) {
+        if (c.local === undefined || c.remote === undefined) continue;
+        chunks.push({
+          timestampMs: c.time,
+          direction: c.direction,
+          local: c.local,
+          remote: c.remote,
+          data: Buffer.from(c.base64, 'base64'),
+          owner: `pid ${entry.pid} (${entry.comm})${who}`,
+          comment: `pid ${entry.pid} ${entry.comm} ${c.function ?? c.direction}${c.truncated ? ' (cut: not all of the call was kept)' : ''}`,
+          ...(c.conn === undefined ? {} : { connection: c.conn }),
+        });
+      }
+    }
+    chunks.sort((a, b) => a.timestampMs - b.timestampMs);
+    const parts: Buffer[] = [];
+    const w = new PlaintextPcapngWriter((b) => void parts.push(Buffer.from(b)), 'tlscope ui');
+    w.write(chunks);
+    w.close();
+    res.writeHead(200, { ...headers, 'content-type': 'application/vnd.tcpdump.pcap', 'content-disposition': 'attachment; filename="tlscope-view.pcapng"' });
+    res.end(Buffer.concat(parts));
   }
 
   private stream(req: IncomingMessage, res: ServerResponse, url: URL, headers: Record<string, string>): void {

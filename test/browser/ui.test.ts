@@ -15,10 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { notRoot } from '../helpers/root.js';
-import { makeWorkDir } from '../integration/tls/helpers.js';
-import { CliProcess } from '../helpers/cli.js';
-import { runProcess, stopChild } from '../helpers/process.js';
-import { waitUntil } from '../helpers/wait.js';
+import { CLI, makeWorkDir, runProcess, stopChild, until } from '../integration/tls/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
@@ -48,11 +45,15 @@ print('port', srv.server_address[1], flush=True)
 srv.serve_forever()
 `;
 
+const BASE_QUERY = 'proc.comm in ["curl", "python3"]';
+
 let work: ReturnType<typeof makeWorkDir>;
 let server: ChildProcess;
 let serverPort = 0;
 const served: string[] = [];
-let ui: CliProcess;
+let ui: ChildProcess;
+let uiOut = '';
+let uiErr = '';
 let url = '';
 let profile = '';
 let browser: BrowserContext;
@@ -61,12 +62,21 @@ let page: Page;
 let servedFrom = 0;
 
 async function curl(path: string): Promise<void> {
-  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${serverPort}:127.0.0.1`, `https://shop.test:${serverPort}${path}`]);
+  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${serverPort}:127.0.0.1`, `https://shop.test:${serverPort}${path}`]).done;
   assert.equal(r.code, 0, r.stderr);
 }
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+/** Waits for an async condition (the page's CSP forbids the string form of waitForFunction). */
+async function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function row(path: string, comm = 'curl'): string {
@@ -84,13 +94,18 @@ before(async () => {
     if (k === 'port') serverPort = Number(v);
     if (k === 'req') served.push(v);
   });
-  await waitUntil('the python TLS server', () => serverPort > 0 || server.exitCode !== null);
+  await until('the python TLS server', () => serverPort > 0 || server.exitCode !== null);
   assert.ok(serverPort > 0, 'python TLS server did not start');
 
-  ui = new CliProcess(['ui', '--host', '--port', '0']);
-  await waitUntil('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(ui.stdoutText) || ui.exited, 60_000);
-  assert.equal(ui.exited, false, `tlscope ui exited: ${ui.stderr}`);
-  url = /open (http:\S+)/.exec(ui.stdoutText)?.[1] ?? '';
+  // the host may carry other TLS traffic (a cluster's API server): the page opens with a query on
+  // the test's own processes (`--query`, the same CEL as the trace commands'; it goes in the URL)
+  ui = spawn(process.execPath, [CLI, 'ui', '--host', '--port', '0', '--query', BASE_QUERY], { stdio: ['ignore', 'pipe', 'pipe'] });
+  ui.stdout!.setEncoding('utf8').on('data', (d: string) => (uiOut += d));
+  ui.stderr!.setEncoding('utf8').on('data', (d: string) => (uiErr += d));
+  await until('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(uiOut) || ui.exitCode !== null, 60_000);
+  assert.equal(ui.exitCode, null, `tlscope ui exited: ${uiErr}`);
+  url = /open (http:\S+)/.exec(uiOut)?.[1] ?? '';
+  assert.equal(new URL(url).searchParams.get('q'), BASE_QUERY, 'the URL carries --query');
 
   profile = mkdtempSync(join(work.dir, 'profile-'));
   browser = await chromium.launchPersistentContext(profile, {
@@ -106,9 +121,10 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await browser?.close();
-  await ui?.stop('SIGINT', 5000);
+  if (ui !== undefined) await stopChild(ui, 'SIGINT');
   if (server !== undefined) await stopChild(server);
   work?.remove();
+  if (ui?.exitCode === null) ui.kill('SIGKILL');
 });
 
 test('without the token: 401, for the page and the API', { skip }, async () => {
@@ -131,7 +147,7 @@ test('a curl request shows within 1 s with method, path, status and the lock; it
       servedFrom = served.indexOf(`/warmup/${i}`);
       break;
     } catch (e) {
-      if (i >= 10) throw new Error(`no warm-up request showed in 10 tries; tlscope ui said: ${ui.stderr}`, { cause: e });
+      if (i >= 10) throw new Error(`no warm-up request showed in 10 tries; tlscope ui said: ${uiErr}`, { cause: e });
     }
   }
   const delays: number[] = [];
@@ -170,25 +186,30 @@ test('a query narrows the table; a bad one says where it is wrong', { skip }, as
   await page.goto(url);
   await page.waitForSelector(row('/orders/42?n=0'));
   const before = await page.locator('[data-test=count-shown] b').textContent();
-  await page.fill('[data-test=query]', 'proc.comm==curl,http.path~^/orders/4[23]');
+  await page.fill('[data-test=query]', 'proc.comm == "curl" && http.path.matches("^/orders/4[23]")');
   await page.press('[data-test=query]', 'Enter');
-  await waitUntil('the table to narrow to two rows', async () => (await page.locator('[data-test=row]').count()) === 2);
+  await poll('the table to narrow to two rows', async () => (await page.locator('[data-test=row]').count()) === 2);
   const paths = await page.locator('[data-test=row]').evaluateAll((rs) => rs.map((r) => r.getAttribute('data-path')));
   assert.deepEqual(paths.sort(), ['/orders/42?n=0', '/orders/43?n=1']);
   assert.notEqual(await page.locator('[data-test=count-shown] b').textContent(), before);
   assert.match(page.url(), /[?&]q=proc\.comm/, 'the query is in the URL');
+  // the counts come from the sessions and are always there
+  for (const c of ['shown', 'lost', 'missed', 'filtered', 'dropped']) assert.equal(await page.locator(`[data-test=count-${c}]`).count(), 1, c);
+  assert.ok(Number(((await page.locator('[data-test=count-filtered] b').textContent()) ?? '').replace(/\D/g, '')) > 0, 'the query left rows out');
   await curl('/orders/43?n=live');
   await curl('/cart');
   await page.waitForSelector(row('/orders/43?n=live'), { timeout: 20_000 });
   assert.equal(await page.locator(row('/cart')).count(), 0, 'a new request outside the query stays out');
   await shot('query');
 
-  await page.fill('[data-test=query]', 'http.status>=500,http.path~([');
+  // the same CEL as --query: a misspelt field is shown where it is
+  await page.fill('[data-test=query]', 'http.status >= 500 && http.pth == "/x"');
   await page.press('[data-test=query]', 'Enter');
   const err = page.locator('[data-test=query-error]');
   await err.waitFor({ timeout: 10_000 });
-  assert.match((await err.textContent()) ?? '', /at 28: bad regular expression/);
-  assert.equal(await err.locator('mark').textContent(), '(');
+  assert.match((await err.textContent()) ?? '', /at 23: unknown field "http\.pth"/);
+  assert.equal(await err.locator('mark').textContent(), 'h');
+  assert.match((await err.locator('[data-test=query-hint]').textContent()) ?? '', /http\.path/);
   await shot('query-error');
   await page.fill('[data-test=query]', '');
   await page.press('[data-test=query]', 'Enter');
@@ -230,4 +251,62 @@ test('pausing stops new rows; they come in on resume', { skip }, async () => {
   await shot('paused');
   await page.click('[data-test=pause]');
   await page.waitForSelector(row('/while-paused'), { timeout: 10_000 });
+});
+
+test('tlscope ui --query: a bad expression is a usage error with its column, before anything loads', { skip }, async () => {
+  const r = await runProcess(process.execPath, [CLI, 'ui', '--port', '0', '--query', 'proc.comm == "curl" && proc.cmd == "x"']).done;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--query: unknown field "proc\.cmd" at column 24/);
+});
+
+test('the session speaks in the page: -c NAME that is not running says it waits, and the counts are there', { skip }, async () => {
+  const other = spawn(process.execPath, [CLI, 'ui', '-c', 'never-there-ui', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  other.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  other.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  try {
+    await until('the second tlscope ui to print its URL', () => /open http:\S+/.test(out) || other.exitCode !== null, 60_000);
+    assert.equal(other.exitCode, null, err);
+    await page.goto(/open (http:\S+)/.exec(out)?.[1] ?? '');
+    const note = page.locator('[data-test=messages] [data-test=note]');
+    await poll('the waiting note', async () => /waiting for container never-there-ui to start/.test((await note.textContent().catch(() => '')) ?? ''), 20_000);
+    // the counts are there from the start, from the sessions' stats
+    for (const c of ['shown', 'lost', 'missed', 'filtered', 'dropped']) assert.equal(await page.locator(`[data-test=count-${c}] b`).textContent(), '0', c);
+    await poll('the sessions\' first stats (per session, in the title)', async () => /trace tls: 0/.test((await page.locator('[data-test=count-lost]').getAttribute('title')) ?? ''), 10_000);
+    assert.doesNotMatch((await page.locator('[data-test=messages]').textContent()) ?? '', /never appeared/, 'while it waits, it is not said to have never appeared');
+    await shot('waiting');
+  } finally {
+    await stopChild(other, 'SIGINT');
+  }
+});
+
+test('--capture: packets of the server\'s port are rows of their own (tcpdump\'s line), selected with kind == "packet"', { skip }, async () => {
+  // its own run: the capture gadget's session beside trace tls and trace sni, on the test server's port only
+  const other = spawn(process.execPath, [CLI, 'ui', '--port', '0', '--capture', `tcp port ${serverPort}`, '--query', 'kind == "packet" && summary.contains("Flags [S]")'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  other.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  other.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  try {
+    await until('the capturing tlscope ui to print its URL', () => /open http:\S+/.test(out) || other.exitCode !== null, 60_000);
+    assert.equal(other.exitCode, null, err);
+    await page.goto(/open (http:\S+)/.exec(out)?.[1] ?? '');
+    await page.waitForSelector('[data-test=count-shown]');
+    const syn = page.locator('[data-test=row]', { hasText: `> 127.0.0.1.${serverPort}: Flags [S]` }).first();
+    for (let i = 0; ; i++) {
+      await curl(`/syn-please/${i}`);
+      try {
+        await syn.waitFor({ timeout: 3000 });
+        break;
+      } catch (e) {
+        if (i >= 10) throw new Error(`no SYN row in 10 tries; tlscope ui said: ${err}`, { cause: e });
+      }
+    }
+    assert.match((await syn.textContent()) ?? '', /PKT/);
+    assert.equal(await page.locator('[data-test=row]', { hasText: 'HTTP' }).count(), 0, 'the query leaves only packets');
+    await shot('capture');
+  } finally {
+    await stopChild(other, 'SIGINT');
+  }
 });

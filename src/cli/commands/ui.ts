@@ -2,8 +2,7 @@
 /** `tlscope ui`: a live web UI of every gadget, on 127.0.0.1 behind a token. */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { PermissionError, UsageError } from '../../errors.js';
-import { isPrivileged } from '../../ebpf/privileges.js';
+import { UsageError } from '../../errors.js';
 import { runUi } from '../../ui/run.js';
 import { bool, helpText, int, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -16,6 +15,7 @@ const options: OptionSpecs = {
   'tls-cert': { type: 'string', arg: 'FILE', description: 'PEM certificate: serve HTTPS' },
   'tls-key': { type: 'string', arg: 'FILE', description: 'PEM private key of --tls-cert' },
   insecure: { type: 'boolean', description: 'allow --listen without TLS (the token then crosses the network in clear)' },
+  capture: { type: 'string', arg: 'EXPR', description: "also capture packets (tcpdump's filter, e.g. 'tcp port 443'; '' for all) and show one row per packet; the UI's own port is left out" },
   ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
   query: { type: 'string', short: 'q', arg: 'EXPR', description: 'the query the page opens with' },
   timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
@@ -23,7 +23,8 @@ const options: OptionSpecs = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
-const ABOUT = `Runs trace tls (plaintext, paired into HTTP exchanges) and trace sni over the scope and
+const ABOUT = `Runs trace tls (plaintext, paired into HTTP/1, HTTP/2 and gRPC exchanges) and trace sni
+as sessions over the scope (the same engine, scope and late binding as the trace commands) and
 serves a page that shows them live: a table, each entry's headers and body, a query bar,
 a service map, and the view as JSON lines. The page is served from this process only
 (nothing is fetched from elsewhere) and only with the token in the URL it prints.
@@ -31,6 +32,7 @@ a service map, and the view as JSON lines. The page is served from this process 
 Examples:
   tlscope ui                         every process and container; open the URL it prints
   tlscope ui -c web --port 0         one container, any free port
+  tlscope ui --capture 'tcp port 443'  also one row per packet of port 443 (as tlscope capture)
   ssh -L 7483:127.0.0.1:7483 HOST    then open the printed URL on your machine`;
 
 export async function run(argv: string[], ctx: CommandContext): Promise<number> {
@@ -60,7 +62,6 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
   const ringEntries = int(values, 'ring', { min: 100, max: 1_000_000 }) ?? 10_000;
   const timeout = int(values, 'timeout', { min: 1 });
-  if (!isPrivileged()) throw new PermissionError('tlscope ui needs root');
 
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();
@@ -76,6 +77,8 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       ringBytes: 256 << 20,
       query: str(values, 'query'),
       signal: stop.signal,
+      verbose: ctx.verbose || bool(values, 'verbose'),
+      ...(str(values, 'capture') === undefined ? {} : { capture: str(values, 'capture') as string }),
       say: (t) => void ctx.out.write(t),
       warn: (t) => void ctx.err.write(`tlscope: warning: ${t}\n`),
     });

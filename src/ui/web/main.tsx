@@ -2,7 +2,7 @@
 /** The page: a live table of entries, a detail pane, the query bar, the counts and a service map. */
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { Entry, QueryErrorBody, StreamEvent, UiStats } from '../protocol.js';
+import type { Entry, QueryErrorBody, StreamEvent, UiSessionStats, UiStats } from '../protocol.js';
 import { auth, params, token } from './api.js';
 import { Detail } from './detail.js';
 import { Lock } from './icons.js';
@@ -13,6 +13,7 @@ import { Table } from './table.js';
 interface QueryFail {
   error: string;
   position: number | undefined;
+  hint?: string;
 }
 
 /** Reads /api/stream (server-sent events over fetch, so a 400 with the query's error can be read). */
@@ -41,12 +42,15 @@ function sum(xs: number[]): number {
 }
 
 function Counts({ stats, shown, waiting }: { stats: UiStats | undefined; shown: number; waiting: number }) {
-  const s = Object.values(stats?.sessions ?? {});
+  const sessions = Object.entries(stats?.sessions ?? {});
+  const s = sessions.map(([, x]) => x);
   const lost = sum(s.map((x) => x.lost));
-  const missed = sum(s.map((x) => sum(Object.values(x.misses)))) ;
+  const missed = sum(s.map((x) => sum(Object.values(x.misses))));
   const filtered = sum(s.map((x) => x.filtered + x.outOfScope)) + (stats?.view.queryFiltered ?? 0);
+  const held = sum(s.map((x) => x.held));
   const dropped = stats?.view.dropped ?? 0;
-  const missTitle = s.flatMap((x) => Object.entries(x.misses)).map(([k, v]) => `${k}: ${v}`).join('\n') || 'events seen but not attributable or not complete';
+  const per = (f: (x: UiSessionStats) => string): string => sessions.map(([g, x]) => `${g}: ${f(x)}`).join('\n');
+  const missTitle = `events seen but not shown as they are (not attributable, incomplete calls)\n${per((x) => Object.entries(x.misses).map(([k, v]) => `${v} ${k}`).join(', ') || '0')}`;
   const chip = (name: string, n: number, title: string, bad = false) => (
     <span class={`chip${bad && n > 0 ? ' bad' : ''}`} title={title} data-test={`count-${name}`}>
       <b>{n.toLocaleString()}</b> {name}
@@ -54,11 +58,12 @@ function Counts({ stats, shown, waiting }: { stats: UiStats | undefined; shown: 
   );
   return (
     <div class="counts">
-      {chip('shown', shown, 'rows in this view')}
+      {chip('shown', shown, `rows in this view\nevents the sessions passed on:\n${per((x) => String(x.shown))}`)}
       {waiting > 0 ? chip('waiting', waiting, 'arrived while paused') : null}
-      {chip('lost', lost, 'events the kernel could not queue (ring buffer full)', true)}
+      {chip('lost', lost, `events the kernel could not queue (ring buffer full)\n${per((x) => String(x.lost))}`, true)}
       {chip('missed', missed, missTitle, true)}
-      {chip('filtered', filtered, 'left out by the scope, the session filter or this query')}
+      {chip('filtered', filtered, `left out: ${sum(s.map((x) => x.outOfScope))} out of scope, ${sum(s.map((x) => x.filtered))} by the session's filter, ${stats?.view.queryFiltered ?? 0} by this query`)}
+      {held > 0 ? chip('held', held, 'waiting for their container to be known (late binding, up to 2 s)') : null}
       {chip('dropped', dropped, 'not sent because this page read too slowly', true)}
       <span class="chip dim" title="entries the server keeps; older ones are evicted" data-test="count-ring">
         ring {(stats?.ring.size ?? 0).toLocaleString()}/{(stats?.ring.capacity ?? 0).toLocaleString()}
@@ -67,11 +72,24 @@ function Counts({ stats, shown, waiting }: { stats: UiStats | undefined; shown: 
   );
 }
 
+/** What the sessions say: problems (a -c container that never appeared), warnings, the latest note. */
+function Messages({ stats }: { stats: UiStats | undefined }) {
+  if (stats === undefined) return null;
+  const problems = Object.entries(stats.sessions).flatMap(([g, x]) => (x.problems ?? []).map((p) => `${g}: ${p}`));
+  const lines = [...problems.map((t) => ['problem', t] as const), ...stats.warnings.slice(-3).map((t) => ['warning', t] as const), ...stats.notes.slice(-1).map((t) => ['note', t] as const)];
+  if (lines.length === 0) return null;
+  return (
+    <div class="warnings" data-test="messages">
+      {lines.map(([kind, t]) => <div class={kind} data-test={kind}>{t}</div>)}
+    </div>
+  );
+}
+
 function QueryBar({ value, error, onInput, onApply }: { value: string; error: QueryFail | undefined; onInput: (s: string) => void; onApply: () => void }) {
   return (
     <form class="query" onSubmit={(ev) => { ev.preventDefault(); onApply(); }}>
       <div class={`qbox${error ? ' bad' : ''}`}>
-        <input data-test="query" value={value} spellcheck={false} placeholder={'query, e.g.  proc.comm==curl,status>=400   (Enter to apply)'} onInput={(ev) => onInput((ev.target as HTMLInputElement).value)} />
+        <input data-test="query" value={value} spellcheck={false} placeholder={'CEL, as --query:  proc.comm == "curl" && http.status >= 400   ·   tls   ·   kind == "sni"   (Enter)'} onInput={(ev) => onInput((ev.target as HTMLInputElement).value)} />
         {error ? (
           <div class="qerror" data-test="query-error">
             {error.position !== undefined ? (
@@ -82,6 +100,7 @@ function QueryBar({ value, error, onInput, onApply }: { value: string; error: Qu
               </code>
             ) : null}
             <span>{error.position !== undefined ? `at ${error.position + 1}: ` : ''}{error.error}</span>
+            {error.hint ? <small class="qhint" data-test="query-hint">{error.hint}</small> : null}
           </div>
         ) : null}
       </div>
@@ -175,7 +194,9 @@ function App() {
 
   const list = entries.current;
   const lastSeq = list.at(-1)?.seq ?? 0;
-  const download = `/api/download.jsonl?q=${encodeURIComponent(query)}&upto=${lastSeq}${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+  const viewArgs = `q=${encodeURIComponent(query)}&upto=${lastSeq}${token ? `&token=${encodeURIComponent(token)}` : ''}`;
+  const download = `/api/download.jsonl?${viewArgs}`;
+  const downloadPcap = `/api/download.pcapng?${viewArgs}`;
   const selectedEntry = useMemo(() => list.find((e) => e.seq === selected), [selected, version]);
 
   return (
@@ -198,10 +219,11 @@ function App() {
             {paused ? '▶ Resume' : '❚❚ Pause'}
           </button>
           <a class="button" href={download} download="tlscope-view.jsonl" data-test="download" title="the rows of this view as JSON lines (-o json objects)">⤓ JSON lines</a>
+          <a class="button" href={downloadPcap} download="tlscope-view.pcapng" data-test="download-pcapng" title="the decrypted plaintext of this view as pcapng (as trace tls -w): TCP streams of the real 4-tuples, one interface per process; Wireshark reads HTTP/1, HTTP/2 and gRPC with no keys">⤓ pcapng</a>
         </div>
       </header>
       <Counts stats={stats} shown={list.length} waiting={pending.current.length} />
-      {stats && stats.warnings.length > 0 ? <div class="warnings">{stats.warnings.at(-1)}</div> : null}
+      <Messages stats={stats} />
       <main class={selectedEntry && tab === 'table' ? 'split' : ''}>
         {tab === 'table' ? (
           <>

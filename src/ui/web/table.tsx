@@ -60,6 +60,7 @@ function Row({ e, top, selected, onSelect }: { e: Entry; top: number; selected: 
 
 export function Table({ entries, version, selected, onSelect }: { entries: Entry[]; version: number; selected: number | undefined; onSelect: (seq: number) => void }) {
   const box = useRef<HTMLDivElement>(null);
+  const head = useRef<HTMLDivElement>(null);
   const [scroll, setScroll] = useState({ top: 0, height: 600 });
   const follow = useRef(true);
 
@@ -83,6 +84,8 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
     const el = box.current;
     if (el === null) return;
     follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - ROW_HEIGHT * 2;
+    // the header scrolls sideways with the rows
+    if (head.current !== null && head.current.scrollLeft !== el.scrollLeft) head.current.scrollLeft = el.scrollLeft;
     setScroll({ top: el.scrollTop, height: el.clientHeight });
   };
 
@@ -95,6 +98,7 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
   }
   return (
     <div class="table">
+      <div class="headwrap" ref={head}>
       <div class="row head">
         <span class="c-lock" />
         <span class="c-src">tls</span>
@@ -109,6 +113,7 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
         <span class="c-status">status</span>
         <span class="c-lat">latency</span>
         <span class="c-tuple">source → destination</span>
+      </div>
       </div>
       <div class="body" ref={box} onScroll={onScroll} data-test="table">
         <div class="spacer" style={{ height: `${entries.length * ROW_HEIGHT}px` }}>{rows}</div>

@@ -5,11 +5,16 @@
 // the download as JSON lines, and back-pressure (a slow view drops and counts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { tlsDataFields, tlsHttpFields } from '../../../src/gadgets/tls/fields.js';
 import type { TlsEvent } from '../../../src/gadgets/tls/gadget.js';
 import { UiHub, View, type SourceMessage } from '../../../src/ui/hub.js';
 import type { Entry, EntryDetail, StreamEvent } from '../../../src/ui/protocol.js';
 import { compileViewQuery } from '../../../src/ui/query.js';
+import { sniFields } from '../../../src/gadgets/sni/fields.js';
 import { EntryRing } from '../../../src/ui/ring.js';
 import { UiServer } from '../../../src/ui/server.js';
 import { entry, exchange, tlsEvent } from './fixtures.js';
@@ -152,39 +157,45 @@ test('ui server: TLS calls become HTTP exchanges (both ends) with headers, body 
     assert.ok(stats?.type === 'stats');
     if (stats?.type === 'stats') {
       assert.deepEqual(stats.stats.sessions['trace tls'], { shown: 5, lost: 3, misses: { unattributed: 2 }, outOfScope: 1, filtered: 0, held: 0 });
+      assert.deepEqual(stats.stats.notes, []);
       assert.equal(stats.stats.ring.size, 3);
     }
     assert.equal((await fetch(`http://127.0.0.1:${s.port}/api/entry/999`, { headers: auth })).status, 404);
   });
 });
 
-test('ui server: a query narrows the stream and the download; a bad one is a 400 with its position', async () => {
+test('ui server: a CEL query (as --query) narrows the stream and the download; a bad one is a 400 with its position', async () => {
   await withServer(async (s, feed) => {
     const auth = { authorization: `Bearer ${s.token}` };
     const a = exchange('/ok', 200, '{}', 40010);
     const b = exchange('/broken', 503, '{"error":true}', 40011);
     feed.push({ type: 'events', events: [...a.client, ...a.server, ...b.client, ...b.server] });
     const base = `http://127.0.0.1:${s.port}`;
-    const q = encodeURIComponent('proc.comm==curl,http.status>=500');
+    const q = encodeURIComponent('proc.comm == "curl" && http.status >= 500');
     const evs = await readEvents(`${base}/api/stream?q=${q}`, auth, (e) => e.some((m) => m.type === 'stats' && m.stats.view.queryFiltered === 3));
     const rows = entriesOf(evs);
     assert.deepEqual(rows.map((r) => [r.comm, r.path, r.status]), [['curl', '/broken', 503]]);
 
-    const dl = await fetch(`${base}/api/download.jsonl?q=${encodeURIComponent('http.status==200')}`, { headers: auth });
+    const dl = await fetch(`${base}/api/download.jsonl?q=${encodeURIComponent('http.status == 200 && tls')}`, { headers: auth });
     assert.equal(dl.status, 200);
     assert.match(dl.headers.get('content-disposition') ?? '', /attachment/);
     const lines = (await dl.text()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines.map((l) => [(l['proc'] as { comm: string }).comm, (l['http'] as { path: string }).path, (l['http'] as { status: number }).status]).sort(), [['curl', '/ok', 200], ['python3', '/ok', 200]]);
 
-    const bad = await fetch(`${base}/api/query?q=${encodeURIComponent('http.status>=500,http.path~([')}`, { headers: auth });
+    const bad = await fetch(`${base}/api/query?q=${encodeURIComponent('http.status >= 500 && proc.cmd == "x"')}`, { headers: auth });
     assert.equal(bad.status, 400);
-    const err = (await bad.json()) as { error: string; position: number };
-    assert.equal(err.position, 27, 'the regular expression starts at 27');
-    assert.match(err.error, /regular expression/);
-    const bad2 = await fetch(`${base}/api/stream?q=${encodeURIComponent('status >= 5, ==x')}`, { headers: auth });
-    assert.equal(bad2.status, 400);
-    assert.equal(((await bad2.json()) as { position: number }).position, 13);
-    assert.equal((await fetch(`${base}/api/query?q=${encodeURIComponent('tls==true,kind==http')}`, { headers: auth })).status, 200);
+    const err = (await bad.json()) as { error: string; position: number; hint?: string };
+    assert.equal(err.position, 22, 'the unknown field starts at 22');
+    assert.match(err.error, /unknown field "proc\.cmd"/);
+    assert.match(err.hint ?? '', /proc\.comm/, 'the hint lists the known fields');
+    const bad2 = await fetch(`${base}/api/stream?q=${encodeURIComponent('http.status >= "5"')}`, { headers: auth });
+    assert.equal(bad2.status, 400, 'a type error');
+    const syntax = await fetch(`${base}/api/stream?q=${encodeURIComponent('tls && (kind == "http"')}`, { headers: auth });
+    assert.equal(syntax.status, 400, 'a syntax error');
+    assert.equal(typeof ((await syntax.json()) as { position: unknown }).position, 'number');
+    assert.equal((await fetch(`${base}/api/query?q=${encodeURIComponent('tls == true && kind == "http" && proc.comm.startsWith("cu")')}`, { headers: auth })).status, 200);
+    const none = await readEvents(`${base}/api/stream?q=${encodeURIComponent('!tls')}`, auth, (e) => e.some((m) => m.type === 'stats' && m.stats.view.queryFiltered === 4));
+    assert.equal(entriesOf(none).length, 0, 'every row here was decrypted');
   });
 });
 
@@ -206,7 +217,7 @@ test('ui server: a new view gets what the ring kept after the given sequence num
 test('view: a page that reads too slowly has its oldest unsent entries dropped and counted', () => {
   let accept = false;
   const sent: Entry[][] = [];
-  const v = new View({ write: (es) => (sent.push(es), accept) }, { query: compileViewQuery('kind==http'), maxQueued: 10 });
+  const v = new View({ write: (es) => (sent.push(es), accept) }, { query: compileViewQuery('kind == "http"', [{ gadget: 'trace sni', fields: sniFields() }]), maxQueued: 10 });
   v.offer(entry({ seq: 1, kind: 'http' }));
   v.flush();
   assert.equal(sent.length, 1, 'first write goes out; the sink says it is full');
@@ -220,4 +231,49 @@ test('view: a page that reads too slowly has its oldest unsent entries dropped a
   v.drained();
   assert.deepEqual(sent[1]?.map((e) => e.seq), [12, 14, 16, 18, 20, 22, 24, 26, 28, 30]);
   assert.equal(v.queued, 0);
+});
+
+const tshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
+
+test('ui server: the view as decrypted pcapng (as trace tls -w): the matching rows\' calls as TCP streams, one interface per process', async () => {
+  await withServer(async (s, feed) => {
+    const auth = { authorization: `Bearer ${s.token}` };
+    const a = exchange('/pcap/one', 200, '{"n":1}', 40020);
+    const b = exchange('/pcap/two', 404, '{"n":2}', 40021);
+    feed.push({ type: 'events', events: [...a.client, ...a.server, ...b.client, ...b.server] });
+    const base = `http://127.0.0.1:${s.port}`;
+    await readEvents(`${base}/api/stream`, auth, (e) => entriesOf(e).length >= 4);
+    const get = async (q: string): Promise<Buffer> => {
+      const r = await fetch(`${base}/api/download.pcapng?q=${encodeURIComponent(q)}`, { headers: auth });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-disposition') ?? '', /tlscope-view\.pcapng/);
+      return Buffer.from(await r.arrayBuffer());
+    };
+    const curlOnly = await get('proc.comm == "curl" && http.status == 200');
+    assert.equal(curlOnly.readUInt32LE(0), 0x0a0d0d0a, 'a pcapng section header');
+    assert.ok(curlOnly.includes('GET /pcap/one HTTP/1.1'), 'the request, in clear');
+    assert.ok(curlOnly.includes('{"n":1}'), 'the response body');
+    assert.ok(!curlOnly.includes('/pcap/two'), 'rows outside the query are not in it');
+    assert.ok(!curlOnly.includes('python3'), "the server's copy is not in it: only curl's rows matched");
+    const none = await get('http.status == 999');
+    assert.ok(!none.includes('HTTP/1.1'), 'no row, no packet');
+    assert.ok(none.length < curlOnly.length);
+    if (tshark) {
+      const dir = mkdtempSync(join(tmpdir(), 'tlscope-ui-pcap-'));
+      try {
+        const f = join(dir, 'view.pcapng');
+        writeFileSync(f, await get(''));
+        const r = spawnSync('tshark', ['-r', f, '-Y', 'http.request', '-T', 'fields', '-e', 'http.request.uri'], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        // both ends' copies carry the same sequence numbers: tshark reads the second as a retransmission
+        assert.deepEqual([...new Set(r.stdout.trim().split('\n'))].sort(), ['/pcap/one', '/pcap/two'], 'tshark reads each request');
+        const ifs = spawnSync('tshark', ['-r', f, '-T', 'fields', '-e', 'frame.interface_description'], { encoding: 'utf8' });
+        const owners = [...new Set(ifs.stdout.trim().split('\n'))].sort();
+        assert.equal(owners.length, 3, `one interface per process: ${owners.join(', ')}`);
+        assert.ok(owners.some((o) => /\(curl\)$/.test(o)) && owners.some((o) => /\(python3\)$/.test(o)), owners.join(', '));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
 });
