@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { notRoot } from '../helpers/root.js';
+import { featureSkip, NEEDS } from '../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { makeWorkDir } from '../integration/tls/helpers.js';
 import { CliProcess } from '../helpers/cli.js';
 import { runProcess, stopChild } from '../helpers/process.js';
@@ -22,7 +24,7 @@ import { waitUntil } from '../helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = notRoot || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
 
 // A JSON API over TLS: 500 for /fail…, 200 otherwise, the path echoed in the body.
 const SERVER_PY = `
@@ -47,6 +49,7 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 print('port', srv.server_address[1], flush=True)
 srv.serve_forever()
 `;
+
 
 let work: ReturnType<typeof makeWorkDir>;
 let server: ChildProcess;
