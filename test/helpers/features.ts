@@ -11,7 +11,7 @@
  * suite in which nothing passed.
  */
 import { test } from 'node:test';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { probeFeature, type FeatureName } from '../../src/ebpf/features.js';
@@ -103,14 +103,33 @@ export const REQUIREMENTS: Readonly<Record<FeatureName, Requirement>> = {
   fanotify_perm: { since: '5.0', config: ['CONFIG_FANOTIFY_ACCESS_PERMISSIONS'] },
 };
 
-/** Kernel lockdown in integrity or confidentiality mode refuses fentry/kprobe writes even to root. */
+/**
+ * Kernel lockdown (integrity or confidentiality) refuses fentry to root. Evidence: securityfs's
+ * lockdown file when it is mounted; else tracefs itself refusing root the list of traceable
+ * functions (EPERM), which is what a locked-down ftrace does (fentry attaches through ftrace).
+ */
 function lockdown(): string | undefined {
   try {
     const mode = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/security/lockdown', 'utf8'))?.[1];
-    return mode !== undefined && mode !== 'none' ? `kernel lockdown is in ${mode} mode` : undefined;
+    if (mode !== undefined) return mode !== 'none' ? `kernel lockdown is in ${mode} mode` : undefined;
   } catch {
-    return undefined;
+    // securityfs not mounted: ask tracefs
   }
+  if (process.getuid?.() !== 0) return undefined;
+  for (const root of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
+    try {
+      const fd = openSync(`${root}/available_filter_functions`, 'r');
+      try {
+        readSync(fd, Buffer.alloc(64), 0, 64, null);
+      } finally {
+        closeSync(fd);
+      }
+      return undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') return `tracefs refuses root ${root}/available_filter_functions (EPERM): function tracing is locked down`;
+    }
+  }
+  return undefined;
 }
 
 /** CONFIG_TLS=m with no tls module installed for this kernel. */
