@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { notRoot } from '../helpers/root.js';
+import { featureSkip, NEEDS } from '../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { CLI, makeWorkDir, stopChild, until } from '../integration/tls/helpers.js';
 
 // the page side of page.evaluate (this file is compiled without the DOM library)
@@ -32,7 +34,7 @@ interface PageTable {
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = notRoot || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
 const LOAD_REQUESTS = Number(process.env['TLSCOPE_UI_LOAD'] ?? 1000);
 /** requests per second the client aims at (rows arrive at twice that) */
 const RATE = 100;

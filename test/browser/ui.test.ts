@@ -14,12 +14,14 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { notRoot } from '../helpers/root.js';
+import { featureSkip, NEEDS } from '../helpers/features.js';
 import { CLI, makeWorkDir, runProcess, stopChild, until } from '../integration/tls/helpers.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = notRoot || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
 
 // A JSON API over TLS: 500 for /fail…, 200 otherwise, the path echoed in the body.
 const SERVER_PY = `

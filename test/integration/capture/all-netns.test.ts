@@ -5,7 +5,9 @@
 // host's namespace, as tcpdump) does not see it. Issue 9 (6).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.capture);
 import { runProcess } from '../../helpers/process.js';
 import { Capture, marker, waitUntil } from './helpers.js';
 
@@ -20,7 +22,7 @@ async function ip(...args: string[]): Promise<void> {
   assert.equal(r.code, 0, `ip ${args.join(' ')}: ${r.stderr}`);
 }
 
-test('--all-netns captures in a namespace made by ip netns add after the start; plain capture does not', { skip: notRoot, timeout: 120_000 }, async () => {
+test('--all-netns captures in a namespace made by ip netns add after the start; plain capture does not', { skip: kernelSkip, timeout: 120_000 }, async () => {
   const all = new Capture(['--all-netns', '-A', 'udp port 9']);
   const host = new Capture(['-A', 'udp port 9']);
   try {
@@ -48,7 +50,7 @@ test('--all-netns captures in a namespace made by ip netns add after the start; 
   }
 });
 
-test('--all-netns with another scope flag is a usage error', { skip: notRoot, timeout: 30_000 }, async () => {
+test('--all-netns with another scope flag is a usage error', { skip: kernelSkip, timeout: 30_000 }, async () => {
   const r = await runProcess(process.execPath, [new URL('../../../src/cli/bin.js', import.meta.url).pathname, 'capture', '--all-netns', '--host']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--all-netns takes no other scope flag/);

@@ -15,12 +15,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { c } from '../../../src/ebpf/native.js';
 import { inNetns } from '../../../src/ebpf/netns.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.capture);
 import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
 import { BIN, Capture, connectionsFinished, curl, httpdCommand, marker, sh, snmpCounter, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';
 
-const skipDocker = notRoot || runtimeSkipReason('docker');
-const skipContainerd = notRoot || runtimeSkipReason('containerd');
+
+const skipDocker = kernelSkip || runtimeSkipReason('docker');
+const skipContainerd = kernelSkip || runtimeSkipReason('containerd');
 const noTshark = existsSync('/usr/bin/tshark') ? false : 'tshark is not installed (Debian package tshark)';
 
 let containers: TestContainers;
@@ -262,7 +265,7 @@ test('loopback inside a container: each packet once (the kernel drops the outgoi
   assert.match(r.stderr, /^20 packets captured$/m);
 });
 
-test('no scope flag: the host\'s own namespace, like tcpdump', { skip: notRoot, timeout: 60_000 }, async () => {
+test('no scope flag: the host\'s own namespace, like tcpdump', { skip: kernelSkip, timeout: 60_000 }, async () => {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const cap = capture(['-i', 'lo', '--count', '1', `udp port ${port}`, '--timeout', '30']);
   await cap.listening();
@@ -285,7 +288,7 @@ test('a bad filter is a usage error (exit 2) with libpcap\'s message', { timeout
   assert.match(r2.stderr, /bad filter expression "port 99999": illegal port number 99999 > 65535/);
 });
 
-test('an unknown container: tlscope waits for it, then says it never appeared at --timeout', { skip: notRoot, timeout: 60_000 }, async () => {
+test('an unknown container: tlscope waits for it, then says it never appeared at --timeout', { skip: kernelSkip, timeout: 60_000 }, async () => {
   const name = uniqueName('tlscope-nobody');
   const started = Date.now();
   const r = await capture(['-c', name, '--timeout', '2', 'tcp']).finished;
@@ -342,7 +345,7 @@ function udpPacket(src: string, dst: string, sport: number, dport: number, paylo
   return p;
 }
 
-test('a tun device (ARPHRD_NONE: raw IP, no link header): captured as raw IP, filtered by the raw-IP program', { skip: notRoot || noTshark, timeout: 60_000 }, async () => {
+test('a tun device (ARPHRD_NONE: raw IP, no link header): captured as raw IP, filtered by the raw-IP program', { skip: kernelSkip || noTshark, timeout: 60_000 }, async () => {
   const ns = `tlscope-tun-${process.pid}`;
   const dev = 'tlstun0';
   let tunFd: number | undefined;

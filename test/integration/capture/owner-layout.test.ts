@@ -8,9 +8,11 @@ import { BpfObject } from '../../../src/ebpf/object.js';
 import { CAPTURE_OWNER_LAYOUT } from '../../../src/gadgets/capture/owners.js';
 import { TUPLE_LAYOUT } from '../../../src/net/tuple.js';
 import { PROC_LAYOUT } from '../../../src/gadgets/proc-record.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip('btf', 'tracepoint', 'uprobe', 'ringbuf');
 
-test('BTF: struct capture_owner, tlscope_tuple and tlscope_proc match the TypeScript decoders', { skip: notRoot }, () => {
+test('BTF: struct capture_owner, tlscope_tuple and tlscope_proc match the TypeScript decoders', { skip: kernelSkip }, () => {
   const obj = BpfObject.load('capture_owner', { programs: [] });
   try {
     for (const [name, want] of [['capture_owner', CAPTURE_OWNER_LAYOUT], ['tlscope_tuple', TUPLE_LAYOUT], ['tlscope_proc', PROC_LAYOUT]] as const) {

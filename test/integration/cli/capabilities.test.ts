@@ -10,17 +10,20 @@ import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
 import { COMMAND_CAPABILITIES } from '../../../src/gadgets/catalog.js';
 import type { Capability } from '../../../src/ebpf/caps.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni, ...NEEDS.tls, ...NEEDS.capture);
 import { makeWorkDir, startPyServer, type PyServer } from '../tls/helpers.js';
 import { CliProcess, runCliSync } from '../../helpers/cli.js';
 import { runProcess } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
 
+
 let work: ReturnType<typeof makeWorkDir>;
 let server: PyServer;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   work = makeWorkDir('tlscope-caps-');
   chmodSync(work.dir, 0o755);
   server = await startPyServer(work);
@@ -49,25 +52,25 @@ async function runWith(caps: readonly Capability[], args: readonly string[], rea
   return { code: r.code, out: r.stdout.toString('utf8'), err: r.stderr };
 }
 
-test('trace sni with exactly CAP_BPF, CAP_PERFMON, CAP_NET_RAW (uid 65534) sees the name', { skip: notRoot }, async () => {
+test('trace sni with exactly CAP_BPF, CAP_PERFMON, CAP_NET_RAW (uid 65534) sees the name', { skip: kernelSkip }, async () => {
   const r = await runWith(COMMAND_CAPABILITIES['trace sni'], ['trace', 'sni', '--host', '-o', 'json', '-v'], /sending processes/, 'caps-sni.test');
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.includes('caps-sni.test'), r.err);
 });
 
-test('trace tls with exactly its capabilities (uid 65534) sees the request', { skip: notRoot }, async () => {
+test('trace tls with exactly its capabilities (uid 65534) sees the request', { skip: kernelSkip }, async () => {
   const r = await runWith(COMMAND_CAPABILITIES['trace tls'], ['trace', 'tls', '--host', '-o', 'json', '-v'], /tlscope: tracing \d+ file/, 'caps-tls.test');
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.includes('GET /caps-check'), r.err);
 });
 
-test('capture with exactly its capabilities (uid 65534) sees the ClientHello', { skip: notRoot }, async () => {
+test('capture with exactly its capabilities (uid 65534) sees the ClientHello', { skip: kernelSkip }, async () => {
   const r = await runWith(COMMAND_CAPABILITIES.capture, ['capture', '--host', '-A', '-v', `tcp port ${server.port}`], /listening on/, 'caps-capture.test');
   assert.equal(r.code, 0, r.err);
   assert.ok(r.out.includes('caps-capture.test'), r.err);
 });
 
-test('one capability short: the command says exactly which (exit 4), and doctor agrees', { skip: notRoot }, () => {
+test('one capability short: the command says exactly which (exit 4), and doctor agrees', { skip: kernelSkip }, () => {
   const sni = COMMAND_CAPABILITIES['trace sni'].filter((c) => c !== 'CAP_NET_RAW');
   const r = runCliSync(['trace', 'sni', '--host', '--timeout', '2'], { prefix: setpriv(sni) });
   assert.equal(r.code, 4, r.stderr);
@@ -79,7 +82,7 @@ test('one capability short: the command says exactly which (exit 4), and doctor 
   assert.match(rep.gadgets.find((g) => g.gadget === 'trace sni')?.detail ?? '', /^needs CAP_NET_RAW/);
 });
 
-test('with the set the docs used to give (BPF, PERFMON, NET_ADMIN, SYS_ADMIN), doctor names what each command lacks and never says "privileges ok"', { skip: notRoot }, () => {
+test('with the set the docs used to give (BPF, PERFMON, NET_ADMIN, SYS_ADMIN), doctor names what each command lacks and never says "privileges ok"', { skip: kernelSkip }, () => {
   const d = runCliSync(['doctor'], { prefix: setpriv(['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']) });
   assert.doesNotMatch(d.stdout, /privileges\s+ok/);
   // none of the commands has all it needs with that set

@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { AS_NOBODY, runCliSync, type RanSync } from '../../helpers/cli.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
+
 
 const tlscope = (args: string[], prefix: readonly string[] = []): RanSync => runCliSync(args, { prefix, timeoutMs: 30_000 });
 
@@ -35,14 +38,14 @@ test('--help teaches: scope rules, examples and every field', () => {
   }
 });
 
-test('not root: trace sni refuses with the privileges it needs (exit 4)', { skip: notRoot }, () => {
+test('not root: trace sni refuses with the privileges it needs (exit 4)', { skip: kernelSkip }, () => {
   const r = tlscope(['trace', 'sni', '--timeout', '1'], AS_NOBODY);
   assert.equal(r.code, 4, r.stderr);
   assert.match(r.stderr, /tlscope trace sni needs CAP_BPF, CAP_PERFMON, CAP_NET_RAW/);
   assert.match(r.stderr, /hint: run as root, or with CAP_BPF, CAP_PERFMON, CAP_NET_RAW/);
 });
 
-test('a container that never appears: said to be awaited, then an error at --timeout', { skip: notRoot }, () => {
+test('a container that never appears: said to be awaited, then an error at --timeout', { skip: kernelSkip }, () => {
   const r = tlscope(['trace', 'sni', '-c', 'no-such-container-tlscope', '--timeout', '2']);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /waiting for container no-such-container-tlscope to start \(up to 2 s\)/);

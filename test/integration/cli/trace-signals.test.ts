@@ -5,11 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bpfIdsHeldBy, bpfIdsStillThere } from '../../helpers/bpf-held.js';
 import { CliProcess } from '../../helpers/cli.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { sleep, waitFor } from '../../helpers/wait.js';
 
+
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  test(`${sig} stops trace sni cleanly and detaches everything`, { skip: notRoot }, async (t) => {
+  test(`${sig} stops trace sni cleanly and detaches everything`, { skip: kernelSkip }, async (t) => {
     const cli = new CliProcess(['trace', 'sni']);
     t.after(() => {
       if (!cli.exited) cli.child.kill('SIGKILL');

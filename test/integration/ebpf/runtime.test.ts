@@ -12,7 +12,10 @@ import { RingBufReader } from '../../../src/ebpf/ringbuf.js';
 import { ensureTracefs } from '../../../src/ebpf/tracefs.js';
 import { TlscopeError } from '../../../src/errors.js';
 import { startTrigger } from '../../helpers/trigger.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip('bpf', 'btf', 'tracepoint', 'uprobe', 'ringbuf');
+
 
 const EVENT_SIZE = 24;
 const decodeSeq = (dv: DataView, off: number): bigint => dv.getBigUint64(off, true);
@@ -54,7 +57,7 @@ async function runBurst(mode: 'getppid' | 'marker', triggers: number, burst: num
   }
 }
 
-test('tracepoint: over a million events arrive exactly once and in order', { skip: notRoot }, async () => {
+test('tracepoint: over a million events arrive exactly once and in order', { skip: kernelSkip }, async () => {
   const triggers = 16384;
   const burst = 64; // 1,048,576 events; the 64 MiB ring holds them all, so none may be lost
   const r = await runBurst('getppid', triggers, burst, 64 << 20);
@@ -63,7 +66,7 @@ test('tracepoint: over a million events arrive exactly once and in order', { ski
   assert.equal(r.got, triggers * burst);
 });
 
-test('uprobe in a test binary: over a million events arrive exactly once and in order', { skip: notRoot }, async () => {
+test('uprobe in a test binary: over a million events arrive exactly once and in order', { skip: kernelSkip }, async () => {
   const triggers = 16384;
   const burst = 64;
   const r = await runBurst('marker', triggers, burst, 64 << 20);
@@ -72,7 +75,7 @@ test('uprobe in a test binary: over a million events arrive exactly once and in 
   assert.equal(r.got, triggers * burst);
 });
 
-test('a deliberately overfilled ring: received + lost is exactly what was emitted', { skip: notRoot }, async () => {
+test('a deliberately overfilled ring: received + lost is exactly what was emitted', { skip: kernelSkip }, async () => {
   ensureTracefs();
   const trig = await startTrigger('getppid', 1000);
   const burst = 50; // 50,000 events into a 64 KiB ring that nobody reads until the end
@@ -95,7 +98,7 @@ test('a deliberately overfilled ring: received + lost is exactly what was emitte
   }
 });
 
-test('constants, maps and closed objects behave', { skip: notRoot }, () => {
+test('constants, maps and closed objects behave', { skip: kernelSkip }, () => {
   const obj = BpfObject.load('selftest', { programs: ['on_getppid'], constants: { target_tgid: 1, burst: 3 } });
   const m = obj.map('one_value');
   const k = Buffer.alloc(4);
@@ -113,7 +116,7 @@ test('constants, maps and closed objects behave', { skip: notRoot }, () => {
   );
 });
 
-test('the TypeScript view of selftest_event matches the compiled BTF layout', { skip: notRoot }, () => {
+test('the TypeScript view of selftest_event matches the compiled BTF layout', { skip: kernelSkip }, () => {
   const obj = BpfObject.load('selftest', { programs: ['on_getppid'] });
   try {
     const l = obj.structLayout('selftest_event');
@@ -123,7 +126,7 @@ test('the TypeScript view of selftest_event matches the compiled BTF layout', { 
   }
 });
 
-test('a program the verifier refuses gives a one-line summary and the full log', { skip: notRoot }, () => {
+test('a program the verifier refuses gives a one-line summary and the full log', { skip: kernelSkip }, () => {
   let err: unknown;
   try {
     BpfObject.load('selftest', { programs: ['reject_me'] }).close();
@@ -142,7 +145,7 @@ function idsOf(kind: 'prog' | 'link'): Set<number> {
   return new Set(out.map((x) => x.id));
 }
 
-test('after SIGKILL no program or link of ours remains', { skip: notRoot }, async () => {
+test('after SIGKILL no program or link of ours remains', { skip: kernelSkip }, async () => {
   const holder = fileURLToPath(new URL('./fixtures/holder.js', import.meta.url));
   const child = spawn(process.execPath, [holder], { stdio: ['ignore', 'pipe', 'inherit'] });
   const first = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();

@@ -12,7 +12,9 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { CliTracer, goSkipReason, makeWorkDir } from '../tls/helpers.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
@@ -165,6 +167,7 @@ for i, p in enumerate(paths):
 c.close_connection(); s.sendall(c.data_to_send()); s.close()
 `;
 
+
 function pySkipReason(): string | false {
   try {
     execFileSync('python3', ['-c', 'import h2'], { stdio: 'ignore' });
@@ -189,7 +192,7 @@ async function startServer(cmd: string, args: string[]): Promise<{ port: number;
 let goBin: string | undefined;
 
 before(() => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   work = makeWorkDir('tlscope-h2-');
   writeFileSync(join(work.dir, 'server.mjs'), NODE_SERVER);
   writeFileSync(join(work.dir, 'client.mjs'), NODE_CLIENT);
@@ -229,7 +232,7 @@ async function expectBothSides(t: CliTracer, clientPid: number, serverPid: numbe
   assert.equal(c.client, s.client, 'the same connection, seen from both ends');
 }
 
-test('HTTP/2: curl --http2, node http2 and python h2 against a node server; Go net/http client and server', { skip: notRoot }, async (t) => {
+test('HTTP/2: curl --http2, node http2 and python h2 against a node server; Go net/http client and server', { skip: kernelSkip }, async (t) => {
   const node = await startServer(process.execPath, [join(work.dir, 'server.mjs'), work.cert, work.key]);
   const go = goBin === undefined ? undefined : await startServer(goBin, ['server', work.cert, work.key]);
   const tracer = new CliTracer(['--host', '--http', '--fields', 'comm,pid,role,http.version,http.method,http.path,http.status,http.end,http.note,client,server,grpc.service,grpc.method,grpc.status,grpc.statusName,grpc.message,grpc.request,grpc.requestMessages']);
@@ -270,7 +273,7 @@ test('HTTP/2: curl --http2, node http2 and python h2 against a node server; Go n
   }
 });
 
-test('gRPC with @grpc/grpc-js: service, method, status and message, and the request decoded as protobuf, on both sides', { skip: notRoot }, async () => {
+test('gRPC with @grpc/grpc-js: service, method, status and message, and the request decoded as protobuf, on both sides', { skip: kernelSkip }, async () => {
   const server = await startServer(process.execPath, [join(work.dir, 'grpc-server.mjs'), GRPC_JS, work.cert, work.key]);
   const tracer = new CliTracer(['--host', '--http']);
   try {
@@ -301,7 +304,7 @@ function tsharkSkipReason(): string | false {
   }
 }
 
-test('trace tls -w: a decrypted pcapng that tshark dissects as HTTP/2 and gRPC, with real 4-tuples and the process in each comment', { skip: notRoot || tsharkSkipReason() }, async () => {
+test('trace tls -w: a decrypted pcapng that tshark dissects as HTTP/2 and gRPC, with real 4-tuples and the process in each comment', { skip: kernelSkip || tsharkSkipReason() }, async () => {
   const node = await startServer(process.execPath, [join(work.dir, 'server.mjs'), work.cert, work.key]);
   const grpcServer = await startServer(process.execPath, [join(work.dir, 'grpc-server.mjs'), GRPC_JS, work.cert, work.key]);
   const file = join(work.dir, 'plain.pcapng');

@@ -7,7 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni, ...NEEDS.tls, ...NEEDS.capture);
 import { Tracer, nodeHandshake, startTlsServer, testName, type TestTlsServer } from '../sni/helpers.js';
 import { CliTracer, makeWorkDir, startPyServer, type PyServer } from '../tls/helpers.js';
 import { Capture } from '../capture/helpers.js';
@@ -15,25 +17,26 @@ import { runCli } from '../../helpers/cli.js';
 import { runProcess } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
 
+
 let tls: TestTlsServer;
 let work: ReturnType<typeof makeWorkDir>;
 let py: PyServer;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   tls = await startTlsServer('127.0.0.1');
   work = makeWorkDir('tlscope-query-');
   py = await startPyServer(work);
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   await tls?.close();
   await py?.close();
   work?.remove();
 });
 
-test('trace sni --query: a name test and a pid (pushed down as -p) keep only what matches', { skip: notRoot }, async () => {
+test('trace sni --query: a name test and a pid (pushed down as -p) keep only what matches', { skip: kernelSkip }, async () => {
   const query = `proc.pid == ${process.pid} && !name.startsWith("drop-") && name.endsWith(".sni.test") && !tls`;
   const tracer = new Tracer(['--host', '--timeout', '300', '-v', '--query', query]);
   try {
@@ -54,13 +57,13 @@ test('trace sni --query: a name test and a pid (pushed down as -p) keep only wha
   }
 });
 
-test('trace sni --query: a type error is a usage error with the column, before anything is attached', { skip: notRoot }, async () => {
+test('trace sni --query: a type error is a usage error with the column, before anything is attached', { skip: kernelSkip }, async () => {
   const r = await runCli(['trace', 'sni', '--query', 'name == "a" && proc.pid == "7"']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /^tlscope: --query: no such overload: int == string at column 16\n {4}name == "a" && proc\.pid == "7"\n {19}\^\n/);
 });
 
-test('trace tls --http --query: http.path and the tls boolean keep only matching exchanges', { skip: notRoot }, async () => {
+test('trace tls --http --query: http.path and the tls boolean keep only matching exchanges', { skip: kernelSkip }, async () => {
   const tracer = new CliTracer(['--host', '--http', '--query', 'tls && !http.path.startsWith("/drop") && http.status == 200 && proc.comm == "curl"']);
   const paths = (): string[] => tracer.events.map((e) => (e as unknown as { http?: { path?: string } }).http?.path ?? "");
   try {
@@ -103,7 +106,7 @@ function knock(port: number): Promise<void> {
 
 const capCount = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
 
-test('capture --query: only packets the expression keeps (after the pcap filter)', { skip: notRoot }, async () => {
+test('capture --query: only packets the expression keeps (after the pcap filter)', { skip: kernelSkip }, async () => {
   const keep = await listen();
   const drop = await listen();
   const cap = new Capture(['--host', '-i', 'lo', '--query', `dport == ${keep.port} && protocol == "tcp" && direction == "in" && interface == "lo"`, 'tcp']);
@@ -133,7 +136,7 @@ test('capture --query: only packets the expression keeps (after the pcap filter)
   }
 });
 
-test('capture --query: proc.comm names the sending process (owners are loaded for it without -v or -w)', { skip: notRoot }, async () => {
+test('capture --query: proc.comm names the sending process (owners are loaded for it without -v or -w)', { skip: kernelSkip }, async () => {
   const srv = await listen();
   const cap = new Capture(['--host', '-i', 'lo', '--query', `dport == ${srv.port} && proc.comm == "curl"`, 'tcp']);
   const curlPorts = new Set<number>();
@@ -171,7 +174,7 @@ test('capture --query: proc.comm names the sending process (owners are loaded fo
   }
 });
 
-test('capture --query: proc.netns_id is pushed down (no socket where it cannot match)', { skip: notRoot }, async () => {
+test('capture --query: proc.netns_id is pushed down (no socket where it cannot match)', { skip: kernelSkip }, async () => {
   const hostNetns = statSync('/proc/self/ns/net').ino;
   // the host's inode: listening as without a query
   const yes = new Capture(['--host', '-i', 'lo', '--timeout', '2', '--query', `proc.netns_id == ${hostNetns}`]);
@@ -189,7 +192,7 @@ test('capture --query: proc.netns_id is pushed down (no socket where it cannot m
   assert.match(rn.stderr, /^0 packets captured$/m, rn.stderr);
 });
 
-test('capture --query: a bad expression is a usage error with the column, before anything is opened', { skip: notRoot }, async () => {
+test('capture --query: a bad expression is a usage error with the column, before anything is opened', { skip: kernelSkip }, async () => {
   const typeError = await runCli(['capture', '--host', '--query', 'protocol == "tcp" && dport == "443"', 'tcp']);
   assert.equal(typeError.code, 2, typeError.stderr);
   assert.match(typeError.stderr, /^tlscope: --query: no such overload: int == string at column 22\n {4}protocol == "tcp" && dport == "443"\n {25}\^\n/);

@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { OWNER_HOOKS } from '../../../src/gadgets/sni/gadget.js';
 import { Tracer, ownerHookSkip, nodeHandshake, removeTestCertificate, runProcess, startTlsServer, testName, type SniJson, type TestTlsServer } from './helpers.js';
 
@@ -20,14 +22,14 @@ let v6: TestTlsServer;
 let work: string;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   work = mkdtempSync(join(tmpdir(), 'tlscope-sni-clients-'));
   v4 = await startTlsServer('127.0.0.1');
   v6 = await startTlsServer('::1');
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   await v4?.close();
   await v6?.close();
   if (work !== undefined) rmSync(work, { recursive: true, force: true });
@@ -131,7 +133,7 @@ function assertEvent(e: SniJson, want: { pid: number; tid?: number; comm: string
   assert.equal(e.ech, false);
 }
 
-test('curl (OpenSSL) over IPv4: name, pid, tid, comm, ALPN, version, addresses', { skip: notRoot }, async () => {
+test('curl (OpenSSL) over IPv4: name, pid, tid, comm, ALPN, version, addresses', { skip: kernelSkip }, async () => {
   const name = testName('curl4');
   const r = await runProcess('curl', ['-sk', '--resolve', `${name}:${v4.port}:127.0.0.1`, `https://${name}:${v4.port}/`]);
   assert.equal(r.code, 0, r.stderr);
@@ -141,7 +143,7 @@ test('curl (OpenSSL) over IPv4: name, pid, tid, comm, ALPN, version, addresses',
   assert.ok(v4.seen.includes(name), 'the server got the same name');
 });
 
-test('curl over IPv6 (::1)', { skip: notRoot }, async () => {
+test('curl over IPv6 (::1)', { skip: kernelSkip }, async () => {
   const name = testName('curl6');
   const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `${name}:${v6.port}:[::1]`, `https://${name}:${v6.port}/`]);
   assert.equal(r.code, 0, r.stderr);
@@ -175,6 +177,7 @@ else:
 print(json.dumps(out))
 `;
 
+
 async function python(host: string, port: number, name: string, mode: 'main' | 'thread'): Promise<{ pid: number; main: number; handshake: number; reply: string }> {
   const r = await runProcess(PYTHON, ['-c', PY_CLIENT, host, String(port), name, mode]);
   assert.equal(r.code, 0, r.stderr);
@@ -183,7 +186,7 @@ async function python(host: string, port: number, name: string, mode: 'main' | '
   return out;
 }
 
-test('python ssl over IPv4', { skip: notRoot }, async () => {
+test('python ssl over IPv4', { skip: kernelSkip }, async () => {
   const name = testName('python4');
   const out = await python('127.0.0.1', v4.port, name, 'main');
   assert.match(out.reply, /^HTTP\/1.1 200/);
@@ -191,14 +194,14 @@ test('python ssl over IPv4', { skip: notRoot }, async () => {
   assertEvent(e, { pid: out.pid, tid: out.main, comm: 'python3', alpn: 'x-py,http/1.1', tlsVersion: 'TLS1.3', dst: `127.0.0.1:${v4.port}`, srcHost: '127.0.0.1' });
 });
 
-test('python ssl over IPv6', { skip: notRoot }, async () => {
+test('python ssl over IPv6', { skip: kernelSkip }, async () => {
   const name = testName('python6');
   const out = await python('::1', v6.port, name, 'main');
   const e = await onlyEvent(name);
   assertEvent(e, { pid: out.pid, tid: out.main, comm: 'python3', alpn: 'x-py,http/1.1', tlsVersion: 'TLS1.3', dst: `[::1]:${v6.port}`, srcHost: '[::1]' });
 });
 
-test('connect on the main thread, handshake on another: TID is the handshake thread', { skip: notRoot }, async () => {
+test('connect on the main thread, handshake on another: TID is the handshake thread', { skip: kernelSkip }, async () => {
   const name = testName('thread');
   const out = await python('127.0.0.1', v4.port, name, 'thread');
   assert.notEqual(out.handshake, out.main, 'the handshake ran on a second thread');
@@ -208,7 +211,7 @@ test('connect on the main thread, handshake on another: TID is the handshake thr
 
 const NODE_COMM = basename(process.execPath).slice(0, 15);
 
-test('node https', { skip: notRoot }, async () => {
+test('node https', { skip: kernelSkip }, async () => {
   const name = testName('node');
   const script = `
     const https = require('node:https');
@@ -222,7 +225,7 @@ test('node https', { skip: notRoot }, async () => {
   assertEvent(e, { pid: r.pid, comm: NODE_COMM, alpn: 'http/1.1', tlsVersion: 'TLS1.3', dst: `127.0.0.1:${v4.port}`, srcHost: '127.0.0.1' });
 });
 
-test('openssl s_client -servername (TLS 1.3, and TLS 1.2 only)', { skip: notRoot }, async () => {
+test('openssl s_client -servername (TLS 1.3, and TLS 1.2 only)', { skip: kernelSkip }, async () => {
   const name = testName('sclient');
   const r = await runProcess('openssl', ['s_client', '-connect', `127.0.0.1:${v4.port}`, '-servername', name, '-alpn', 'x-sclient,http/1.1'], { input: '' });
   assert.equal(r.code, 0, r.stderr);
@@ -234,7 +237,7 @@ test('openssl s_client -servername (TLS 1.3, and TLS 1.2 only)', { skip: notRoot
   assertEvent(await onlyEvent(name12), { pid: r12.pid, comm: 'openssl', alpn: '', tlsVersion: 'TLS1.2', dst: `[::1]:${v6.port}`, srcHost: '[::1]' });
 });
 
-test('gnutls-cli', { skip: notRoot }, async () => {
+test('gnutls-cli', { skip: kernelSkip }, async () => {
   const name = testName('gnutls');
   const r = await runProcess('gnutls-cli', ['--insecure', '-p', String(v4.port), '--sni-hostname', name, '--alpn', 'x-gnutls', '127.0.0.1'], { input: '' });
   assert.equal(r.code, 0, r.stderr);
@@ -242,7 +245,7 @@ test('gnutls-cli', { skip: notRoot }, async () => {
 });
 
 
-test('a Go client built here (crypto/tls), IPv4 and IPv6', { skip: notRoot || (goMissing() ?? false) }, async () => {
+test('a Go client built here (crypto/tls), IPv4 and IPv6', { skip: kernelSkip || (goMissing() ?? false) }, async () => {
   goBuilt ??= buildGoClient();
   const binary = await goBuilt;
   for (const [addr, dst, srcHost] of [[`127.0.0.1:${v4.port}`, `127.0.0.1:${v4.port}`, '127.0.0.1'], [`[::1]:${v6.port}`, `[::1]:${v6.port}`, '[::1]']] as const) {
@@ -256,7 +259,7 @@ test('a Go client built here (crypto/tls), IPv4 and IPv6', { skip: notRoot || (g
 });
 
 
-test('20 curl processes in parallel, IPv4 and IPv6: each reported once, with its own pid', { skip: notRoot }, async () => {
+test('20 curl processes in parallel, IPv4 and IPv6: each reported once, with its own pid', { skip: kernelSkip }, async () => {
   const names = Array.from({ length: 20 }, (_, i) => testName(`par${i}`));
   const runs = await Promise.all(names.map((name, i) => {
     const [port, addr] = i % 2 === 0 ? [v4.port, '127.0.0.1'] : [v6.port, '[::1]'];
@@ -274,7 +277,7 @@ test('20 curl processes in parallel, IPv4 and IPv6: each reported once, with its
   });
 });
 
-test('one process, 20 concurrent handshakes to one name: 20 events, one per connection', { skip: notRoot }, async () => {
+test('one process, 20 concurrent handshakes to one name: 20 events, one per connection', { skip: kernelSkip }, async () => {
   const name = testName('burst');
   const script = `
     const tls = require('node:tls');

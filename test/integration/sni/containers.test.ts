@@ -11,12 +11,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
 import { Tracer, removeTestCertificate, runProcess, sh, sleep, startTlsServer, testName, tracerComplaints, waitUntil, type SniJson, type TestTlsServer } from './helpers.js';
 
-const skipDocker = notRoot || runtimeSkipReason('docker');
-const skipContainerd = notRoot || runtimeSkipReason('containerd');
+
+const skipDocker = kernelSkip || runtimeSkipReason('docker');
+const skipContainerd = kernelSkip || runtimeSkipReason('containerd');
 const DOCKER_GATEWAY = '172.17.0.1';
 
 let containers: TestContainers;

@@ -13,11 +13,9 @@ import { createServer as createTcpServer, connect as tcpConnect, type Server as 
 import { createServer as createTlsServer, connect as tlsConnect, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { release } from 'node:os';
-import { probeFeature } from '../../../src/ebpf/features.js';
 import { buildClientHello } from '../../helpers/clienthello.js';
 import type { OwnerHook } from '../../../src/gadgets/sni/gadget.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
 import { CliProcess } from '../../helpers/cli.js';
 import type { Ran } from '../../helpers/process.js';
 import { sleep, waitUntil } from '../../helpers/wait.js';
@@ -335,14 +333,10 @@ export function portOf(endpoint: string): number {
 // owner hooks
 
 /**
- * Why an owner hook cannot run here (the feature probe's words), or false. Never skips on a
- * kernel that should have the tcp_sendmsg_locked tracepoint (≥ 6.16): a regression there fails.
+ * Why an owner hook's tests cannot run here, or false: by the feature rule of
+ * test/helpers/features.ts, the tcp_sendmsg_locked tracepoint is excused only before Linux
+ * 6.16; on a kernel that should have it, a failing probe fails (it is not a skip).
  */
 export function ownerHookSkip(hook: OwnerHook): string | false {
-  if (notRoot !== false) return notRoot;
-  if (hook !== 'tcp_sendmsg_locked') return false;
-  const [major = 0, minor = 0] = release().split(/[.-]/).map(Number);
-  if (major > 6 || (major === 6 && minor >= 16)) return false;
-  const f = probeFeature('tp_tcp_sendmsg_locked');
-  return f.supported ? false : `${f.title}: ${f.reason ?? 'not supported'}`;
+  return hook === 'tcp_sendmsg_locked' ? featureSkip(...NEEDS.sni, 'tp_tcp_sendmsg_locked') : featureSkip(...NEEDS.sni);
 }

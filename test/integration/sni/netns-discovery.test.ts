@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { buildClientHello } from '../../helpers/clienthello.js';
 import { Tracer, runProcess, sh, testName, tracerComplaints, waitUntil } from './helpers.js';
 
@@ -32,7 +34,7 @@ srv.listen(0, '127.0.0.1', () => {
 `;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   dir = mkdtempSync(join(tmpdir(), 'tlscope-netns-'));
   sender = join(dir, 'send.cjs');
   writeFileSync(sender, SENDER);
@@ -43,7 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   for (const t of [unfiltered, hostOnly]) {
     const r = await t?.stop();
     assert.equal(r?.code, 0, r?.stderr);
@@ -58,7 +60,7 @@ function hex(name: string): string {
   return Buffer.from(buildClientHello({ serverName: name, seed: seed++ }).bytes).toString('hex');
 }
 
-test(`${RUNS} namespaces made by ip netns add, each used at once by a client: every hello is reported unfiltered, none by --host`, { skip: notRoot, timeout: 120_000 }, async () => {
+test(`${RUNS} namespaces made by ip netns add, each used at once by a client: every hello is reported unfiltered, none by --host`, { skip: kernelSkip, timeout: 120_000 }, async () => {
   const names: string[] = [];
   for (let i = 0; i < RUNS; i++) {
     const ns = `tlscope-gate-${process.pid}-${i}`;
@@ -83,7 +85,7 @@ test(`${RUNS} namespaces made by ip netns add, each used at once by a client: ev
   }
 });
 
-test('a namespace held only by its process (unshare -n), used after 1.5 s, is reported unfiltered', { skip: notRoot, timeout: 60_000 }, async () => {
+test('a namespace held only by its process (unshare -n), used after 1.5 s, is reported unfiltered', { skip: kernelSkip, timeout: 60_000 }, async () => {
   const name = testName('unshare');
   const r = await runProcess('unshare', ['-n', 'sh', '-c', `ip link set lo up && sleep 1.5 && exec "${process.execPath}" "${sender}" ${hex(name)}`]);
   assert.equal(r.code, 0, r.stderr);

@@ -9,9 +9,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildClientHello, buildCorruptedClientHello, fieldExists, LENGTH_FIELDS, seededRandom, splitIntoSegments, type ClientHelloSpec, type Corruption } from '../../helpers/clienthello.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { connect } from 'node:net';
 import { Tracer, freshHello, portOf, sendChunks, sleep, startTcpSink, testName, tracerComplaints, type TcpSink } from './helpers.js';
+
 
 let tracer: Tracer;
 let sink: TcpSink;
@@ -19,7 +22,7 @@ let sink: TcpSink;
 const corruptedPorts = new Set<number>();
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   sink = await startTcpSink('127.0.0.1');
   tracer = new Tracer(['--host', '--timeout', '600']);
   // a fresh client random per try: a late first try would make a second with the same random a duplicate
@@ -29,7 +32,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   const r = await tracer?.stop();
   await sink?.close();
   assert.equal(r?.code, 0, r?.stderr);
@@ -72,7 +75,7 @@ function corruptions(spec: ClientHelloSpec): Corruption[] {
   return list;
 }
 
-test('every corruption of a ClientHello, in one write and in several: no event at all', { skip: notRoot }, async () => {
+test('every corruption of a ClientHello, in one write and in several: no event at all', { skip: kernelSkip }, async () => {
   const specs: ClientHelloSpec[] = [BASE, { ...BASE, postQuantum: true, paddedLength: 2500, seed: 6 }, { ...BASE, records: 3, seed: 7 }];
   let sent = 0;
   for (const spec of specs) {
@@ -95,7 +98,7 @@ test('every corruption of a ClientHello, in one write and in several: no event a
   assert.deepEqual(fromCorrupted, [], 'no event from a corrupted hello');
 });
 
-test('garbage behind a valid-looking record and handshake header: no event', { skip: notRoot }, async () => {
+test('garbage behind a valid-looking record and handshake header: no event', { skip: kernelSkip }, async () => {
   const random = seededRandom(2024);
   const ports: number[] = [];
   for (let i = 0; i < 60; i++) {
@@ -114,7 +117,7 @@ test('garbage behind a valid-looking record and handshake header: no event', { s
   assert.deepEqual(evs, [], 'random bytes never make a ClientHello');
 });
 
-test('a 255-byte name is reported whole; a valid hello after all the garbage is reported', { skip: notRoot }, async () => {
+test('a 255-byte name is reported whole; a valid hello after all the garbage is reported', { skip: kernelSkip }, async () => {
   const suffix = `.${process.pid}.long.sni.test`;
   const long = `${'l'.repeat(255 - suffix.length)}${suffix}`;
   assert.equal(long.length, 255);
@@ -136,7 +139,7 @@ test('a 255-byte name is reported whole; a valid hello after all the garbage is 
   assert.equal(tracer.child.exitCode, null, 'the tracer is still running');
 });
 
-test('an oversized hello (more than the 16 KiB a flow may carry) never gives a wrong name nor stops the tracer', { skip: notRoot }, async () => {
+test('an oversized hello (more than the 16 KiB a flow may carry) never gives a wrong name nor stops the tracer', { skip: kernelSkip }, async () => {
   const name = testName('huge');
   const bytes = buildClientHello({ serverName: name, paddedLength: 20_000, seed: 10 }).bytes;
   const port = await sendChunks(sink.host, sink.port, [bytes]);
@@ -149,7 +152,7 @@ test('an oversized hello (more than the 16 KiB a flow may carry) never gives a w
   for (const e of tracer.events.filter((ev) => portOf(ev.src) === port)) assert.equal(e.name, name);
 });
 
-test('a client that writes the record header (or less) on its own is reported', { skip: notRoot }, async () => {
+test('a client that writes the record header (or less) on its own is reported', { skip: kernelSkip }, async () => {
   for (const cut of [3, 5, 6, 9]) {
     const name = testName(`header${cut}`);
     const bytes = buildClientHello({ serverName: name, postQuantum: cut === 5, seed: 30 + cut }).bytes;
@@ -171,7 +174,7 @@ function sendFrom(localPort: number, bytes: Uint8Array): Promise<void> {
   });
 }
 
-test('a new connection on the ports of a finished one (same 4-tuple, a second later) is reported', { skip: notRoot }, async () => {
+test('a new connection on the ports of a finished one (same 4-tuple, a second later) is reported', { skip: kernelSkip }, async () => {
   const localPort = 20000 + (process.pid % 20000);
   const first = testName('reuse-first');
   await sendFrom(localPort, buildClientHello({ serverName: first, seed: 21 }).bytes);

@@ -7,14 +7,16 @@
 // a record header yields nothing, and the tracer goes on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { Tracer, freshHello, sendChunks, startTcpSink, testName, tracerComplaints, type TcpSink } from './helpers.js';
 
 let tracer: Tracer;
 let sink: TcpSink;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   sink = await startTcpSink('127.0.0.1');
   tracer = new Tracer(['--host', '--timeout', '600']);
   await tracer.ready(async (name) => {
@@ -23,7 +25,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   const r = await tracer?.stop();
   await sink?.close();
   assert.equal(r?.code, 0, r?.stderr);
@@ -39,7 +41,7 @@ const CUTS: Readonly<Record<string, readonly number[]>> = {
 };
 
 for (const [label, cuts] of Object.entries(CUTS)) {
-  test(`a ClientHello whose first segments are ${label} is reported`, { skip: notRoot, timeout: 60_000 }, async () => {
+  test(`a ClientHello whose first segments are ${label} is reported`, { skip: kernelSkip, timeout: 60_000 }, async () => {
     const name = testName('tiny');
     const bytes = freshHello(name);
     const chunks: Uint8Array[] = [];
@@ -56,7 +58,7 @@ for (const [label, cuts] of Object.entries(CUTS)) {
   });
 }
 
-test('a stream that begins with a lone 0x16 but no record header yields nothing; the next hello is reported', { skip: notRoot, timeout: 60_000 }, async () => {
+test('a stream that begins with a lone 0x16 but no record header yields nothing; the next hello is reported', { skip: kernelSkip, timeout: 60_000 }, async () => {
   const before = tracer.events.length;
   await sendChunks(sink.host, sink.port, [Uint8Array.of(0x16), Uint8Array.from(Buffer.from('not a record header, just text'))], { pauseMs: 30 });
   await tracer.marker((n) => sendChunks(sink.host, sink.port, [freshHello(n)]));

@@ -18,9 +18,12 @@ import { RingBufReader } from '../../../src/ebpf/ringbuf.js';
 import { openPacketSocket, type PacketSocket } from '../../../src/ebpf/packet-socket.js';
 import { decodeSniSegment, type SniSegment } from '../../../src/gadgets/sni/decode.js';
 import { buildClientHello, type ClientHelloSpec } from '../../helpers/clienthello.js';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.sni);
 import { uniqueName } from '../../helpers/runtimes.js';
 import { freshHello, sendChunks, sh, testName, waitUntil } from './helpers.js';
+
 
 const SINK_PORT = 9443;
 const ns = uniqueName('tlscope-sni');
@@ -50,7 +53,7 @@ async function freeSubnet(): Promise<number> {
 }
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   const octet = await freeSubnet();
   v4 = { host: `10.213.${octet}.1`, peer: `10.213.${octet}.2` };
   await sh('ip', ['netns', 'add', ns]);
@@ -156,7 +159,7 @@ function rawFor(localPort: number): SniSegment[] {
 for (const family of [4, 6] as const) {
   const peer = (): string => (family === 4 ? v4.peer : v6.peer);
 
-  test(`IPv${family}: a 3 KB hello with the name last, in several writes`, { skip: notRoot }, async () => {
+  test(`IPv${family}: a 3 KB hello with the name last, in several writes`, { skip: kernelSkip }, async () => {
     const name = testName(`veth-writes${family}`);
     const bytes = lateNameHello(name, 10 + family);
     const cuts = [0, 700, 1400, 2100, bytes.length];
@@ -168,7 +171,7 @@ for (const family of [4, 6] as const) {
     assert.deepEqual(rawFor(port).map((s) => s.first), [true, false, false, false]);
   });
 
-  test(`IPv${family}: the same in one write (one GSO packet at the capture point)`, { skip: notRoot }, async () => {
+  test(`IPv${family}: the same in one write (one GSO packet at the capture point)`, { skip: kernelSkip }, async () => {
     const name = testName(`veth-gso${family}`);
     const bytes = lateNameHello(name, 20 + family);
     const port = await sendChunks(peer(), SINK_PORT, [bytes]);
@@ -176,7 +179,7 @@ for (const family of [4, 6] as const) {
     await waitUntil('the raw observer saw it', () => rawFor(port).reduce((n, s) => n + s.payloadLen, 0) >= bytes.length, 30_000);
   });
 
-  test(`IPv${family}: one write that TCP cuts into MSS segments (segmentation offload off)`, { skip: notRoot }, async () => {
+  test(`IPv${family}: one write that TCP cuts into MSS segments (segmentation offload off)`, { skip: kernelSkip }, async () => {
     await sh('ip', ['link', 'set', hostIf, 'gso_max_segs', '1']);
     try {
       const name = testName(`veth-mss${family}`);
@@ -195,7 +198,7 @@ for (const family of [4, 6] as const) {
   });
 }
 
-test('the gadget counts what it deduplicated and lost nothing', { skip: notRoot }, () => {
+test('the gadget counts what it deduplicated and lost nothing', { skip: kernelSkip }, () => {
   const s = gadget.stats();
   assert.equal(s.lost, 0n);
   assert.equal(s.decodeErrors, 0);

@@ -9,12 +9,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { stream, type TlsJson } from '../tls/helpers.js';
 import { escape, request, stackTracer } from './tracer.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
 import { GO_RELEASES, goFixture, type GoRelease, type GoVariant } from './toolchains.js';
+
 
 const stack = stackTracer('tlscope-stacks-go-', 3600);
 
@@ -73,7 +76,7 @@ async function exchange(r: GoRelease, serverVariant: GoVariant, clientVariant: G
 }
 
 for (const r of GO_RELEASES.filter((x) => process.env.TLSCOPE_GO === undefined || x.version === process.env.TLSCOPE_GO)) {
-  test(`Go ${r.version} (${r.from}): server with symbols ↔ stripped client, then PIE+trimpath+stripped both sides`, { skip: notRoot }, async () => {
+  test(`Go ${r.version} (${r.from}): server with symbols ↔ stripped client, then PIE+trimpath+stripped both sides`, { skip: kernelSkip }, async () => {
     await exchange(r, 'symbols', 'stripped');
     await exchange(r, 'hardened', 'hardened');
   });

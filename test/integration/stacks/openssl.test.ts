@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { stream, type TlsJson } from '../tls/helpers.js';
 import { escape, request, stackTracer } from './tracer.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
@@ -18,6 +20,7 @@ import { waitUntil } from '../../helpers/wait.js';
 import { opensslStaticFixture } from './toolchains.js';
 import { ElfFile } from '../../../src/proc/elf.js';
 import { findOpenSslFunctions, OPENSSL_FUNC_NAMES } from '../../../src/gadgets/tls/openssl-finder.js';
+
 
 const stack = stackTracer('tlscope-stacks-openssl-', 900);
 
@@ -65,7 +68,7 @@ async function exchange(serverBin: string, clientBin: string): Promise<void> {
   }
 }
 
-test('static OpenSSL 3: with symbols (server) ↔ stripped (client), then the other way round', { skip: notRoot }, async () => {
+test('static OpenSSL 3: with symbols (server) ↔ stripped (client), then the other way round', { skip: kernelSkip }, async () => {
   const symbols = opensslStaticFixture('symbols');
   const stripped = opensslStaticFixture('stripped');
   // the finder on the stripped build lands on the very addresses the symbols give
@@ -85,7 +88,7 @@ test('static OpenSSL 3: with symbols (server) ↔ stripped (client), then the ot
   await exchange(stripped, symbols);
 });
 
-test('openssl s_server -www (SSL BIO, no SSL_write call): its plaintext from libssl.so.3 internals', { skip: notRoot }, async () => {
+test('openssl s_server -www (SSL BIO, no SSL_write call): its plaintext from libssl.so.3 internals', { skip: kernelSkip }, async () => {
   const server = startProcess('openssl', ['s_server', '-www', '-accept', '0', '-naccept', '1', '-cert', stack.work.cert, '-key', stack.work.key], { timeoutMs: 120_000 });
   try {
     await waitUntil('s_server to listen', () => /ACCEPT/.test(server.output()) || server.child.exitCode !== null);

@@ -10,7 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { CliTracer, buildGoApp, dataOf, goSkipReason, makeWorkDir, pyResponse, startPyServer, stream, type GoApp, type PyServer, type TlsJson } from './helpers.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
 import { sleep, waitUntil } from '../../helpers/wait.js';
@@ -21,7 +23,7 @@ let py: PyServer;
 let py6: PyServer;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   work = makeWorkDir('tlscope-tls-clients-');
   py = await startPyServer(work);
   py6 = await startPyServer(work, 'fixed', { host: '::1' });
@@ -30,7 +32,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   const r = await tracer?.stop();
   await py?.close();
   await py6?.close();
@@ -60,7 +62,7 @@ function assertTuple(evs: readonly TlsJson[], local: string, remote: string, sou
   }
 }
 
-test('curl → a local TLS server: request and response byte for byte, with the socket tuple', { skip: notRoot }, async () => {
+test('curl → a local TLS server: request and response byte for byte, with the socket tuple', { skip: kernelSkip }, async () => {
   const before = py.requests.length;
   const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${py.port}:127.0.0.1`, `https://shop.test:${py.port}/basket?id=7`]).done;
   assert.equal(r.code, 0, r.stderr);
@@ -93,7 +95,7 @@ test('curl → a local TLS server: request and response byte for byte, with the 
   assert.deepEqual(stream(server, py.pid, 'write'), pyResponse());
 });
 
-test('curl over IPv6: the tuple is [::1]:port', { skip: notRoot }, async () => {
+test('curl over IPv6: the tuple is [::1]:port', { skip: kernelSkip }, async () => {
   const before = py6.requests.length;
   const r = await startProcess('curl', ['-sk', '--http1.1', '--resolve', `six.test:${py6.port}:[::1]`, `https://six.test:${py6.port}/v6`]).done;
   assert.equal(r.code, 0, r.stderr);
@@ -104,7 +106,7 @@ test('curl over IPv6: the tuple is [::1]:port', { skip: notRoot }, async () => {
   assertTuple(evs, `[::1]:${req.clientPort}`, `[::1]:${py6.port}`);
 });
 
-test('python ssl: SSL_write_ex and SSL_read_ex', { skip: notRoot }, async () => {
+test('python ssl: SSL_write_ex and SSL_read_ex', { skip: kernelSkip }, async () => {
   const script = join(work.dir, 'client.py');
   writeFileSync(script, `
 import socket, ssl, sys
@@ -132,7 +134,7 @@ sys.stdout.write(got.decode())
   assertTuple(evs, `127.0.0.1:${req.clientPort}`, `127.0.0.1:${py.port}`);
 });
 
-test('node https client and server: each request once, tuples of the right socket', { skip: notRoot }, async () => {
+test('node https client and server: each request once, tuples of the right socket', { skip: kernelSkip }, async () => {
   const serverJs = join(work.dir, 'server.mjs');
   const clientJs = join(work.dir, 'client.mjs');
   writeFileSync(serverJs, `
@@ -145,6 +147,7 @@ s.listen(0, '127.0.0.1', () => console.log('port', s.address().port));
 `);
   writeFileSync(clientJs, `
 import https from 'node:https';
+
 const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
 const port = Number(process.argv[2]);
 function one(path, body) {
@@ -193,7 +196,7 @@ agent.destroy();
   }
 });
 
-test('gnutls-cli: gnutls_record_send and gnutls_record_recv', { skip: notRoot }, async () => {
+test('gnutls-cli: gnutls_record_send and gnutls_record_recv', { skip: kernelSkip }, async () => {
   const request = 'GET /gnutls HTTP/1.1\r\nHost: gnu.test\r\n\r\n';
   const before = py.requests.length;
   const r = startProcess('gnutls-cli', ['--insecure', '--logfile=/dev/null', '-p', String(py.port), '127.0.0.1'], { input: request, inputDelayMs: 500 });
@@ -215,7 +218,7 @@ test('gnutls-cli: gnutls_record_send and gnutls_record_recv', { skip: notRoot },
 
 let goApp: GoApp | undefined;
 
-test('Go: a client (stripped PIE) and a server (stripped) built here: paired by goroutine, nothing crashes', { skip: notRoot || goSkipReason() }, async () => {
+test('Go: a client (stripped PIE) and a server (stripped) built here: paired by goroutine, nothing crashes', { skip: kernelSkip || goSkipReason() }, async () => {
   goApp ??= buildGoApp(work.dir);
   // the server first: exec'd after the tracer started, probed from the exec hint
   const server = startProcess(goApp.stripped, ['server', '127.0.0.1:0', work.cert, work.key], { timeoutMs: 120_000 });
@@ -269,7 +272,7 @@ function runSync(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8' });
 }
 
-test('a 1 MiB body: complete and in order, in the server\'s single write and in the client\'s reads', { skip: notRoot }, async () => {
+test('a 1 MiB body: complete and in order, in the server\'s single write and in the client\'s reads', { skip: kernelSkip }, async () => {
   const body = randomBytes(1 << 20);
   const file = join(work.dir, 'big.bin');
   writeFileSync(file, body);

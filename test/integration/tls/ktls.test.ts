@@ -11,8 +11,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ktlsSupport } from '../../../src/ebpf/ktls.js';
 import { notRoot } from '../../helpers/root.js';
 import { runCliSync } from '../../helpers/cli.js';
+import { featureExpected, kernelConfig } from '../../helpers/features.js';
 
 const support = ktlsSupport();
+
+test('kTLS is supported exactly when the kernel was built with it (CONFIG_TLS, its module): the probe is not trusted on its own', { skip: notRoot }, () => {
+  const want = featureExpected('ktls');
+  const ulps = readFileSync('/proc/sys/net/ipv4/tcp_available_ulp', 'utf8');
+  if (want.expected) {
+    assert.equal(support.supported, true, `this kernel should have kTLS (${kernelConfig()?.source ?? 'no config to read'}; ULPs: ${ulps.trim()}), yet the probe says: ${support.reason}`);
+  } else {
+    assert.equal(support.supported, false, `kTLS works although ${want.why}`);
+    assert.doesNotMatch(ulps, /\btls\b/, 'no "tls" ULP is registered');
+  }
+});
 
 test('without kTLS: the reason is measured (setsockopt TCP_ULP "tls" on loopback) and doctor and trace tls give it', { skip: notRoot || (support.supported ? 'this kernel has kTLS: the kernel tests (test/kernels) cover it' : false) }, () => {
   const reason = support.reason ?? '';

@@ -4,23 +4,26 @@
 // -o json --hex, and --max-bytes from the command line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { notRoot } from '../../helpers/root.js';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
 import { CliTracer, dataOf, makeWorkDir, pyResponse, startPyServer, type PyServer } from './helpers.js';
 import { CLI } from '../../helpers/cli.js';
 import { startProcess } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
 
+
 let work: ReturnType<typeof makeWorkDir>;
 let py: PyServer;
 
 before(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   work = makeWorkDir('tlscope-tls-output-');
   py = await startPyServer(work);
 });
 
 after(async () => {
-  if (notRoot) return;
+  if (kernelSkip) return;
   await py?.close();
   work?.remove();
 });
@@ -31,7 +34,7 @@ async function curl(path: string, ...extra: string[]): Promise<number> {
   return r.pid;
 }
 
-test('columns: COMM PID DIR LEN SRC DST and a printable preview; --hex adds a dump under each line', { skip: notRoot }, async () => {
+test('columns: COMM PID DIR LEN SRC DST and a printable preview; --hex adds a dump under each line', { skip: kernelSkip }, async () => {
   const tracer = new CliTracer(['--host', '--hex'], { json: false });
   try {
     await tracer.ready();
@@ -53,7 +56,7 @@ test('columns: COMM PID DIR LEN SRC DST and a printable preview; --hex adds a du
   }
 });
 
-test('--http: requests paired with responses per connection, on the client and on the server', { skip: notRoot }, async () => {
+test('--http: requests paired with responses per connection, on the client and on the server', { skip: kernelSkip }, async () => {
   const tracer = new CliTracer(['--host', '--http']);
   try {
     await tracer.ready();
@@ -81,7 +84,7 @@ test('--http: requests paired with responses per connection, on the client and o
   }
 });
 
-test('-o json --hex and --max-bytes from the command line', { skip: notRoot }, async () => {
+test('-o json --hex and --max-bytes from the command line', { skip: kernelSkip }, async () => {
   const tracer = new CliTracer(['--host', '--hex', '--max-bytes', '16']);
   try {
     await tracer.ready();
@@ -99,7 +102,7 @@ test('-o json --hex and --max-bytes from the command line', { skip: notRoot }, a
   }
 });
 
-test('--help lists the fields; bad flags are usage errors', { skip: notRoot }, async () => {
+test('--help lists the fields; bad flags are usage errors', { skip: kernelSkip }, async () => {
   const h = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--help']).done;
   assert.equal(h.code, 0);
   for (const f of ['direction', 'len', 'src', 'dst', 'tupleSource', 'dataEncoding', 'latencyNs', '--http', '--hex', '--max-bytes']) assert.ok(h.stdout.includes(f), f);

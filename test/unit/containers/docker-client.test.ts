@@ -154,6 +154,13 @@ test('a crashed daemon’s socket (file there, nobody listening): the index warn
   spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
   const client = new DockerEngineClient({ runtime: 'docker', socketPath });
   assert.equal(client.isPresent(), true);
+  // the positive marker: how many times the index has tried to list (each a refused connection)
+  let attempts = 0;
+  const list = client.list.bind(client);
+  client.list = (...args: Parameters<typeof client.list>) => {
+    attempts++;
+    return list(...args);
+  };
   const warnings: ContainerIndexWarning[] = [];
   const index = new ContainerIndex({
     clients: [client], rescanIntervalMs: 0, onWarning: (w) => warnings.push(w),
@@ -162,8 +169,9 @@ test('a crashed daemon’s socket (file there, nobody listening): the index warn
   const keepAlive = setInterval(() => {}, 1000);
   try {
     await index.start();
-    await new Promise((r) => setTimeout(r, 300)); // dozens of reconnect attempts
-    assert.equal(warnings.length, 1);
+    // dozens of reconnect attempts, each refused: counted, not assumed from a sleep
+    await until('20 refused attempts to list', () => attempts >= 20);
+    assert.equal(warnings.length, 1, `one warning for ${attempts} attempts`);
     const w = warnings[0];
     assert.ok(w?.kind === 'runtime');
     assert.equal(w.runtime, 'docker');
