@@ -275,7 +275,10 @@ export class CaptureSocket {
 
 /** hot mode: the period of the looks while traffic flows, and how many empty looks end it */
 const HOT_PERIOD_MS = 1;
-const HOT_CHECKS = 20;
+const HOT_CHECKS = 10;
+/** hot mode starts when two blocks come closer than this: below the 8 ms retire timeout, so a
+ * trickle that the kernel's timer hands over block by block stays with epoll */
+const HOT_WINDOW_MS = 6;
 
 /**
  * Calls `onReady` when packets may be waiting on any of a set of capture sockets. Idle, it
@@ -286,8 +289,9 @@ const HOT_CHECKS = 20;
  * back to epoll: a wait on the worker thread costs two thread wake-ups (the worker, then the
  * event loop) and an async call (~16 µs of CPU, ~100 µs of wall time on this loaded VM:
  * 20 000 calls, measured ad hoc), and on a loaded machine every wake-up waits for a core, so
- * the ring had to absorb two scheduling delays per block instead of one. After HOT_CHECKS
- * empty looks in a row it waits in epoll again. The epoll wait times out every `waitMs` and
+ * the ring had to absorb two scheduling delays per block instead of one. Hot mode starts when
+ * two blocks come less than HOT_WINDOW_MS apart and ends after HOT_CHECKS empty
+ * looks in a row. The epoll wait times out every `waitMs` and
  * reads anyway, so a wake-up the kernel did not send costs at most that long.
  */
 export class CapturePoller {
@@ -312,7 +316,9 @@ export class CapturePoller {
   }
 
   /** empty timer checks in a row since the last one that found a block (hot mode) */
-  private coldChecks = 0;
+  private coldChecks = HOT_CHECKS;
+  /** when a look last found a block (performance.now()) */
+  private lastFound = -Infinity;
   private hotTimer: NodeJS.Timeout | undefined;
 
   private tick(): void {
@@ -321,6 +327,7 @@ export class CapturePoller {
     this.onReady();
     if (!this.isIdle()) {
       this.coldChecks = 0;
+      this.lastFound = performance.now();
       if (!this.again) {
         this.again = true;
         this.stats.rereads++;
@@ -331,11 +338,15 @@ export class CapturePoller {
       }
       return;
     }
-    // Traffic is flowing: look again on a short timer of the event loop's own instead of a
-    // wait on the worker thread (one thread wake-up instead of two, and no async call per
-    // block); after HOT_CHECKS empty looks in a row, wait in epoll again.
-    if (found) this.coldChecks = 0;
-    else this.coldChecks++;
+    // Blocks come often: look again on a short timer of the event loop's own instead of a wait
+    // on the worker thread (one thread wake-up instead of two, no async call per block); after
+    // HOT_CHECKS empty looks in a row, wait in epoll again. A trickle whose blocks the retire
+    // timer hands over is left to epoll, so that it does not keep a 1 ms timer running.
+    if (found) {
+      const now = performance.now();
+      this.coldChecks = now - this.lastFound < HOT_WINDOW_MS ? 0 : HOT_CHECKS;
+      this.lastFound = now;
+    } else this.coldChecks++;
     if (this.coldChecks < HOT_CHECKS) {
       this.stats.timerChecks++;
       this.hotTimer ??= setTimeout(() => {
