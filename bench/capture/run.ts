@@ -45,6 +45,14 @@ interface Options {
   /** before each run, wait (up to quietWaitS) until the machine is at most this % busy */
   quietPct: number;
   quietWaitS: number;
+  /** more arguments for tlscope capture (e.g. "--block-timeout 8") */
+  tlscopeArgs: string[];
+  /** run tlscope with -v and print its closing details (wake-ups, ring freezes, event-loop holds) */
+  verbose: boolean;
+  /** write a .cpuprofile of each tlscope run here (TLSCOPE_CPU_PROFILE) */
+  profileDir: string | undefined;
+  /** another build's dist/src/cli/bin.js, for before/after runs in one sitting */
+  tlscopeBin: string;
 }
 
 interface ToolResult {
@@ -73,7 +81,8 @@ function parseOptions(argv: string[]): Options {
   const v = benchOptions(argv, {
     quick: { type: 'boolean' }, seconds: { type: 'string' }, reps: { type: 'string' }, scenario: { type: 'string' }, scenarios: { type: 'string' },
     buffer: { type: 'string' }, snaplen: { type: 'string' }, dir: { type: 'string' }, 'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' },
-  }, 'node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3] [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR] [--quiet-pct 15] [--quiet-wait 120]');
+    'tlscope-args': { type: 'string' }, verbose: { type: 'boolean' }, profile: { type: 'string' }, 'tlscope-bin': { type: 'string' },
+  }, 'node dist/bench/capture/run.js [--quick] [--seconds 5] [--reps 3] [--scenario gso,mtu] [--buffer KiB] [--snaplen N] [--dir DIR] [--quiet-pct 15] [--quiet-wait 120] [--tlscope-args "..."] [--verbose] [--profile DIR] [--tlscope-bin CHECKOUT/dist/src/cli/bin.js]');
   const o: Options = {
     quick: v['quick'] === true,
     seconds: numberOption('seconds', v['seconds'], 1) ?? 5,
@@ -84,6 +93,10 @@ function parseOptions(argv: string[]): Options {
     dir: typeof v['dir'] === 'string' ? v['dir'] : undefined,
     quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 15,
     quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? 120,
+    tlscopeArgs: typeof v['tlscope-args'] === 'string' ? v['tlscope-args'].split(/\s+/).filter((x) => x !== '') : [],
+    verbose: v['verbose'] === true,
+    profileDir: typeof v['profile'] === 'string' ? v['profile'] : undefined,
+    tlscopeBin: typeof v['tlscope-bin'] === 'string' ? v['tlscope-bin'] : BIN,
   };
   if (o.quick) {
     o.seconds = Math.min(o.seconds, 2);
@@ -118,8 +131,8 @@ class Proc {
   stderr = '';
   readonly exited: Promise<number | null>;
 
-  constructor(readonly label: string, cmd: string, args: string[]) {
-    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(readonly label: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv) {
+    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env === undefined ? {} : { env }) });
     this.child.stdout?.setEncoding('utf8').on('data', (s: string) => (this.stdout += s));
     this.child.stderr?.setEncoding('utf8').on('data', (s: string) => (this.stderr += s));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
@@ -226,7 +239,9 @@ async function runOnce(o: Options, scenario: string, rep: number, dir: string): 
     const common = ['-B', String(o.bufferKiB), ...(o.snaplen === undefined ? [] : ['-s', String(o.snaplen)])];
     const tcpdump = new Proc('tcpdump', 'ip', ['netns', 'exec', bed.ns, 'tcpdump', '-i', bed.nsIf, '-w', files.tcpdump, '-Z', 'root', ...common, filter]);
     activeProcs.add(tcpdump);
-    const tlscope = new Proc('tlscope', process.execPath, [BIN, 'capture', '--pid', String(sinkPid), '-i', bed.nsIf, '-w', files.tlscope, ...common, filter]);
+    const profile = o.profileDir === undefined ? undefined : join(o.profileDir, `capture-${scenario}-${rep}.cpuprofile`);
+    if (o.profileDir !== undefined) mkdirSync(o.profileDir, { recursive: true });
+    const tlscope = new Proc('tlscope', process.execPath, [o.tlscopeBin, 'capture', '--pid', String(sinkPid), '-i', bed.nsIf, '-w', files.tlscope, ...common, ...(o.verbose ? ['-v'] : []), ...o.tlscopeArgs, filter], profile === undefined ? undefined : { ...process.env, TLSCOPE_CPU_PROFILE: profile });
     activeProcs.add(tlscope);
     await tcpdump.waitFor(/listening on/, 'stderr');
     await tlscope.waitFor(/listening on/, 'stderr');
@@ -243,6 +258,10 @@ async function runOnce(o: Options, scenario: string, rep: number, dir: string): 
     const sent = JSON.parse(/\{.*\}/.exec(sender.stdout)?.[0] ?? '{}') as { bytes: number; seconds: number };
     await Promise.all([tcpdump.stop(), tlscope.stop()]);
     activeProcs.clear();
+    if (o.verbose) {
+      const details = tlscope.stderr.split('\n').filter((l) => /wake-ups|event loop held/.test(l));
+      for (const l of details) process.stderr.write(`  tlscope -v: ${l.replace(/^tlscope: /, '')}\n`);
+    }
     const results = TOOLS.map((tool): ToolResult => {
       const t = totals(procs[tool].stderr);
       const fileBytes = existsSync(files[tool]) ? statSync(files[tool]).size : 0;

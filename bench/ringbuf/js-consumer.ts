@@ -11,7 +11,7 @@
  *
  *   node dist/bench/ringbuf/js-consumer.js --pid PID --burst B --expect N
  *        [--obj path.bpf.o] [--interval-ms 5] [--ring-bytes BYTES] [--idle-ms 2000]
- *        [--decode seq|object] [--max-per-drain N] [--profile out.cpuprofile] [--backlog 1]
+ *        [--decode seq|object|batch] [--max-per-drain N] [--profile out.cpuprofile] [--backlog 1]
  *
  * --backlog 1: after "ready", wait for a line on stdin before reading (the ring fills first),
  * to time draining a full ring without the producer setting the pace.
@@ -25,7 +25,7 @@ import { createInterface } from 'node:readline';
 import { datasecVars } from '../../src/ebpf/btf.js';
 import { bpf, type Ptr } from '../../src/ebpf/native.js';
 import { BpfObject, objectPath, type LoadOptions } from '../../src/ebpf/object.js';
-import { RingBufReader, type Decoder, type RingReaderOptions } from '../../src/ebpf/ringbuf.js';
+import { RingBatchReader, RingBufReader, type Decoder, type RingReaderOptions } from '../../src/ebpf/ringbuf.js';
 
 interface Args {
   obj: string;
@@ -35,7 +35,7 @@ interface Args {
   intervalMs: number;
   ringBytes: number;
   idleMs: number;
-  decode: 'seq' | 'object';
+  decode: 'seq' | 'object' | 'batch';
   maxPerDrain: number;
   profile: string;
   backlog: boolean;
@@ -59,7 +59,7 @@ function parseArgs(argv: string[]): Args {
       case '--profile': a.profile = v; break;
       case '--backlog': a.backlog = v === '1'; break;
       case '--decode':
-        if (v !== 'seq' && v !== 'object') usage();
+        if (v !== 'seq' && v !== 'object' && v !== 'batch') usage();
         a.decode = v;
         break;
       default: usage();
@@ -70,7 +70,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 function usage(): never {
-  process.stderr.write('usage: js-consumer --pid PID --burst B --expect N [--obj selftest.bpf.o] [--interval-ms 5] [--ring-bytes BYTES] [--idle-ms 2000] [--decode seq|object] [--max-per-drain N] [--profile out.cpuprofile] [--backlog 1]\n');
+  process.stderr.write('usage: js-consumer --pid PID --burst B --expect N [--obj selftest.bpf.o] [--interval-ms 5] [--ring-bytes BYTES] [--idle-ms 2000] [--decode seq|object|batch] [--max-per-drain N] [--profile out.cpuprofile] [--backlog 1]\n');
   process.exit(2);
 }
 
@@ -165,16 +165,68 @@ async function main(): Promise<void> {
     return reader;
   };
 
+  // --decode batch: RingBatchReader, the fields read on demand from the batch's copy
+  const runBatch = async (): Promise<RingBatchReader> => {
+    if (args.backlog) {
+      process.stdout.write('ready\n');
+      await stdin.next();
+      lastProgress = nowNs();
+    }
+    const reader = new RingBatchReader(obj.map('events'), base);
+    let lastTick = nowNs();
+    const watchdog = setInterval(() => {
+      const t = nowNs();
+      loopMaxGapMs = Math.max(loopMaxGapMs, (t - lastTick) / 1e6);
+      lastTick = t;
+      if (t - lastProgress < 50e6) return;
+      if (received + Number(reader.lost()) >= args.expect) void reader.close({ drain: false });
+      else if (t - lastProgress > args.idleMs * 1e6 && (received > 0 || t - lastProgress > 30 * args.idleMs * 1e6)) {
+        idleStop = true;
+        void reader.close({ drain: false });
+      }
+    }, 50);
+    await profiler?.start();
+    if (!args.backlog) process.stdout.write('ready\n');
+    for await (const batch of reader) {
+      const t = nowNs();
+      if (firstSeen === 0) firstSeen = t;
+      lastDelivery = t;
+      lastProgress = t;
+      batches++;
+      const { view, offsets } = batch;
+      const n = offsets.length;
+      for (let i = 0; i < n; i++) {
+        const off = offsets[i] as number;
+        const s = view.getUint32(off, true) + view.getUint32(off + 4, true) * U32;
+        if (s !== nextSeq) outOfOrder++;
+        nextSeq = s + 1;
+      }
+      if (n > 0) {
+        lastTs = tsAt(view, offsets[n - 1] as number);
+        if (firstTs === 0) firstTs = tsAt(view, offsets[0] as number);
+      }
+      received += n;
+      bytes += n * 24;
+      if (received >= args.expect) break;
+    }
+    clearInterval(watchdog);
+    loopMaxGapMs = Math.max(loopMaxGapMs, (nowNs() - lastTick) / 1e6);
+    await reader.close({ drain: false });
+    return reader;
+  };
+
   const reader =
     args.decode === 'seq'
       ? await run<number>({ ...base, decode: decodeSeq }, (s) => s)
-      : await run({ ...base, decode: decodeObject }, (e) => e.seq);
+      : args.decode === 'batch'
+        ? await runBatch()
+        : await run({ ...base, decode: decodeObject }, (e) => e.seq);
 
   await profiler?.stop();
   const lost = Number(obj.map('tlscope_lost').sumU64(0));
   const emitted = readBssU64(obj, args.obj, 'emitted');
   const result = {
-    consumer: args.decode === 'seq' ? 'js' : 'js-object',
+    consumer: args.decode === 'seq' ? 'js' : args.decode === 'batch' ? 'js-batch' : 'js-object',
     received,
     bytes,
     lost,

@@ -6,9 +6,11 @@
  * responsive, and hands out decoded batches through an async iterator.
  *
  * Layout (kernel/bpf/ringbuf.c): page 0 holds consumer_pos (we write it), page 1 holds
- * producer_pos, then the data area is mapped twice back to back so a record that wraps is
- * still contiguous. Each record: u32 len (bit 31 busy, bit 30 discarded), u32 page offset,
- * then the sample, padded to 8 bytes.
+ * producer_pos, then the data area. The kernel lets a reader map the data area twice back to
+ * back so that a record that wraps is contiguous; tlscope maps it once (resident memory: a
+ * 32 MiB ring mapped twice counted 64 MiB) and copies the two halves of the rare record that
+ * wraps into a scratch buffer. Each record: u32 len (bit 31 busy, bit 30 discarded), u32 page
+ * offset, then the sample, padded to 8 bytes; a header never wraps (both are 8-aligned).
  *
  * PolledRingBuffer is the mapped ring read only when asked; RingBufReader adds the timer, the
  * epoll wake-ups (epoll.ts) and the async iteration.
@@ -59,6 +61,31 @@ export interface RingStats {
   decodeErrors: number;
 }
 
+/**
+ * Records as a view over one copy of the ring's bytes: record i is
+ * `bytes[offsets[i] .. offsets[i] + lengths[i])`, in ring order; read its fields on demand
+ * through `view` (DataView over `bytes`) — no object and no decoder call per record. The copy
+ * belongs to the batch: it stays valid after the ring has moved on.
+ */
+export class RingBatch {
+  readonly view: DataView;
+  constructor(readonly bytes: Uint8Array, readonly offsets: Int32Array, readonly lengths: Int32Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get length(): number {
+    return this.offsets.length;
+  }
+
+  /** Record i's bytes, without a copy. */
+  record(i: number): Uint8Array {
+    const o = this.offsets[i] as number;
+    return this.bytes.subarray(o, o + (this.lengths[i] as number));
+  }
+}
+
+const EMPTY_BATCH = new RingBatch(new Uint8Array(0), new Int32Array(0), new Int32Array(0));
+
 /** Pure ring walk over mapped memory; separated so unit tests can run it on a synthetic ring. */
 export class RingWalker<T> {
   private readonly hdr: Int32Array;
@@ -71,14 +98,22 @@ export class RingWalker<T> {
   readonly stats: RingStats = { records: 0, bytes: 0, drains: 0, decodeErrors: 0 };
   lastDecodeError: unknown;
 
+  /** a record whose sample wraps past the end of the data area, put together here */
+  private scratch = new Uint8Array(0);
+  private scratchView = new DataView(new ArrayBuffer(0));
+  private readonly bytes: Uint8Array;
+
   /**
    * @param consumerPage the consumer page (consumer_pos at offset 0)
-   * @param producerAndData the producer page followed by the data area mapped twice
+   * @param producerAndData the producer page followed by the data area (mapped once; a second
+   *   copy behind it is not read)
    */
   constructor(consumerPage: ArrayBuffer, producerAndData: ArrayBuffer, page: number, size: number, readonly decode: Decoder<T>) {
     if ((size & (size - 1)) !== 0 || size < page || size > 2 ** 30) throw new TlscopeError('ERR_RINGBUF', `ring size ${size} is not a power of two between a page and 1 GiB`);
+    if (producerAndData.byteLength < page + size) throw new TlscopeError('ERR_RINGBUF', `ring mapping of ${producerAndData.byteLength} bytes is smaller than a page + ${size}`);
     this.hdr = new Int32Array(producerAndData);
     this.view = new DataView(producerAndData);
+    this.bytes = new Uint8Array(producerAndData);
     this.producer = new BigInt64Array(producerAndData, 0, 1);
     this.consumer = new BigInt64Array(consumerPage, 0, 1);
     this.mask = size - 1;
@@ -89,6 +124,76 @@ export class RingWalker<T> {
   /** Bytes written by the kernel and not yet consumed. */
   pending(): number {
     return Number(Atomics.load(this.producer, 0)) - this.consPos;
+  }
+
+  private scratchOff = new Int32Array(1024);
+  private scratchLen = new Int32Array(1024);
+
+  /**
+   * Up to `max` committed records as one RingBatch: one pass over the record headers (offsets
+   * and lengths; discarded records skipped, a busy one ends the walk so order is kept), one copy
+   * of the bytes they span, then the consumer position moves past them (each record exactly
+   * once). The decoder is not used. Returns an empty batch when nothing is committed.
+   */
+  drainBatch(max: number): RingBatch {
+    const prod = Number(Atomics.load(this.producer, 0));
+    const { hdr, mask, dataBase } = this;
+    const start = this.consPos;
+    let cons = start;
+    let n = 0;
+    let bytes = 0;
+    let offs = this.scratchOff;
+    let lens = this.scratchLen;
+    const startAt = dataBase + (start & mask);
+    while (cons < prod && n < max) {
+      const at = dataBase + (cons & mask);
+      const word = (PLAIN_HEADER_LOADS ? (hdr[at >>> 2] as number) : Atomics.load(hdr, at >>> 2)) >>> 0;
+      if ((word & BUSY) !== 0) break;
+      const len = word & ~(BUSY | DISCARD);
+      if ((word & DISCARD) === 0) {
+        if (n === offs.length) {
+          const o2 = new Int32Array(n * 2);
+          o2.set(offs);
+          const l2 = new Int32Array(n * 2);
+          l2.set(lens);
+          this.scratchOff = offs = o2;
+          this.scratchLen = lens = l2;
+        }
+        offs[n] = cons - start + HDR;
+        lens[n] = len;
+        n++;
+        bytes += len;
+      }
+      cons += (len + HDR + 7) & ~7;
+    }
+    if (cons === start) {
+      this.stats.drains++;
+      return EMPTY_BATCH;
+    }
+    const span = cons - start;
+    const first = Math.min(span, mask + 1 - (start & mask));
+    const copy = new Uint8Array(span);
+    copy.set(this.bytes.subarray(startAt, startAt + first));
+    if (first < span) copy.set(this.bytes.subarray(dataBase, dataBase + span - first), first); // wrapped
+    this.consPos = cons;
+    Atomics.store(this.consumer, 0, BigInt(cons));
+    this.stats.records += n;
+    this.stats.bytes += bytes;
+    this.stats.drains++;
+    return new RingBatch(copy, offs.slice(0, n), lens.slice(0, n));
+  }
+
+  /** Decodes a sample that runs past the end of the data area from a copy of its two halves. */
+  private decodeWrapped(at: number, len: number): T {
+    if (this.scratch.length < len) {
+      this.scratch = new Uint8Array(Math.max(len, 2 * this.scratch.length, 4096));
+      this.scratchView = new DataView(this.scratch.buffer);
+    }
+    const end = this.dataBase + this.mask + 1;
+    const head = end - at;
+    this.scratch.set(this.bytes.subarray(at, end));
+    this.scratch.set(this.bytes.subarray(this.dataBase, this.dataBase + len - head), head);
+    return this.decode(this.scratchView, 0, len);
   }
 
   /** Walks up to `max` committed records into `out`; returns how many records it consumed. */
@@ -110,7 +215,7 @@ export class RingWalker<T> {
           const len = word & ~(BUSY | DISCARD);
           total = (len + HDR + 7) & ~7;
           if ((word & DISCARD) === 0) {
-            out.push(decode(view, at + HDR, len));
+            out.push(off + HDR + len <= mask + 1 ? decode(view, at + HDR, len) : this.decodeWrapped(at + HDR, len));
             n++;
             bytes += len;
           }
@@ -154,7 +259,7 @@ export class PolledRingBuffer<T> {
     const size = map.maxEntries;
     this.consumer = MappedRegion.map(map.fd, page, 0, true, `consumer page of ${map.name}`);
     try {
-      this.data = MappedRegion.map(map.fd, page + 2 * size, page, false, `data pages of ${map.name}`);
+      this.data = MappedRegion.map(map.fd, page + size, page, false, `data pages of ${map.name}`);
     } catch (e) {
       this.consumer.close();
       throw e;
@@ -172,6 +277,11 @@ export class PolledRingBuffer<T> {
   /** Walks up to `max` committed records into `out`; returns how many it consumed (0 once closed). */
   drain(out: T[], max: number): number {
     return this.data.mapped ? this.walker.drain(out, max) : 0;
+  }
+
+  /** Up to `max` committed records as one batch over a copy of their bytes (empty once closed). */
+  drainBatch(max: number): RingBatch {
+    return this.data.mapped ? this.walker.drainBatch(max) : EMPTY_BATCH;
   }
 
   /** Bytes written by the kernel and not yet consumed. */
@@ -197,22 +307,26 @@ export class PolledRingBuffer<T> {
   }
 }
 
-interface Waiter<T> {
-  resolve: (r: IteratorResult<T[]>) => void;
+interface Waiter<B> {
+  resolve: (r: IteratorResult<B>) => void;
 }
 
-export class RingBufReader<T> implements AsyncIterable<T[]> {
+/**
+ * The timer, the epoll wake-ups, the queue and the async iteration of a ring reader; what one
+ * drain yields (decoded records, or a RingBatch) is the subclass's.
+ */
+abstract class RingReaderBase<B extends { readonly length: number }, T> implements AsyncIterable<B> {
   readonly map: BpfMap;
-  private readonly walker: PolledRingBuffer<T>;
-  private readonly maxPerDrain: number;
+  protected readonly walker: PolledRingBuffer<T>;
+  protected readonly maxPerDrain: number;
   private readonly maxQueued: number;
   private readonly lostCounter: BpfMap | undefined;
-  private readonly queue: T[][] = [];
-  private waiter: Waiter<T> | undefined;
+  private readonly queue: B[] = [];
+  private waiter: Waiter<B> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** undefined where epoll could not be set up: the timer alone drains then */
   private epoll: EpollWaiter | undefined;
-  private state: 'open' | 'closing' | 'closed' = 'open';
+  protected state: 'open' | 'closing' | 'closed' = 'open';
   /** the epoll set's close, which a second close() waits for */
   private closedDone: Promise<void> = Promise.resolve();
   private readonly onAbort = (): void => void this.close();
@@ -259,23 +373,18 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     return this.finalLost ?? this.lostCounter?.sumU64(0) ?? 0n;
   }
 
-  /** Drains now, synchronously, ignoring the queue limit; returns the records read. */
-  drainNow(max = this.maxPerDrain): T[] {
-    const out: T[] = [];
-    if (this.state !== 'closed') this.walker.drain(out, max);
-    return out;
-  }
+  /** Drains now, synchronously, ignoring the queue limit; returns what was read. */
+  abstract drainNow(max?: number): B;
 
   private pump(): void {
     if (this.state === 'closed') return;
     if (this.queue.length >= this.maxQueued) return; // slow consumer: let the kernel count drops
-    const out: T[] = [];
-    this.walker.drain(out, this.maxPerDrain);
+    const out = this.drainNow();
     if (out.length > 0) this.deliver(out);
     this.armEpoll();
   }
 
-  private deliver(batch: T[]): void {
+  private deliver(batch: B): void {
     const w = this.waiter;
     if (w !== undefined) {
       this.waiter = undefined;
@@ -296,7 +405,7 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     });
   }
 
-  async next(): Promise<IteratorResult<T[]>> {
+  async next(): Promise<IteratorResult<B>> {
     const q = this.queue.shift();
     if (q !== undefined) return { value: q, done: false };
     if (this.state !== 'open') return { value: undefined, done: true };
@@ -328,7 +437,7 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     return now - this.eagerSince < EAGER_BUDGET_MS;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<T[]> {
+  [Symbol.asyncIterator](): AsyncIterator<B> {
     return {
       next: () => this.next(),
       return: async () => {
@@ -336,11 +445,6 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
         return { value: undefined, done: true };
       },
     };
-  }
-
-  /** Every event, one at a time (flattens the batches). */
-  async *events(): AsyncGenerator<T> {
-    for await (const batch of this) yield* batch;
   }
 
   /**
@@ -354,8 +458,7 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     this.signal?.removeEventListener('abort', this.onAbort);
     if (opts.drain !== false) {
       for (;;) {
-        const out: T[] = [];
-        if (this.walker.drain(out, this.maxPerDrain) === 0 && this.walker.pending() === 0) break;
+        const out = this.drainNow();
         if (out.length > 0) this.deliver(out);
         else break;
       }
@@ -369,5 +472,38 @@ export class RingBufReader<T> implements AsyncIterable<T[]> {
     const w = this.waiter;
     this.waiter = undefined;
     w?.resolve({ value: undefined, done: true });
+  }
+}
+
+/** Decoded records, batch by batch: the decoder runs once per record as the ring is walked. */
+export class RingBufReader<T> extends RingReaderBase<T[], T> {
+  drainNow(max = this.maxPerDrain): T[] {
+    const out: T[] = [];
+    if (this.state !== 'closed') this.walker.drain(out, max);
+    return out;
+  }
+
+  /** Every event, one at a time (flattens the batches). */
+  async *events(): AsyncGenerator<T> {
+    for await (const batch of this) yield* batch;
+  }
+}
+
+const NO_DECODE: Decoder<never> = () => {
+  throw new TlscopeError('ERR_RINGBUF', 'a batch reader decodes nothing');
+};
+
+/**
+ * Batches, not objects: each drain is one RingBatch, a copy of the committed bytes with the
+ * records' offsets and lengths; the consumer reads fields on demand. Same timer, wake-ups,
+ * queue limit, order, exactly-once and loss counting as RingBufReader.
+ */
+export class RingBatchReader extends RingReaderBase<RingBatch, never> {
+  constructor(map: BpfMap, opts: Omit<RingReaderOptions<never>, 'decode'>) {
+    super(map, { ...opts, decode: NO_DECODE });
+  }
+
+  drainNow(max = this.maxPerDrain): RingBatch {
+    return this.state === 'closed' ? EMPTY_BATCH : this.walker.drainBatch(max);
   }
 }

@@ -105,8 +105,7 @@ export class PcapngPacketWriter {
   events(batch: readonly PacketRecord[]): void {
     for (const r of batch) {
       const p = r.p;
-      const comment = r.comment()?.bytes;
-      this.writer.writePacket(this.interfaceId(r), p.sec, p.nsec, p.buf, p.offset, p.caplen, p.len, epbFlags(p.pkttype), comment === undefined ? undefined : Buffer.from(comment.buffer, comment.byteOffset, comment.byteLength));
+      this.writer.writePacket(this.interfaceId(r), p.sec, p.nsec, p.buf, p.offset, p.caplen, p.len, epbFlags(p.pkttype), r.comment()?.bytes);
     }
   }
 

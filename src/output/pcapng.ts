@@ -102,6 +102,8 @@ export function nanosecondsHighLow(sec: number, nsec: number): [number, number] 
 
 export class PcapngWriter {
   private buf: Buffer;
+  /** over `buf`, renewed with it */
+  private view: DataView;
   private pos = 0;
   private interfaces = 0;
   private readonly sink: BinarySink;
@@ -119,13 +121,17 @@ export class PcapngWriter {
     this.sink = sink;
     this.reuse = opts.reuseBuffer ?? false;
     this.buf = Buffer.allocUnsafe(opts.bufferSize ?? 1 << 20);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
     this.sectionHeader(section);
   }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     this.flush();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+    if (n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+      this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+    }
   }
 
   private putOption(code: number, value: Buffer): void {
@@ -198,41 +204,55 @@ export class PcapngWriter {
   /**
    * An Enhanced Packet Block. The packet is `src[offset, offset + caplen)`; `origLen` is its
    * length on the wire; `flags` are epb_flags (0: none); `comment` an opt_comment (UTF-8 bytes
-   * may be given as a Buffer, to encode a comment repeated on many packets once).
+   * may be given as bytes, to encode a comment repeated on many packets once).
    */
-  writePacket(ifId: number, sec: number, nsec: number, src: Uint8Array, offset: number, caplen: number, origLen: number, flags = 0, comment?: string | Buffer): void {
+  writePacket(ifId: number, sec: number, nsec: number, src: Uint8Array, offset: number, caplen: number, origLen: number, flags = 0, comment?: string | Uint8Array): void {
     const padded = (caplen + 3) & ~3;
     const commentBuf = comment === undefined || comment.length === 0 ? undefined : typeof comment === 'string' ? Buffer.from(comment) : comment;
     const optsLen = (flags !== 0 ? 8 : 0) + (commentBuf !== undefined ? optLen(commentBuf.length) : 0);
     const total = 32 + padded + (optsLen > 0 ? optsLen + 4 : 0);
-    this.ensure(total);
+    if (this.pos + total > this.buf.length) this.ensure(total);
     const b = this.buf;
+    const v = this.view;
     let p = this.pos;
-    const [hi, lo] = nanosecondsHighLow(sec, nsec);
-    b.writeUInt32LE(EPB, p);
-    b.writeUInt32LE(total, p + 4);
-    b.writeUInt32LE(ifId, p + 8);
-    b.writeUInt32LE(hi, p + 12);
-    b.writeUInt32LE(lo, p + 16);
-    b.writeUInt32LE(caplen, p + 20);
-    b.writeUInt32LE(origLen, p + 24);
+    // the 64-bit nanosecond timestamp, as nanosecondsHighLow() computes it, without an array
+    const secHi = Math.floor(sec / 65536);
+    const x = secHi * 1e9;
+    const low = (x % 65536) * 65536 + (sec % 65536) * 1e9 + nsec;
+    const carry = Math.floor(low / 4294967296);
+    v.setUint32(p, EPB, true);
+    v.setUint32(p + 4, total, true);
+    v.setUint32(p + 8, ifId, true);
+    v.setUint32(p + 12, Math.floor(x / 65536) + carry, true);
+    v.setUint32(p + 16, low - carry * 4294967296, true);
+    v.setUint32(p + 20, caplen, true);
+    v.setUint32(p + 24, origLen, true);
     p += 28;
-    if (src instanceof Buffer) src.copy(b, p, offset, offset + caplen);
-    else b.set(src.subarray(offset, offset + caplen), p);
+    // a plain Uint8Array view: Buffer#subarray and Buffer#copy cost more than the copy of an MTU packet
+    b.set(new Uint8Array(src.buffer, src.byteOffset + offset, caplen), p);
     for (let i = p + caplen; i < p + padded; i++) b[i] = 0;
-    this.pos = p + padded;
+    p += padded;
     if (optsLen > 0) {
-      if (commentBuf !== undefined) this.putOption(OPT_COMMENT, commentBuf);
-      if (flags !== 0) {
-        b.writeUInt16LE(EPB_FLAGS, this.pos);
-        b.writeUInt16LE(4, this.pos + 2);
-        b.writeUInt32LE(flags >>> 0, this.pos + 4);
-        this.pos += 8;
+      if (commentBuf !== undefined) {
+        const n = commentBuf.length;
+        v.setUint16(p, OPT_COMMENT, true);
+        v.setUint16(p + 2, n, true);
+        b.set(commentBuf, p + 4);
+        const end = p + 4 + ((n + 3) & ~3);
+        for (let i = p + 4 + n; i < end; i++) b[i] = 0;
+        p = end;
       }
-      this.putEnd();
+      if (flags !== 0) {
+        v.setUint16(p, EPB_FLAGS, true);
+        v.setUint16(p + 2, 4, true);
+        v.setUint32(p + 4, flags >>> 0, true);
+        p += 8;
+      }
+      v.setUint32(p, OPT_ENDOFOPT, true);
+      p += 4;
     }
-    b.writeUInt32LE(total, this.pos);
-    this.pos += 4;
+    v.setUint32(p, total, true);
+    this.pos = p + 4;
     this.packets++;
   }
 

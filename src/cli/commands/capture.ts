@@ -18,6 +18,7 @@ import { bool, helpText, int, parse, str, type OptionSpecs, type ParsedValues } 
 import type { CommandContext } from '../context.js';
 import { paramOptions, paramValuesFrom, scopeOptions, selectorFrom } from '../scope.js';
 import { problemError } from '../trace-command.js';
+import { startCpuProfile, type CpuProfile } from '../profile.js';
 
 const VERSION = '0.1.0';
 
@@ -124,6 +125,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   }
 
   let session: Session<CapturedPacket> | undefined;
+  let profile: CpuProfile | undefined;
   // -v: how long the event loop was held at most (the ring must absorb that much traffic)
   const loopDelay = verbose ? monitorEventLoopDelay({ resolution: 1 }) : undefined;
   try {
@@ -136,6 +138,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       sink,
     });
     loopDelay?.enable(); // from here on: while capturing (loading BPF holds the loop too)
+    profile = await startCpuProfile();
     let final: SessionStats | undefined;
     for await (const m of session as AsyncIterable<SessionMessage<CapturedPacket>>) {
       if (m.type === 'warning') ctx.err.write(`tlscope: warning: ${m.text}\n`);
@@ -163,6 +166,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     loopDelay?.disable();
     ctx.signal.removeEventListener('abort', onAbort);
     await session?.stop();
+    await profile?.stop();
     if (fileFd !== undefined) closeSync(fileFd);
   }
 }

@@ -302,7 +302,7 @@ Examples:
       },
       details: () => {
         const st = g.stats();
-        let s = `${st.targets} namespace${st.targets === 1 ? '' : 's'} captured, ${st.losing} packets marked as following a loss, ${st.freezes} ring freezes, ${st.wakeups} wake-ups, ${st.rereads} immediate re-reads`;
+        let s = `${st.targets} namespace${st.targets === 1 ? '' : 's'} captured, ${st.losing} packets marked as following a loss, ${st.freezes} ring freezes, ${st.wakeups} wake-ups, ${st.rereads} immediate re-reads, ${st.timerChecks} timer looks`;
         if (owners !== undefined) s += `; ${owners.size} sockets attributed, ${owners.lost()} attribution records lost`;
         return s;
       },

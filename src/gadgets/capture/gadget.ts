@@ -62,6 +62,8 @@ export interface CaptureStats {
   /** epoll wake-ups with a block ready, and reads done at once because more was ready */
   wakeups: number;
   rereads: number;
+  /** looks on the event loop's own timer while traffic flowed (instead of an epoll wait) */
+  timerChecks: number;
 }
 
 export class CaptureGadget implements NetnsWatcher {
@@ -205,7 +207,7 @@ export class CaptureGadget implements NetnsWatcher {
       s.freezes += k.freezes;
       s.losing += t.socket.walker.stats.losingPackets;
     }
-    return { delivered: this.delivered, ...s, targets: this.targetsEver, wakeups: this.poller.stats.wakeups, rereads: this.poller.stats.rereads };
+    return { delivered: this.delivered, ...s, targets: this.targetsEver, wakeups: this.poller.stats.wakeups, rereads: this.poller.stats.rereads, timerChecks: this.poller.stats.timerChecks };
   }
 
   /**
