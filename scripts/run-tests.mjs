@@ -165,8 +165,13 @@ if ((which === 'all' || which === 'kernels') && stoppedBy === undefined && kerne
     for (const k of existsSync(out) ? readdirSync(out) : []) {
       const tap = join(out, k, 'kernels.tap');
       const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
-      if (text === '') failed = true;
       const r = readTap(text);
+      if (text === '') {
+        // the guest gave no report at all (it did not boot, or the tests did not finish): a failure, named
+        failed = true;
+        r.fail += 1;
+        r.failures.push(`${k}: no test report from the guest (see kernel-matrix's table above and its vm.log)`);
+      }
       if (r.fail > 0) {
         failed = true;
         console.log(`\n# kernels ${k}: ${r.fail} failed: ${r.failures.join('; ')}`);
