@@ -220,15 +220,6 @@ export class ContainerIndex {
         const r = past[i]!;
         if (atMs >= r.since - RECYCLE_SLACK_MS && atMs <= r.until + RECYCLE_SLACK_MS) return r.container;
       }
-      // Learnt late (no start hook, e.g. an agent in a pod): the event came before the index
-      // knew its container. The holder then is the oldest removed one whose time ended after
-      // the event and after its predecessor's: it held the namespace from some time before
-      // being learnt until its removal.
-      for (let i = 0; i < past.length; i++) {
-        const r = past[i]!;
-        const prevUntil = i === 0 ? -Infinity : past[i - 1]!.until;
-        if (atMs <= r.until + RECYCLE_SLACK_MS && atMs > prevUntil + RECYCLE_SLACK_MS) return r.container;
-      }
     }
     return current;
   }

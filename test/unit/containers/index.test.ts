@@ -276,36 +276,6 @@ test('a mount namespace inode recycled for a new container replaces the dead ent
   }
 });
 
-test('learnt late (no start hook), then removed: an event from before it was learnt keeps its container, not a predecessor of its inode', async () => {
-  const docker = new ScriptedRuntime('docker');
-  const index = new ContainerIndex({ clients: [docker], procRoot: proc.root, rescanIntervalMs: 0, sessionTiming: fast });
-  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-  try {
-    await index.start();
-    await until('watching', () => docker.watching === 1);
-    // a predecessor held the inode and is gone
-    proc.add({ pid: 910, mnt: 5040, net: 6040, cgroup: `/docker/${ID1}` });
-    docker.start(container('docker', ID1, 910, { name: 'before' }));
-    await until('predecessor', () => index.byMntns(5040)?.name === 'before');
-    docker.stop(ID1);
-    proc.remove(910);
-    await until('predecessor gone', () => index.byMntns(5040) === undefined);
-    await sleep(20);
-    const event = Date.now(); // the short-lived one's first act, before the index hears of it
-    await sleep(20);
-    proc.add({ pid: 911, mnt: 5040, net: 6041, cgroup: `/docker/${ID2}` });
-    docker.start(container('docker', ID2, 911, { name: 'short' }));
-    await until('learnt', () => index.byMntns(5040)?.name === 'short');
-    assert.equal(index.byMntns(5040, event)?.name, 'short', 'while it is indexed');
-    docker.stop(ID2);
-    proc.remove(911);
-    await until('removed', () => index.byMntns(5040) === undefined);
-    assert.equal(index.byMntns(5040, event)?.name, 'short', 'after its removal: the held event is released late');
-  } finally {
-    await index.close();
-  }
-});
-
 test('one container reported by two clients is indexed once; pods share a netns; host-network containers are not under the host netns', async () => {
   const a = new ScriptedRuntime('containerd');
   const b = new ScriptedRuntime('containerd', '/run/other.sock');
