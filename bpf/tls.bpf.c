@@ -403,6 +403,27 @@ int BPF_KPROBE(tls_gnutls_recv, void *session, void *data, __u64 size)
 	return enter_c(ctx, TLS_SRC_GNUTLS, TLS_FN_GNUTLS_RECV, TLS_DIR_READ, (__u64)session, (__u64)data, 0);
 }
 
+/* rustls (src/gadgets/tls/rustls.ts): self is &mut Writer { sink: &mut dyn PlaintextSink } or
+ * &mut Reader { received_plaintext: &mut ChunkVecBuffer, .. }; its first word names the session. */
+static __always_inline int enter_rustls(struct pt_regs *ctx, __u8 func, __u8 direction)
+{
+	__u64 conn = 0;
+	bpf_probe_read_user(&conn, sizeof(conn), (const void *)PT_REGS_PARM1(ctx));
+	return enter_c(ctx, TLS_SRC_RUSTLS, func, direction, conn, PT_REGS_PARM2(ctx), 0);
+}
+
+SEC("uprobe")
+int tls_rustls_write(struct pt_regs *ctx)
+{
+	return enter_rustls(ctx, TLS_FN_RUSTLS_WRITE, TLS_DIR_WRITE);
+}
+
+SEC("uprobe")
+int tls_rustls_read(struct pt_regs *ctx)
+{
+	return enter_rustls(ctx, TLS_FN_RUSTLS_READ, TLS_DIR_READ);
+}
+
 SEC("uretprobe")
 int tls_lib_ret(struct pt_regs *ctx)
 {
@@ -424,6 +445,11 @@ int tls_lib_ret(struct pt_regs *ctx)
 			goto empty;
 		if (bpf_probe_read_user(&moved, sizeof(moved), (const void *)call.outlen) < 0)
 			goto empty;
+	} else if (call.func == TLS_FN_RUSTLS_WRITE || call.func == TLS_FN_RUSTLS_READ) {
+		/* io::Result<usize>: the tag in RAX (0: Ok), the count in RDX */
+		if ((__u8)PT_REGS_RC(ctx) != 0)
+			goto empty;
+		moved = ctx->dx;
 	} else if (call.func == TLS_FN_SSL_WRITE || call.func == TLS_FN_SSL_READ) {
 		int r = (int)PT_REGS_RC(ctx);
 		if (r <= 0)

@@ -22,6 +22,12 @@ if [ "$want_tests" = 1 ]; then
          docker.io containerd runc podman containernetworking-plugins busybox-static
          chromium fonts-dejavu-core  # the web UI's browser tests (playwright-core drives chromium; no browser download)
          qemu-system-x86 cpio kmod xz-utils) # npm test's kernels phase (qemu guests)
+  # the rustls fixture (test/fixtures/stacks/rust): Debian 12's cargo/rustc (1.63) are older
+  # than rustls 0.23 needs (1.71; its zeroize 1.85); cargo-web/rustc-web (1.85, 1.96 in
+  # bookworm-security) build it. A rustup toolchain under ~/.cargo is used when present.
+  if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+    pkgs+=(cargo-web rustc-web)
+  fi
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then

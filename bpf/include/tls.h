@@ -14,6 +14,7 @@ enum tls_source {
 	TLS_SRC_GNUTLS = 2,
 	TLS_SRC_GO = 3,      /* crypto/tls */
 	TLS_SRC_KTLS = 4,    /* kernel TLS (bpf/ktls.bpf.c) */
+	TLS_SRC_RUSTLS = 6,  /* rustls Writer::write / Reader::read (src/gadgets/tls/rustls.ts) */
 };
 
 enum tls_func {
@@ -34,6 +35,8 @@ enum tls_func {
 	TLS_FN_SSL_READ_INTERNAL = 12,
 	TLS_FN_KTLS_SENDPAGE = 13,    /* before Linux 6.5: sendfile/splice into a kTLS socket */
 	TLS_FN_KTLS_SPLICE_READ = 14, /* splice out of a kTLS socket */
+	TLS_FN_RUSTLS_WRITE = 20,
+	TLS_FN_RUSTLS_READ = 21,
 };
 
 enum tls_direction {

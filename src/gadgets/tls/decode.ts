@@ -26,12 +26,12 @@ export const TLS_EVENT_LAYOUT = {
 export const TLS_HINT_SIZE = 8;
 
 /** `openssl+ktls`, `gnutls+ktls`: a library call whose bytes the kTLS hooks saw too (shown once). */
-export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'ktls' | 'openssl+ktls' | 'gnutls+ktls';
+export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'rustls' | 'ktls' | 'openssl+ktls' | 'gnutls+ktls';
 export type TlsDirection = 'write' | 'read';
 /** How the connection tuple was found: see the README. */
 export type TupleSource = 'socket' | 'session' | 'thread';
 
-export const SOURCES: Readonly<Record<number, TlsSource>> = { 1: 'openssl', 2: 'gnutls', 3: 'go', 4: 'ktls' };
+export const SOURCES: Readonly<Record<number, TlsSource>> = { 1: 'openssl', 2: 'gnutls', 3: 'go', 4: 'ktls', 6: 'rustls' };
 export const FUNCTIONS: Readonly<Record<number, string>> = {
   1: 'SSL_write',
   2: 'SSL_read',
@@ -47,6 +47,8 @@ export const FUNCTIONS: Readonly<Record<number, string>> = {
   12: 'ssl_read_internal',
   13: 'tls_sw_sendpage',
   14: 'tls_sw_splice_read',
+  20: 'rustls::Writer::write',
+  21: 'rustls::Reader::read',
 };
 const TUPLE_SOURCES: Readonly<Record<number, TupleSource>> = { 1: 'socket', 2: 'session', 3: 'thread' };
 

@@ -10,7 +10,7 @@ import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
 
-const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'ktls'];
+const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'ktls'];
 
 function describe(g: TlsGadget): string {
   const files = g.attachedFiles();
@@ -96,7 +96,7 @@ Examples:
       check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
     { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
-    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go,ktls (default all; ktls where the kernel has kTLS, see doctor)' },
+    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go,rustls,ktls (default all; ktls where the kernel has kTLS, see doctor)' },
     ringSizeParam(16),
   ],
   fields: (params, view) => (boolParam(params, 'http') ? tlsHttpFields() : tlsDataFields({ json: view?.json === true, hex: boolParam(params, 'hex') })),

@@ -27,6 +27,7 @@ import { CallAssembler, type TlsCall } from './assembler.js';
 import { decodeTlsChunk, decodeTlsHint, type TlsChunk, type TlsDirection, type TlsHint, type TlsSource, type TupleSource } from './decode.js';
 import { KtlsSource, mergeBatches } from './ktls.js';
 import { ProcessScope, type ProcessWatcher } from './process-scope.js';
+import { socketConn } from './rustls.js';
 import { fileIdentity, planFile, tlsLibrariesUnder, type PlannedProbe, type ProbePlan, type ProbeSource } from './targets.js';
 
 export interface TlsEvent extends CommonEvent {
@@ -98,12 +99,12 @@ export type TupleHooks = 'sock' | 'syscalls';
 export type TlsSourceName = ProbeSource | 'ktls';
 
 const COMMON_PROGRAMS = [
-  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_lib_ret',
+  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_rustls_write', 'tls_rustls_read', 'tls_lib_ret',
   'tls_go_write_reg', 'tls_go_read_reg', 'tls_go_ret_reg', 'tls_go_write_stack', 'tls_go_read_stack', 'tls_go_ret_stack',
   'tls_exit', 'tls_exec', 'tls_mmap',
 ];
 /** Programs attached to probed files (uprobe_multi needs them loaded for it). */
-const PROBE_PROGRAMS = COMMON_PROGRAMS.filter((p) => /^tls_(ssl|gnutls|lib|go)_/.test(p));
+const PROBE_PROGRAMS = COMMON_PROGRAMS.filter((p) => /^tls_(ssl|gnutls|rustls|lib|go)_/.test(p));
 const SOCK_PROGRAMS = ['tls_sock_send', 'tls_sock_recv'];
 const SYSCALLS = ['write', 'writev', 'sendto', 'sendmsg', 'read', 'readv', 'recvfrom', 'recvmsg'];
 
@@ -139,7 +140,7 @@ interface FileState {
 
 const DEFAULT_MAX_BYTES = 4 << 20;
 const HINT_DELAY_MS = 50;
-const ALL_SOURCES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go'];
+const ALL_SOURCES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go', 'rustls'];
 
 export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   private readonly obj: BpfObject;
@@ -384,6 +385,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) this.warn(`cannot read ${probePath}: ${errorMessage(e)}`);
       return undefined;
     }
+    for (const p of state.plans) if (p.noHook !== undefined) this.warn(`TLS library found, no hook: ${p.source} in ${probePath}: ${p.noHook}`);
+    state.plans = state.plans.filter((p) => p.noHook === undefined);
     const fileId = this.nextFileId++;
     this.fileNames.set(fileId, name);
     for (const plan of state.plans) {
@@ -471,7 +474,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       remote: ep?.remote,
       tupleSource: h.tupleSource,
       latencyNs: Number(h.tsNs - h.startNs),
-      conn: h.connId.toString(16),
+      // rustls' reads and writes hold different pointers of one session: its socket names it
+      conn: h.source === 'rustls' && ep !== undefined ? socketConn(ep.local, ep.remote) : h.connId.toString(16),
     };
   }
 

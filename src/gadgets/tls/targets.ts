@@ -11,9 +11,10 @@ import { ElfFile } from '../../proc/elf.js';
 import { functionReturns, goAbi, goFunctions, isGoBinary, readGoBuildInfo } from '../../proc/go.js';
 import type { TlsSource } from './decode.js';
 import { findOpenSslFunctions, hasOpenSsl3 } from './openssl-finder.js';
+import { planRustls } from './rustls.js';
 
 /** The library sources (probed per file); the kernel's is `ktls` (ktls.ts). */
-export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go'>;
+export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go' | 'rustls'>;
 
 export interface PlannedProbe {
   /** BPF program in tls.bpf.c */
@@ -30,6 +31,8 @@ export interface ProbePlan {
   probes: PlannedProbe[];
   /** e.g. "go1.19.8, register ABI" */
   detail: string;
+  /** the TLS stack is in the file but cannot be hooked: why (no probes then) */
+  noHook?: string;
 }
 
 const OPENSSL: readonly (readonly [string, string])[] = [
@@ -89,6 +92,10 @@ export function planFile(path: string, sources: ReadonlySet<ProbeSource>): Probe
     ].join('; ');
     lib('openssl', opensslTable, opensslDetail);
     lib('gnutls', GNUTLS, 'gnutls_record_send/recv');
+    if (sources.has('rustls')) {
+      const p = planRustls(elf);
+      if (p !== undefined) plans.push(p);
+    }
     if (sources.has('go') && isGoBinary(elf)) {
       const info = readGoBuildInfo(elf);
       const abi = goAbi(info);

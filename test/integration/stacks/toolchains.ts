@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CACHE = process.env.TLSCOPE_TEST_CACHE ?? '/var/cache/tlscope-test';
@@ -142,4 +142,47 @@ export function opensslStaticFixture(variant: 'symbols' | 'stripped'): string {
   sh('gcc', ['-O2', '-o', tmp, join(src, 'sslpeer.c'), '-Wl,-Bstatic', '-lssl', '-lcrypto', '-Wl,-Bdynamic', '-pthread', '-ldl', ...(variant === 'stripped' ? ['-s'] : [])]);
   renameSync(tmp, out);
   return out;
+}
+
+/** cargo: rustup's under ~/.cargo, else the one on PATH (Debian's cargo-web, scripts/setup.sh --test). */
+function cargoCommand(): string {
+  const home = join(process.env.HOME ?? '/root', '.cargo', 'bin', 'cargo');
+  return existsSync(home) ? home : 'cargo';
+}
+
+/** The rustls fixture's builds: legacy-mangled symbols (rustc's default), the same stripped, v0-mangled symbols. */
+export type RustlsVariant = 'symbols' | 'stripped' | 'v0';
+
+/**
+ * The rustls fixture (test/fixtures/stacks/rust: rustls 0.23 on ring over std::net, Cargo.lock
+ * committed) built in release mode: with symbols, stripped (that build through `strip`), or
+ * with `-C symbol-mangling-version=v0`. Crates and build trees live in the cache (CARGO_HOME,
+ * target dirs), so a later run builds nothing.
+ */
+export function rustlsFixture(variant: RustlsVariant): string {
+  const src = join(FIXTURES, 'rust');
+  const hash = createHash('sha256');
+  for (const f of ['Cargo.toml', 'Cargo.lock', 'src/main.rs']) hash.update(f).update(readFileSync(join(src, f)));
+  const out = join(CACHE, 'bin', `rustlspeer-${variant}-${hash.digest('hex').slice(0, 12)}`);
+  if (existsSync(out)) return out;
+  mkdirSync(join(CACHE, 'bin'), { recursive: true });
+  const target = join(CACHE, variant === 'v0' ? 'cargo-target-v0' : 'cargo-target');
+  const cargo = cargoCommand();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, CARGO_HOME: join(CACHE, 'cargo'), CARGO_TARGET_DIR: target,
+    PATH: cargo === 'cargo' ? process.env.PATH : `${dirname(cargo)}:${process.env.PATH ?? ''}`,
+    RUSTFLAGS: variant === 'v0' ? '-C symbol-mangling-version=v0' : '',
+  };
+  sh('nice', ['-n', '10', cargo, 'build', '--release', '--locked'], { cwd: src, env, timeoutMs: 1_800_000 });
+  const tmp = `${out}.tmp${process.pid}`;
+  const built = join(target, 'release', 'rustlspeer');
+  sh(variant === 'stripped' ? 'strip' : 'cp', variant === 'stripped' ? ['-o', tmp, built] : [built, tmp]);
+  renameSync(tmp, out);
+  return out;
+}
+
+/** `rustc --version` of the toolchain the rustls fixture is built with. */
+export function rustcVersion(): string {
+  const cargo = cargoCommand();
+  return sh(cargo === 'cargo' ? 'rustc' : join(dirname(cargo), 'rustc'), ['--version']).trim();
 }

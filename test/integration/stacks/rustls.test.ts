@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+// trace tls (the real CLI) against rustls: a Rust client and server (test/fixtures/stacks/rust,
+// rustls 0.23 from crates.io over std::net, built by the test set-up) with legacy-mangled
+// symbols, v0-mangled symbols, and stripped, where Reader::read is found by the LEA of its
+// close_notify message and Writer::write as the trait-object forwarder next to it
+// (src/gadgets/tls/rustls.ts). Byte-exact plaintext both ways, client and server side, with
+// pid, comm, the connection tuple and one `conn` per session.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { featureSkip, NEEDS } from '../../helpers/features.js';
+/** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
+const kernelSkip = featureSkip(...NEEDS.tls);
+import { stream, type TlsJson } from '../tls/helpers.js';
+import { escape, request, stackTracer } from './tracer.js';
+import { startProcess, stopChild } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
+import { rustlsFixture } from './toolchains.js';
+import { ElfFile } from '../../../src/proc/elf.js';
+import { findRustls } from '../../../src/gadgets/tls/rustls.js';
+
+const stack = stackTracer('tlscope-stacks-rustls-', 900);
+
+function said(): string {
+  return stack.tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
+}
+
+const probed = (bin: string, how: string): RegExp => new RegExp(`probing rustls in /proc/\\d+/root${escape(bin)} \\(Writer::write/Reader::read by ${escape(how)}; 4 probes`);
+const how = (bin: string): string => (bin.includes('-stripped-') ? 'pattern, without symbols' : 'symbol');
+
+let copies = 0;
+/**
+ * A fresh copy of a fixture binary (a new inode, probed anew): the tracer marks a process as a
+ * TLS user in the same step that prints "probing …", so waiting for that line means the
+ * handshake's socket I/O is recorded. A file probed before gives no such line for a new process.
+ */
+function fresh(bin: string, role: string): string {
+  const out = join(stack.work.dir, `${basename(bin)}-${role}${++copies}`);
+  copyFileSync(bin, out);
+  chmodSync(out, 0o755);
+  return out;
+}
+
+async function exchange(serverFixture: string, clientFixture: string): Promise<void> {
+  const serverBin = fresh(serverFixture, 's');
+  const clientBin = fresh(clientFixture, 'c');
+  const req = request(3000);
+  const reply = randomBytes(40_000);
+  const server = startProcess(serverBin, ['server', stack.work.cert, stack.work.key, reply.toString('hex')], { timeoutMs: 120_000 });
+  try {
+    await stack.tracer.waitForStderr(probed(serverBin, how(serverBin)));
+    await waitUntil('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
+    const port = Number(/^port (\d+)$/m.exec(server.output())?.[1]);
+    assert.ok(port > 0, `server started: ${server.output()}`);
+    const client = startProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
+    await stack.tracer.waitForStderr(probed(clientBin, how(clientBin)));
+    client.child.stdin!.write('go\n');
+    const ran = await client.done;
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stdout, `reply ${reply.toString('hex')}\n`);
+    await waitUntil('all bytes traced', () => stream(stack.tracer.events, client.pid, 'write').length >= req.length && stream(stack.tracer.events, server.pid, 'read').length >= req.length
+      && stream(stack.tracer.events, server.pid, 'write').length >= reply.length && stream(stack.tracer.events, client.pid, 'read').length >= reply.length);
+    await stack.tracer.marker(stack.py);
+    assert.ok(stream(stack.tracer.events, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
+    assert.ok(stream(stack.tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
+    assert.ok(stream(stack.tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
+    assert.ok(stream(stack.tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
+    const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined): void => {
+      assert.ok(evs.length >= 2);
+      for (const e of evs) {
+        assert.equal(e.source, 'rustls');
+        assert.equal(e.function, e.direction === 'write' ? 'rustls::Writer::write' : 'rustls::Reader::read');
+        assert.equal(e.proc.comm, basename(bin).slice(0, 15));
+        assert.equal(local(e), `127.0.0.1:${port}`, `tuple of ${e.direction}`);
+        assert.equal(e.library, bin);
+      }
+      // reads and writes of the one session carry one conn (what --http pairs by)
+      assert.equal(new Set(evs.map((e) => e.conn)).size, 1, 'one conn per session');
+    };
+    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote);
+    check(stack.tracer.of(server.pid), serverBin, (e) => e.local);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nthe tracer said last:\n${said()}`, { cause: e });
+  } finally {
+    await stopChild(server.child);
+  }
+}
+
+test('rustls: without symbols the finder lands where the symbols say', { skip: kernelSkip }, () => {
+  const withSyms = ElfFile.open(rustlsFixture('symbols'));
+  const without = ElfFile.open(rustlsFixture('stripped'));
+  try {
+    const truth = findRustls(withSyms);
+    const found = findRustls(without);
+    assert.equal(truth?.how, 'symbols');
+    assert.equal(without.functions().size, 0, 'really stripped');
+    assert.equal(found?.how, 'pattern');
+    assert.equal(found?.reason, undefined);
+    assert.equal(found?.read?.address, truth?.read?.address, 'Reader::read');
+    assert.equal(found?.write?.address, truth?.write?.address, 'Writer::write');
+  } finally {
+    withSyms.close();
+    without.close();
+  }
+});
+
+test('rustls: legacy symbols (server) ↔ stripped (client), then the other way round', { skip: kernelSkip }, async () => {
+  const symbols = rustlsFixture('symbols');
+  const stripped = rustlsFixture('stripped');
+  await exchange(symbols, stripped);
+  await exchange(stripped, symbols);
+});
+
+test('rustls: v0-mangled symbols (server and client)', { skip: kernelSkip }, async () => {
+  const v0 = rustlsFixture('v0');
+  await exchange(v0, v0);
+});
