@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, openSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
@@ -75,6 +75,8 @@ async function exchange(serverFixture: string, clientFixture: string): Promise<v
         assert.equal(e.proc.comm, basename(bin).slice(0, 15));
         assert.equal(local(e), `127.0.0.1:${port}`, `tuple of ${e.direction}`);
         assert.equal(e.library, bin);
+        // rustls::Stream does the socket I/O around the calls, not in them: the thread's socket
+        assert.equal(e.tupleSource, 'thread');
       }
       // reads and writes of the one session carry one conn (what --http pairs by)
       assert.equal(new Set(evs.map((e) => e.conn)).size, 1, 'one conn per session');
@@ -116,4 +118,31 @@ test('rustls: legacy symbols (server) ↔ stripped (client), then the other way 
 test('rustls: v0-mangled symbols (server and client)', { skip: kernelSkip }, async () => {
   const v0 = rustlsFixture('v0');
   await exchange(v0, v0);
+});
+
+test('rustls whose Writer::write cannot be found: "TLS library found, no hook", with the reason', { skip: kernelSkip }, async () => {
+  // the stripped build with Writer::write's forwarder bytes changed (never called: the server
+  // only listens here)
+  const bin = fresh(rustlsFixture('stripped'), 'nohook');
+  const elf = ElfFile.open(bin);
+  let at: number | undefined;
+  try {
+    at = findRustls(elf)?.write?.fileOffset;
+  } finally {
+    elf.close();
+  }
+  assert.ok(at !== undefined);
+  const fd = openSync(bin, 'r+');
+  try {
+    writeSync(fd, Buffer.from([0xcc]), 0, 1, at + 15); // its last byte (of jmp rcx)
+  } finally {
+    closeSync(fd);
+  }
+  const server = startProcess(bin, ['server', stack.work.cert, stack.work.key, '00'], { timeoutMs: 120_000 });
+  try {
+    await stack.tracer.waitForStderr(new RegExp(`TLS library found, no hook: rustls in /proc/\\d+/root${escape(bin)}: Writer::write: 0 forwarders next to Reader::read, not one`));
+    assert.doesNotMatch(stack.tracer.stderr, new RegExp(`probing rustls in /proc/\\d+/root${escape(bin)}`));
+  } finally {
+    await stopChild(server.child);
+  }
 });
