@@ -245,6 +245,8 @@ struct emit_ctx {
 	__u64 buf;
 	__u32 captured;
 	__u32 faults;
+	__u32 base_off; /* offset in the call of buf's first byte (a vectored call's segment) */
+	__u32 pad;
 };
 
 static long emit_chunk(__u32 i, struct emit_ctx *ec)
@@ -262,7 +264,7 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
 	barrier_var(len);
 	if (len == 0 || len > TLS_CHUNK)
 		return 1;
-	s->hdr.offset = off;
+	s->hdr.offset = ec->base_off + off;
 	s->hdr.chunk_len = len;
 	if (bpf_probe_read_user(s->data, len, (const void *)(ec->buf + off)) < 0) {
 		s->hdr.flags |= TLS_F_FAULT;
@@ -275,6 +277,10 @@ static long emit_chunk(__u32 i, struct emit_ctx *ec)
 	stat_add(STAT_RECORDS, 1);
 	return 0;
 }
+
+/* Segments of a vectored call (rustls Writer::write_vectored) emitted at most; bytes past them
+ * are not captured and show as missing bytes (lostBytes) of the call. */
+#define TLS_MAX_IOV 8
 
 static __always_inline int emit_call(const struct tls_call *call, __u32 tgid, __u32 tid, __u64 moved)
 {
@@ -310,7 +316,25 @@ static __always_inline int emit_call(const struct tls_call *call, __u32 tgid, __
 	stat_add(STAT_CALLS, 1);
 	if (captured == 0)
 		return 0;
-	struct emit_ctx ec = { .buf = call->buf, .captured = captured, .faults = 0 };
+	if (call->func == TLS_FN_RUSTLS_WRITEV) {
+		/* buf: an iovec (IoSlice) array of outlen entries; each segment its own chunks */
+		__u32 done = 0;
+		for (__u32 j = 0; j < TLS_MAX_IOV; j++) {
+			__u64 v[2] = {};
+			if (j >= call->outlen || done >= captured || bpf_probe_read_user(v, sizeof(v), (const void *)(call->buf + (__u64)j * 16)) < 0)
+				break;
+			__u32 n = captured - done;
+			if (v[1] < n)
+				n = v[1];
+			struct emit_ctx seg = { .buf = v[0], .captured = n, .faults = 0, .base_off = done };
+			bpf_loop((n + TLS_CHUNK - 1) / TLS_CHUNK, emit_chunk, &seg, 0);
+			if (seg.faults)
+				stat_add(STAT_FAULTS, seg.faults);
+			done += n;
+		}
+		return 0;
+	}
+	struct emit_ctx ec = { .buf = call->buf, .captured = captured, .faults = 0, .base_off = 0 };
 	bpf_loop((captured + TLS_CHUNK - 1) / TLS_CHUNK, emit_chunk, &ec, 0);
 	if (ec.faults)
 		stat_add(STAT_FAULTS, ec.faults);
@@ -409,7 +433,14 @@ static __always_inline int enter_rustls(struct pt_regs *ctx, __u8 func, __u8 dir
 {
 	__u64 conn = 0;
 	bpf_probe_read_user(&conn, sizeof(conn), (const void *)PT_REGS_PARM1(ctx));
-	return enter_c(ctx, TLS_SRC_RUSTLS, func, direction, conn, PT_REGS_PARM2(ctx), 0);
+	/* write_vectored: (self, bufs.ptr, bufs.len): the count rides in outlen */
+	return enter_c(ctx, TLS_SRC_RUSTLS, func, direction, conn, PT_REGS_PARM2(ctx), func == TLS_FN_RUSTLS_WRITEV ? PT_REGS_PARM3(ctx) : 0);
+}
+
+SEC("uprobe")
+int tls_rustls_writev(struct pt_regs *ctx)
+{
+	return enter_rustls(ctx, TLS_FN_RUSTLS_WRITEV, TLS_DIR_WRITE);
 }
 
 SEC("uprobe")
@@ -445,7 +476,7 @@ int tls_lib_ret(struct pt_regs *ctx)
 			goto empty;
 		if (bpf_probe_read_user(&moved, sizeof(moved), (const void *)call.outlen) < 0)
 			goto empty;
-	} else if (call.func == TLS_FN_RUSTLS_WRITE || call.func == TLS_FN_RUSTLS_READ) {
+	} else if (call.func == TLS_FN_RUSTLS_WRITE || call.func == TLS_FN_RUSTLS_READ || call.func == TLS_FN_RUSTLS_WRITEV) {
 		/* io::Result<usize>: the tag in RAX (0: Ok), the count in RDX */
 		if ((__u8)PT_REGS_RC(ctx) != 0)
 			goto empty;

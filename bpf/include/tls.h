@@ -37,6 +37,7 @@ enum tls_func {
 	TLS_FN_KTLS_SPLICE_READ = 14, /* splice out of a kTLS socket */
 	TLS_FN_RUSTLS_WRITE = 20,
 	TLS_FN_RUSTLS_READ = 21,
+	TLS_FN_RUSTLS_WRITEV = 22, /* Writer::write_vectored: buf is an iovec (IoSlice) array, outlen its count */
 };
 
 enum tls_direction {

@@ -49,6 +49,7 @@ export const FUNCTIONS: Readonly<Record<number, string>> = {
   14: 'tls_sw_splice_read',
   20: 'rustls::Writer::write',
   21: 'rustls::Reader::read',
+  22: 'rustls::Writer::write_vectored',
 };
 const TUPLE_SOURCES: Readonly<Record<number, TupleSource>> = { 1: 'socket', 2: 'session', 3: 'thread' };
 

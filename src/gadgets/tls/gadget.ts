@@ -99,7 +99,7 @@ export type TupleHooks = 'sock' | 'syscalls';
 export type TlsSourceName = ProbeSource | 'ktls';
 
 const COMMON_PROGRAMS = [
-  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_rustls_write', 'tls_rustls_read', 'tls_lib_ret',
+  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_rustls_write', 'tls_rustls_writev', 'tls_rustls_read', 'tls_lib_ret',
   'tls_go_write_reg', 'tls_go_read_reg', 'tls_go_ret_reg', 'tls_go_write_stack', 'tls_go_read_stack', 'tls_go_ret_stack',
   'tls_exit', 'tls_exec', 'tls_mmap',
 ];

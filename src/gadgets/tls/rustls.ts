@@ -20,8 +20,9 @@
  *
  * Both return `io::Result<usize>` in RAX (0: Ok) and RDX (the count), the Rust ABI's pair return
  * on x86-64 (checked by disassembly of rustc 1.95 builds): a uretprobe reads them.
- * Not covered: `Writer::write_vectored` (tokio-rustls' vectored writes; its buffers are an
- * IoSlice array), rustls' unbuffered API (`UnbufferedConnection`, plaintext in caller buffers
+ * `Writer::write_vectored` (tokio-rustls writes vectored) is probed too where the program has it
+ * (the same forwarder with the next vtable slot); its buffers are an IoSlice (iovec) array.
+ * Not covered: rustls' unbuffered API (`UnbufferedConnection`, plaintext in caller buffers
  * with no read/write call), LTO builds that inline both methods into their callers.
  */
 import { createHash } from 'node:crypto';
@@ -38,6 +39,8 @@ export interface RustlsFunction {
 export interface RustlsFunctions {
   write?: RustlsFunction;
   read?: RustlsFunction;
+  /** `Writer::write_vectored`: only in programs that call it (tokio-rustls does) */
+  writev?: RustlsFunction;
   /** how they were found */
   how: 'symbols' | 'pattern';
   /** when one is missing: why */
@@ -46,6 +49,7 @@ export interface RustlsFunctions {
 
 export const RUSTLS_WRITE = '<rustls::conn::connection::Writer as std::io::Write>::write';
 export const RUSTLS_READ = '<rustls::conn::connection::Reader as std::io::Read>::read';
+export const RUSTLS_WRITEV = '<rustls::conn::connection::Writer as std::io::Write>::write_vectored';
 
 const CLOSE_NOTIFY = 'peer closed connection without sending TLS close_notify';
 const LEGACY_ESCAPES: Readonly<Record<string, string>> = { SP: '@', BP: '*', RF: '&', LT: '<', GT: '>', LP: '(', RP: ')', C: ',' };
@@ -111,27 +115,30 @@ export function v0Identifiers(mangled: string): string[] | undefined {
 const LEGACY_PATTERNS = {
   write: /^<rustls::(?:\w+::)*Writer(?:<[^>]*>)? as std::io::Write>::write$/,
   read: /^<rustls::(?:\w+::)*Reader(?:<[^>]*>)? as std::io::Read>::read$/,
+  writev: /^<rustls::(?:\w+::)*Writer(?:<[^>]*>)? as std::io::Write>::write_vectored$/,
 } as const;
 
-function v0Is(ids: readonly string[], type: 'Writer' | 'Reader', trait: 'Write' | 'Read', method: 'write' | 'read'): boolean {
+function v0Is(ids: readonly string[], type: 'Writer' | 'Reader', trait: 'Write' | 'Read', method: 'write' | 'read' | 'write_vectored'): boolean {
   const n = ids.length;
   // …rustls…<type> std io <trait> <method>, the impl's self type before its trait
   return n >= 6 && ids[n - 1] === method && ids[n - 2] === trait && ids[n - 3] === 'io' && ids[n - 4] === 'std' && ids[n - 5] === type && ids.slice(0, n - 5).includes('rustls');
 }
 
 /** Which of the two methods a mangled symbol is, if either. */
-export function rustlsMethodOf(mangled: string): 'write' | 'read' | undefined {
+export function rustlsMethodOf(mangled: string): 'write' | 'read' | 'writev' | undefined {
   if (!mangled.includes('rustls')) return undefined;
   const legacy = demangleLegacy(mangled);
   if (legacy !== undefined) {
     if (LEGACY_PATTERNS.write.test(legacy)) return 'write';
     if (LEGACY_PATTERNS.read.test(legacy)) return 'read';
+    if (LEGACY_PATTERNS.writev.test(legacy)) return 'writev';
     return undefined;
   }
   const ids = v0Identifiers(mangled);
   if (ids === undefined) return undefined;
   if (v0Is(ids, 'Writer', 'Write', 'write')) return 'write';
   if (v0Is(ids, 'Reader', 'Read', 'read')) return 'read';
+  if (v0Is(ids, 'Writer', 'Write', 'write_vectored')) return 'writev';
   return undefined;
 }
 
@@ -153,8 +160,11 @@ export function hasRustls(elf: ElfFile): boolean {
   return stringAddresses(elf, CLOSE_NOTIFY).length > 0;
 }
 
-// mov rax,[rdi]; mov rcx,[rdi+8]; mov rcx,[rcx+0x18]; mov rdi,rax; jmp rcx
-const WRITE_FORWARDER = Buffer.from('488b07488b4f08488b491848 89c7ffe1'.replace(/ /g, ''), 'hex');
+/** mov rax,[rdi]; mov rcx,[rdi+8]; mov rcx,[rcx+SLOT]; mov rdi,rax; jmp rcx: a call through the sink's vtable */
+const forwarder = (slot: number): Buffer => Buffer.from(`488b07488b4f08488b49${slot.toString(16).padStart(2, '0')}4889c7ffe1`, 'hex');
+/** PlaintextSink's vtable: drop, size, align, then write (0x18), write_vectored (0x20), flush */
+const WRITE_FORWARDER = forwarder(0x18);
+const WRITEV_FORWARDER = forwarder(0x20);
 /** FDEs on either side of Reader::read looked at for Writer::write. */
 const NEIGHBOURS = 8;
 
@@ -187,30 +197,38 @@ function byPattern(elf: ElfFile): RustlsFunctions {
   const reader = [...loaders][0] as CodeRange;
   const read = at(elf, reader.start, `${RUSTLS_READ} (by its close_notify message)`);
   const idx = ranges.indexOf(reader);
-  const writers: CodeRange[] = [];
-  for (let j = Math.max(0, idx - NEIGHBOURS); j <= Math.min(ranges.length - 1, idx + NEIGHBOURS); j++) {
-    const r = ranges[j] as CodeRange;
-    if (r.end - r.start < BigInt(WRITE_FORWARDER.length) || r.start < text.addr || r.start >= text.addr + BigInt(text.size)) continue;
-    const off = Number(r.start - text.addr);
-    if (code.subarray(off, off + WRITE_FORWARDER.length).equals(WRITE_FORWARDER)) writers.push(r);
-  }
+  const near = (bytes: Buffer): CodeRange[] => {
+    const out: CodeRange[] = [];
+    for (let j = Math.max(0, idx - NEIGHBOURS); j <= Math.min(ranges.length - 1, idx + NEIGHBOURS); j++) {
+      const r = ranges[j] as CodeRange;
+      if (r.end - r.start < BigInt(bytes.length) || r.start < text.addr || r.start >= text.addr + BigInt(text.size)) continue;
+      const off = Number(r.start - text.addr);
+      if (code.subarray(off, off + bytes.length).equals(bytes)) out.push(r);
+    }
+    return out;
+  };
+  const writers = near(WRITE_FORWARDER);
   if (writers.length !== 1) return { how: 'pattern', ...(read === undefined ? {} : { read }), reason: `Writer::write: ${writers.length} forwarders next to Reader::read, not one` };
   const write = at(elf, (writers[0] as CodeRange).start, `${RUSTLS_WRITE} (next to Reader::read)`);
-  return { how: 'pattern', ...(write === undefined ? {} : { write }), ...(read === undefined ? {} : { read }) };
+  const vectored = near(WRITEV_FORWARDER);
+  const writev = vectored.length === 1 ? at(elf, (vectored[0] as CodeRange).start, `${RUSTLS_WRITEV} (next to Reader::read)`) : undefined;
+  return { how: 'pattern', ...(write === undefined ? {} : { write }), ...(read === undefined ? {} : { read }), ...(writev === undefined ? {} : { writev }) };
 }
 
 /** rustls' two plaintext methods in an ELF file: by symbol, else by pattern when rustls is in it. */
 export function findRustls(elf: ElfFile): RustlsFunctions | undefined {
   let write: RustlsFunction | undefined;
   let read: RustlsFunction | undefined;
+  let writev: RustlsFunction | undefined;
   let any = false;
   for (const s of elf.functions((n) => n.includes('rustls')).values()) {
     any = true;
     const m = rustlsMethodOf(s.name);
     if (m === 'write') write ??= { name: RUSTLS_WRITE, address: s.address, fileOffset: s.fileOffset };
     else if (m === 'read') read ??= { name: RUSTLS_READ, address: s.address, fileOffset: s.fileOffset };
+    else if (m === 'writev') writev ??= { name: RUSTLS_WRITEV, address: s.address, fileOffset: s.fileOffset };
   }
-  if (write !== undefined && read !== undefined) return { how: 'symbols', write, read };
+  if (write !== undefined && read !== undefined) return { how: 'symbols', write, read, ...(writev === undefined ? {} : { writev }) };
   if (!hasRustls(elf)) return undefined;
   const found = byPattern(elf);
   if (any && found.reason !== undefined) found.reason = `symbols without Writer::write/Reader::read (inlined? LTO?); ${found.reason}`;
@@ -228,11 +246,13 @@ export function planRustls(elf: ElfFile): ProbePlan | undefined {
     return { source: 'rustls', probes: [], detail: `rustls (${f.how})`, noHook: f.reason ?? 'Writer::write or Reader::read not found' };
   }
   const probes: PlannedProbe[] = [];
-  for (const [fn, program] of [[f.write, 'tls_rustls_write'], [f.read, 'tls_rustls_read']] as const) {
+  const fns: [RustlsFunction, string][] = [[f.write, 'tls_rustls_write'], [f.read, 'tls_rustls_read']];
+  if (f.writev !== undefined) fns.push([f.writev, 'tls_rustls_writev']);
+  for (const [fn, program] of fns) {
     probes.push({ program, offset: fn.fileOffset, retprobe: false, what: fn.name });
     probes.push({ program: 'tls_lib_ret', offset: fn.fileOffset, retprobe: true, what: `${fn.name} (return)` });
   }
-  return { source: 'rustls', probes, detail: `Writer::write/Reader::read by ${f.how === 'symbols' ? 'symbol' : 'pattern, without symbols'}` };
+  return { source: 'rustls', probes, detail: `Writer::write${f.writev === undefined ? '' : ', write_vectored'}/Reader::read by ${f.how === 'symbols' ? 'symbol' : 'pattern, without symbols'}` };
 }
 
 /** A rustls session's `conn`: its socket's endpoints, hashed to the hex width of a pointer. */

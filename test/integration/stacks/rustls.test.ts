@@ -27,7 +27,7 @@ function said(): string {
   return stack.tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
 }
 
-const probed = (bin: string, how: string): RegExp => new RegExp(`probing rustls in /proc/\\d+/root${escape(bin)} \\(Writer::write/Reader::read by ${escape(how)}; 4 probes`);
+const probed = (bin: string, how: string): RegExp => new RegExp(`probing rustls in /proc/\\d+/root${escape(bin)} \\(Writer::write, write_vectored/Reader::read by ${escape(how)}; 6 probes`);
 const how = (bin: string): string => (bin.includes('-stripped-') ? 'pattern, without symbols' : 'symbol');
 
 let copies = 0;
@@ -43,7 +43,7 @@ function fresh(bin: string, role: string): string {
   return out;
 }
 
-async function exchange(serverFixture: string, clientFixture: string): Promise<void> {
+async function exchange(serverFixture: string, clientFixture: string, vectored = false): Promise<void> {
   const serverBin = fresh(serverFixture, 's');
   const clientBin = fresh(clientFixture, 'c');
   const req = request(3000);
@@ -54,7 +54,7 @@ async function exchange(serverFixture: string, clientFixture: string): Promise<v
     await waitUntil('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
     const port = Number(/^port (\d+)$/m.exec(server.output())?.[1]);
     assert.ok(port > 0, `server started: ${server.output()}`);
-    const client = startProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
+    const client = startProcess(clientBin, ['client', String(port), req.toString('hex'), ...(vectored ? ['vectored'] : [])], { timeoutMs: 120_000 });
     await stack.tracer.waitForStderr(probed(clientBin, how(clientBin)));
     client.child.stdin!.write('go\n');
     const ran = await client.done;
@@ -67,11 +67,11 @@ async function exchange(serverFixture: string, clientFixture: string): Promise<v
     assert.ok(stream(stack.tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
     assert.ok(stream(stack.tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
     assert.ok(stream(stack.tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
-    const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined): void => {
+    const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined, writes = 'rustls::Writer::write'): void => {
       assert.ok(evs.length >= 2);
       for (const e of evs) {
         assert.equal(e.source, 'rustls');
-        assert.equal(e.function, e.direction === 'write' ? 'rustls::Writer::write' : 'rustls::Reader::read');
+        assert.equal(e.function, e.direction === 'write' ? writes : 'rustls::Reader::read');
         assert.equal(e.proc.comm, basename(bin).slice(0, 15));
         assert.equal(local(e), `127.0.0.1:${port}`, `tuple of ${e.direction}`);
         assert.equal(e.library, bin);
@@ -81,7 +81,8 @@ async function exchange(serverFixture: string, clientFixture: string): Promise<v
       // reads and writes of the one session carry one conn (what --http pairs by)
       assert.equal(new Set(evs.map((e) => e.conn)).size, 1, 'one conn per session');
     };
-    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote);
+    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote, vectored ? 'rustls::Writer::write_vectored' : 'rustls::Writer::write');
+    if (vectored) assert.equal(stack.tracer.of(client.pid).filter((e) => e.direction === 'write').length, 1, 'the request in one write_vectored of three slices');
     check(stack.tracer.of(server.pid), serverBin, (e) => e.local);
   } catch (e) {
     throw new Error(`${(e as Error).message}\nthe tracer said last:\n${said()}`, { cause: e });
@@ -102,6 +103,8 @@ test('rustls: without symbols the finder lands where the symbols say', { skip: k
     assert.equal(found?.reason, undefined);
     assert.equal(found?.read?.address, truth?.read?.address, 'Reader::read');
     assert.equal(found?.write?.address, truth?.write?.address, 'Writer::write');
+    assert.ok(truth?.writev !== undefined);
+    assert.equal(found?.writev?.address, truth?.writev?.address, 'Writer::write_vectored');
   } finally {
     withSyms.close();
     without.close();
@@ -118,6 +121,11 @@ test('rustls: legacy symbols (server) ↔ stripped (client), then the other way 
 test('rustls: v0-mangled symbols (server and client)', { skip: kernelSkip }, async () => {
   const v0 = rustlsFixture('v0');
   await exchange(v0, v0);
+});
+
+test('rustls: Writer::write_vectored (three slices in one call), with symbols and stripped', { skip: kernelSkip }, async () => {
+  await exchange(rustlsFixture('stripped'), rustlsFixture('symbols'), true);
+  await exchange(rustlsFixture('symbols'), rustlsFixture('stripped'), true);
 });
 
 test('rustls whose Writer::write cannot be found: "TLS library found, no hook", with the reason', { skip: kernelSkip }, async () => {
