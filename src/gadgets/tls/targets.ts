@@ -12,6 +12,7 @@ import { functionReturns, goAbi, goFunctions, isGoBinary, readGoBuildInfo } from
 import type { TlsSource } from './decode.js';
 import { findOpenSslFunctions, hasOpenSsl3 } from './openssl-finder.js';
 import { planRustls } from './rustls.js';
+import { boringSslNoHook } from './boringssl.js';
 
 /** The library sources (probed per file); the kernel's is `ktls` (ktls.ts). */
 export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go' | 'rustls'>;
@@ -91,6 +92,10 @@ export function planFile(path: string, sources: ReadonlySet<ProbeSource>): Probe
       ...(found.length > 0 ? [`without symbols: ${found.join(', ')}`] : []),
     ].join('; ');
     lib('openssl', opensslTable, opensslDetail);
+    if (sources.has('openssl') && !plans.some((p) => p.source === 'openssl')) {
+      const boring = boringSslNoHook(elf);
+      if (boring !== undefined) plans.push(boring);
+    }
     lib('gnutls', GNUTLS, 'gnutls_record_send/recv');
     if (sources.has('rustls')) {
       const p = planRustls(elf);

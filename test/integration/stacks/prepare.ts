@@ -5,7 +5,7 @@
  * and ≈ 3.6 GB the first time (with the Go build cache) (seven Go toolchains from the module proxy, Debian 11's Go 1.15,
  * 27 Go binaries), under a second once cached.
  */
-import { GO_RELEASES, GO_VARIANTS, goFixture, opensslStaticFixture, rustlsFixture, type GoVariant } from './toolchains.js';
+import { boringFixture, GO_RELEASES, GO_VARIANTS, goFixture, opensslStaticFixture, rustlsFixture, type GoVariant } from './toolchains.js';
 
 const started = Date.now();
 for (const r of GO_RELEASES) {
@@ -19,3 +19,6 @@ rustlsFixture('symbols');
 rustlsFixture('stripped');
 rustlsFixture('v0');
 console.log(`stacks: rustls fixtures ready (${Math.round((Date.now() - started) / 1000)} s)`);
+boringFixture('symbols');
+boringFixture('stripped');
+console.log(`stacks: BoringSSL fixtures ready (${Math.round((Date.now() - started) / 1000)} s)`);

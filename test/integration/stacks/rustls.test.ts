@@ -17,7 +17,7 @@ import { stream, type TlsJson } from '../tls/helpers.js';
 import { escape, request, stackTracer } from './tracer.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
-import { rustlsFixture } from './toolchains.js';
+import { boringFixture, rustlsFixture } from './toolchains.js';
 import { ElfFile } from '../../../src/proc/elf.js';
 import { findRustls } from '../../../src/gadgets/tls/rustls.js';
 
@@ -27,8 +27,10 @@ function said(): string {
   return stack.tracer.stderr.split('\n').filter((l) => !l.startsWith('{')).slice(-8).join('\n');
 }
 
-const probed = (bin: string, how: string): RegExp => new RegExp(`probing rustls in /proc/\\d+/root${escape(bin)} \\(Writer::write, write_vectored/Reader::read by ${escape(how)}; 6 probes`);
 const how = (bin: string): string => (bin.includes('-stripped-') ? 'pattern, without symbols' : 'symbol');
+const probed = (bin: string, boring: boolean): RegExp => new RegExp(boring
+  ? `probing openssl in /proc/\\d+/root${escape(bin)} \\(SSL_read/SSL_write; 4 probes`
+  : `probing rustls in /proc/\\d+/root${escape(bin)} \\(Writer::write, write_vectored/Reader::read by ${escape(how(bin))}; 6 probes`);
 
 let copies = 0;
 /**
@@ -43,19 +45,20 @@ function fresh(bin: string, role: string): string {
   return out;
 }
 
-async function exchange(serverFixture: string, clientFixture: string, vectored = false): Promise<void> {
+/** One request and reply between fixture peers; `boring`: the BoringSSL peers, traced as openssl. */
+async function exchange(serverFixture: string, clientFixture: string, { vectored = false, boring = false } = {}): Promise<void> {
   const serverBin = fresh(serverFixture, 's');
   const clientBin = fresh(clientFixture, 'c');
   const req = request(3000);
   const reply = randomBytes(40_000);
   const server = startProcess(serverBin, ['server', stack.work.cert, stack.work.key, reply.toString('hex')], { timeoutMs: 120_000 });
   try {
-    await stack.tracer.waitForStderr(probed(serverBin, how(serverBin)));
+    await stack.tracer.waitForStderr(probed(serverBin, boring));
     await waitUntil('the server port', () => /^port \d+$/m.test(server.output()) || server.child.exitCode !== null);
     const port = Number(/^port (\d+)$/m.exec(server.output())?.[1]);
     assert.ok(port > 0, `server started: ${server.output()}`);
     const client = startProcess(clientBin, ['client', String(port), req.toString('hex'), ...(vectored ? ['vectored'] : [])], { timeoutMs: 120_000 });
-    await stack.tracer.waitForStderr(probed(clientBin, how(clientBin)));
+    await stack.tracer.waitForStderr(probed(clientBin, boring));
     client.child.stdin!.write('go\n');
     const ran = await client.done;
     assert.equal(ran.code, 0, ran.stderr);
@@ -67,21 +70,21 @@ async function exchange(serverFixture: string, clientFixture: string, vectored =
     assert.ok(stream(stack.tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
     assert.ok(stream(stack.tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
     assert.ok(stream(stack.tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
-    const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined, writes = 'rustls::Writer::write'): void => {
+    const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined, writes = boring ? 'SSL_write' : 'rustls::Writer::write'): void => {
       assert.ok(evs.length >= 2);
       for (const e of evs) {
-        assert.equal(e.source, 'rustls');
-        assert.equal(e.function, e.direction === 'write' ? writes : 'rustls::Reader::read');
+        assert.equal(e.source, boring ? 'openssl' : 'rustls');
+        assert.equal(e.function, e.direction === 'write' ? writes : boring ? 'SSL_read' : 'rustls::Reader::read');
         assert.equal(e.proc.comm, basename(bin).slice(0, 15));
         assert.equal(local(e), `127.0.0.1:${port}`, `tuple of ${e.direction}`);
         assert.equal(e.library, bin);
         // rustls::Stream does the socket I/O around the calls, not in them: the thread's socket
-        assert.equal(e.tupleSource, 'thread');
+        if (!boring) assert.equal(e.tupleSource, 'thread');
       }
       // reads and writes of the one session carry one conn (what --http pairs by)
       assert.equal(new Set(evs.map((e) => e.conn)).size, 1, 'one conn per session');
     };
-    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote, vectored ? 'rustls::Writer::write_vectored' : 'rustls::Writer::write');
+    check(stack.tracer.of(client.pid), clientBin, (e) => e.remote, vectored ? 'rustls::Writer::write_vectored' : undefined);
     if (vectored) assert.equal(stack.tracer.of(client.pid).filter((e) => e.direction === 'write').length, 1, 'the request in one write_vectored of three slices');
     check(stack.tracer.of(server.pid), serverBin, (e) => e.local);
   } catch (e) {
@@ -124,8 +127,8 @@ test('rustls: v0-mangled symbols (server and client)', { skip: kernelSkip }, asy
 });
 
 test('rustls: Writer::write_vectored (three slices in one call), with symbols and stripped', { skip: kernelSkip }, async () => {
-  await exchange(rustlsFixture('stripped'), rustlsFixture('symbols'), true);
-  await exchange(rustlsFixture('symbols'), rustlsFixture('stripped'), true);
+  await exchange(rustlsFixture('stripped'), rustlsFixture('symbols'), { vectored: true });
+  await exchange(rustlsFixture('symbols'), rustlsFixture('stripped'), { vectored: true });
 });
 
 test('rustls whose Writer::write cannot be found: "TLS library found, no hook", with the reason', { skip: kernelSkip }, async () => {
@@ -150,6 +153,23 @@ test('rustls whose Writer::write cannot be found: "TLS library found, no hook", 
   try {
     await stack.tracer.waitForStderr(new RegExp(`TLS library found, no hook: rustls in /proc/\\d+/root${escape(bin)}: Writer::write: 0 forwarders next to Reader::read, not one`));
     assert.doesNotMatch(stack.tracer.stderr, new RegExp(`probing rustls in /proc/\\d+/root${escape(bin)}`));
+  } finally {
+    await stopChild(server.child);
+  }
+});
+
+// BoringSSL, statically linked by the `boring` crate (test/fixtures/stacks/boring): with symbols
+// its SSL_read/SSL_write are probed like OpenSSL's; stripped, it is named and left unhooked.
+test('BoringSSL (boring crate, static): client and server with symbols, byte-exact', { skip: kernelSkip }, async () => {
+  const bin = boringFixture('symbols');
+  await exchange(bin, bin, { boring: true });
+});
+
+test('BoringSSL stripped: "TLS library found, no hook", with the reason', { skip: kernelSkip }, async () => {
+  const bin = fresh(boringFixture('stripped'), 'nohook');
+  const server = startProcess(bin, ['server', stack.work.cert, stack.work.key, '00'], { timeoutMs: 120_000 });
+  try {
+    await stack.tracer.waitForStderr(new RegExp(`TLS library found, no hook: openssl in /proc/\\d+/root${escape(bin)}: BoringSSL without symbols: its errors record file and line, not function names`));
   } finally {
     await stopChild(server.child);
   }
