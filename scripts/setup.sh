@@ -23,11 +23,14 @@ if [ "$want_tests" = 1 ]; then
          chromium fonts-dejavu-core  # the web UI's browser tests (playwright-core drives chromium; no browser download)
          qemu-system-x86 cpio kmod xz-utils) # npm test's kernels phase (qemu guests)
   # the rustls fixture (test/fixtures/stacks/rust): Debian 12's cargo/rustc (1.63) are older
-  # than rustls 0.23 needs (1.71; its zeroize 1.85); cargo-web/rustc-web (1.85, 1.96 in
-  # bookworm-security) build it. A rustup toolchain under ~/.cargo is used when present.
+  # than rustls 0.23 needs (1.71; its zeroize 1.85); cargo-web/rustc-web 1.96 (bookworm-security)
+  # build it. A rustup toolchain under ~/.cargo is used when present.
   if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
     pkgs+=(cargo-web rustc-web)
   fi
+  # the BoringSSL fixture (test/fixtures/stacks/boring): boring-sys builds BoringSSL with cmake
+  # and a C++ compiler, and runs bindgen on clang's libclang
+  pkgs+=(cmake g++)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then

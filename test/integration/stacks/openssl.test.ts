@@ -14,7 +14,7 @@ import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.tls);
 import { stream, type TlsJson } from '../tls/helpers.js';
-import { escape, request, stackTracer } from './tracer.js';
+import { converseAndCheck, escape, request, stackTracer } from './tracer.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
 import { opensslStaticFixture } from './toolchains.js';
@@ -40,17 +40,7 @@ async function exchange(serverBin: string, clientBin: string): Promise<void> {
     assert.ok(port > 0, 'server started');
     const client = startProcess(clientBin, ['client', String(port), req.toString('hex')], { timeoutMs: 120_000 });
     await stack.tracer.waitForStderr(probed(clientBin));
-    client.child.stdin!.write('go\n');
-    const ran = await client.done;
-    assert.equal(ran.code, 0, ran.stderr);
-    assert.equal(ran.stdout, `reply ${reply.toString('hex')}\n`);
-    await waitUntil('all bytes traced', () => stream(stack.tracer.events, client.pid, 'write').length >= req.length && stream(stack.tracer.events, server.pid, 'read').length >= req.length
-      && stream(stack.tracer.events, server.pid, 'write').length >= reply.length && stream(stack.tracer.events, client.pid, 'read').length >= reply.length);
-    await stack.tracer.marker(stack.py);
-    assert.ok(stream(stack.tracer.events, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
-    assert.ok(stream(stack.tracer.events, server.pid, 'read').equals(req), 'server read: the request, byte-exact');
-    assert.ok(stream(stack.tracer.events, server.pid, 'write').equals(reply), 'server write: the reply, byte-exact');
-    assert.ok(stream(stack.tracer.events, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
+    await converseAndCheck(stack, client, server.pid, req, reply);
     const check = (evs: TlsJson[], bin: string, local: (e: TlsJson) => string | undefined): void => {
       for (const e of evs) {
         assert.equal(e.source, 'openssl');

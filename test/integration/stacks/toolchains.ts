@@ -175,7 +175,7 @@ export function boringFixture(variant: 'symbols' | 'stripped'): string {
 function cargoFixture(dir: string, name: string, variant: RustlsVariant): string {
   const src = join(FIXTURES, dir);
   const hash = createHash('sha256');
-  for (const f of ['Cargo.toml', 'Cargo.lock', 'src/main.rs']) hash.update(f).update(readFileSync(join(src, f)));
+  for (const f of [`${dir}/Cargo.toml`, `${dir}/Cargo.lock`, `${dir}/src/main.rs`, 'rust-common/peer.rs']) hash.update(f).update(readFileSync(join(FIXTURES, f)));
   const out = join(CACHE, 'bin', `${name}-${variant}-${hash.digest('hex').slice(0, 12)}`);
   if (existsSync(out)) return out;
   mkdirSync(join(CACHE, 'bin'), { recursive: true });

@@ -9,7 +9,9 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { notRoot } from '../../helpers/root.js';
-import { CliTracer, makeWorkDir, startPyServer, type PyServer } from '../tls/helpers.js';
+import { CliTracer, makeWorkDir, startPyServer, stream, type PyServer } from '../tls/helpers.js';
+import type { Running } from '../../helpers/process.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 export interface StackTracer {
   readonly work: ReturnType<typeof makeWorkDir>;
@@ -62,4 +64,24 @@ export function request(n: number): Buffer {
 /** `s` as a literal inside a RegExp. */
 export function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The fixture peers' conversation (test/fixtures/stacks: `client` waits for a line on stdin):
+ * lets the client go, checks it got the reply, waits until the tracer has every byte, and
+ * asserts both directions byte-exact on both sides.
+ */
+export async function converseAndCheck(stack: StackTracer, client: Running, serverPid: number, req: Buffer, reply: Buffer): Promise<void> {
+  client.child.stdin!.write('go\n');
+  const ran = await client.done;
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.equal(ran.stdout, `reply ${reply.toString('hex')}\n`);
+  const ev = stack.tracer.events;
+  await waitUntil('all bytes traced', () => stream(ev, client.pid, 'write').length >= req.length && stream(ev, serverPid, 'read').length >= req.length
+    && stream(ev, serverPid, 'write').length >= reply.length && stream(ev, client.pid, 'read').length >= reply.length);
+  await stack.tracer.marker(stack.py);
+  assert.ok(stream(ev, client.pid, 'write').equals(req), 'client write: the request, byte-exact');
+  assert.ok(stream(ev, serverPid, 'read').equals(req), 'server read: the request, byte-exact');
+  assert.ok(stream(ev, serverPid, 'write').equals(reply), 'server write: the reply, byte-exact');
+  assert.ok(stream(ev, client.pid, 'read').equals(reply), 'client read: the reply, byte-exact');
 }
