@@ -62,6 +62,7 @@ const withPcapng: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
   ...tlsDefinition,
   params: [
     ...tlsDefinition.params,
+    { name: 'proto', type: 'string', arg: 'DIR', description: 'with --http: name gRPC messages with the .proto files under DIR (imports resolve from DIR); messages of other services stay generic (field numbers)' },
     { name: 'keylog', type: 'string', arg: 'FILE', description: 'append the TLS secrets of Go programs (crypto/tls) to FILE in the NSS key log format, so a capture of the encrypted traffic (capture -w) decrypts in Wireshark: tshark -o tls.keylog_file:FILE (OpenSSL: not a source, see README)' },
   ],
   open: (params, ctx) => {

@@ -9,6 +9,7 @@ import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
+import { loadProtoDir, type DescribeMessage } from './proto-schema.js';
 
 const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'ktls'];
 
@@ -40,8 +41,8 @@ function details(g: TlsGadget): string {
 }
 
 /** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
-export function httpStage(redactor?: Redactor): Stage<TlsEvent, TlsHttpEvent> {
-  const pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
+export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage): Stage<TlsEvent, TlsHttpEvent> {
+  const pairing = new TlsHttp({ ...(redactor === undefined ? {} : { redactor }), ...(describeMessage === undefined ? {} : { describeMessage }) });
   return {
     name: 'http',
     process: (batch) => pairing.process(batch),
@@ -112,7 +113,10 @@ Examples:
     const redactor = redactorOf(params);
     // -w FILE's stage is the front end's (it writes a file): src/cli/commands/trace-tls.ts
     const stages: Stage<any, any>[] = [];
-    if (boolParam(params, 'http')) stages.push(httpStage(redactor));
+    // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
+    const protoDir = params['proto'];
+    if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
+    if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined));
     else if (redactor !== undefined) stages.push(redactStage(redactor));
     return stages;
   },

@@ -25,7 +25,7 @@ interface HttpJson {
   proc: { pid: number; comm: string };
   role: 'client' | 'server';
   http?: { version?: string; method?: string; path?: string; status?: number; end?: string; note?: string };
-  grpc?: { service?: string; method?: string; status?: number; statusName?: string; message?: string; request?: string; requestMessages?: number };
+  grpc?: { service?: string; method?: string; status?: number; statusName?: string; message?: string; request?: string; response?: string; requestMessages?: number };
   client?: string;
   server?: string;
 }
@@ -471,6 +471,37 @@ test('gRPC with grpc-go and grpcio: service, method, status and message on each 
       await waitUntil('both calls at the grpc-js client', () => calls(r.pid).length >= 2);
       expectGreeterCalls(calls(r.pid), 'client');
     });
+  } finally {
+    const s = await tracer.stop();
+    assert.equal(s.code, 0, s.stderr);
+  }
+});
+
+const GREETER_PROTO = `syntax = "proto3";
+package demo;
+message HelloRequest { string name = 1; }
+message HelloReply { string message = 1; }
+service Greeter { rpc SayHello (HelloRequest) returns (HelloReply); }
+`;
+
+test('--proto DIR: a real gRPC call\'s request and response shown with the .proto file\'s names, on both sides', { skip: kernelSkip }, async () => {
+  const protoDir = join(work.dir, 'protos');
+  mkdirSync(join(protoDir, 'demo'), { recursive: true });
+  writeFileSync(join(protoDir, 'demo', 'greeter.proto'), GREETER_PROTO);
+  const server = await startServer(process.execPath, [join(work.dir, 'grpc-server.mjs'), GRPC_JS, work.cert, work.key]);
+  const tracer = new CliTracer(['--host', '--http', '--proto', protoDir, '--fields', 'comm,pid,role,grpc.service,grpc.method,grpc.status,grpc.request,grpc.response']);
+  try {
+    await tracer.ready();
+    const r = startProcess(process.execPath, [join(work.dir, 'grpc-client.mjs'), GRPC_JS, work.cert, String(server.port), 'world']);
+    const done = await r.done;
+    assert.equal(done.code, 0, done.stderr);
+    const call = (pid: number): HttpJson | undefined => exchanges(tracer).find((e) => e.proc.pid === pid && e.grpc?.method === 'SayHello');
+    await waitUntil('the call on both sides', () => call(r.pid) !== undefined && call(server.pid) !== undefined);
+    for (const pid of [r.pid, server.pid]) {
+      const c = call(pid)!;
+      assert.equal(c.grpc?.request, 'HelloRequest {"name":"world"}', JSON.stringify(c));
+      assert.equal(c.grpc?.response, 'HelloReply {"message":"hello world"}', JSON.stringify(c));
+    }
   } finally {
     const s = await tracer.stop();
     assert.equal(s.code, 0, s.stderr);
