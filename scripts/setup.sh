@@ -61,6 +61,20 @@ if [ "$want_tests" = 1 ]; then
     python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends python3-pip
     python3 -m pip install -q 'h2==4.1.0' 2>/dev/null || python3 -m pip install -q --break-system-packages 'h2==4.1.0'
   fi
+  # grpcio (python gRPC, test/integration/http2), pinned, from PyPI
+  if ! python3 -c 'import grpc' 2>/dev/null; then
+    python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends python3-pip
+    python3 -m pip install -q 'grpcio==1.66.2' 2>/dev/null || python3 -m pip install -q --break-system-packages 'grpcio==1.66.2'
+  fi
+  # grpc-go and its dependencies, pinned, from the Go module proxy into the tests' module cache
+  # (the test builds offline against it: GOPROXY=off)
+  if [ ! -d /var/cache/tlscope-test/gomod/google.golang.org/grpc@v1.58.3 ]; then
+    gomod=$(mktemp -d)
+    printf 'module example.test/grpcfetch\n\ngo 1.19\n\nrequire google.golang.org/grpc v1.58.3\n' > "$gomod/go.mod"
+    printf 'package main\n\nimport _ "google.golang.org/grpc"\nimport _ "google.golang.org/grpc/credentials"\n\nfunc main() {}\n' > "$gomod/main.go"
+    (cd "$gomod" && GOMODCACHE=/var/cache/tlscope-test/gomod GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod tidy)
+    rm -rf "$gomod"
+  fi
 fi
 
 npm ci --no-audit --no-fund

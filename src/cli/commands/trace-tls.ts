@@ -4,7 +4,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import type { GadgetDefinition, Stage } from '../../gadgets/definition.js';
 import type { TraceTlsEvent } from '../../gadgets/tls/fields.js';
 import type { TlsEvent } from '../../gadgets/tls/gadget.js';
-import { redactorOf, tlsDefinition } from '../../gadgets/tls/definition.js';
+import { openTls, redactorOf, tlsDefinition } from '../../gadgets/tls/definition.js';
 import { PlaintextPcapngWriter } from '../../output/plaintext-pcapng.js';
 import type { Redactor } from '../../protocols/redact.js';
 import type { CommandContext } from '../context.js';
@@ -45,9 +45,30 @@ function pcapngStage(path: string, redactor: Redactor | undefined): Stage<TlsEve
   };
 }
 
-/** trace tls, with -w FILE's stage first (it sees every call, before --http pairs them). */
+/**
+ * --keylog FILE: Go programs' TLS secrets as NSS key log lines, appended as they come (mode
+ * 0600: they decrypt the traffic). A front-end flag only: the agent and the UI never write keys.
+ */
+function keylogSink(path: string): (line: string) => void {
+  let fd: number | undefined;
+  return (line) => {
+    fd ??= openSync(path, 'a', 0o600);
+    writeSync(fd, line);
+  };
+}
+
+/** trace tls, with -w FILE's stage first (it sees every call, before --http pairs them), and --keylog. */
 const withPcapng: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
   ...tlsDefinition,
+  params: [
+    ...tlsDefinition.params,
+    { name: 'proto', type: 'string', arg: 'DIR', description: 'with --http: name gRPC messages with the .proto files under DIR (imports resolve from DIR); messages of other services stay generic (field numbers)' },
+    { name: 'keylog', type: 'string', arg: 'FILE', description: 'append the TLS secrets of Go programs (crypto/tls) to FILE in the NSS key log format, so a capture of the encrypted traffic (capture -w) decrypts in Wireshark: tshark -o tls.keylog_file:FILE (OpenSSL: not a source, see README)' },
+  ],
+  open: (params, ctx) => {
+    const path = params['keylog'];
+    return openTls(params, ctx, typeof path === 'string' ? { keylog: keylogSink(path) } : {});
+  },
   stages: (params) => {
     const path = params['write'];
     const rest = tlsDefinition.stages?.(params) ?? [];

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `trace tls` declared: parameters, fields, requirements, the --http stage, lifecycle (TlsGadget). */
-import type { GadgetDefinition, ParamValues, Stage } from '../definition.js';
+import type { GadgetContext, GadgetDefinition, GadgetInstance, ParamValues, Stage } from '../definition.js';
 import { boolParam, intParam, listParam, ringBytes, ringSizeParam } from '../params.js';
 import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from './fields.js';
-import { TlsGadget, type TlsEvent, type TlsSourceName } from './gadget.js';
+import { TlsGadget, type TlsEvent, type TlsOptions, type TlsSourceName } from './gadget.js';
 import { hasContainerFilter } from '../../containers/selector.js';
 import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
+import { loadProtoDir, type DescribeMessage } from './proto-schema.js';
 
 const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'ktls'];
 
@@ -34,12 +35,14 @@ function details(g: TlsGadget): string {
   const k = g.kernelStats();
   const kt = g.ktls?.kernelStats();
   const ktls = kt === undefined ? '' : `; kTLS: ${kt.calls} calls with data, ${kt.shared} inside library calls (shown as <library>+ktls), ${kt.control} control records skipped, ${kt.peek} MSG_PEEK reads skipped, ${kt.filtered} filtered in the kernel, ${kt.faults} unreadable, ${kt.unknownIter} of unread iterator types`;
-  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}`;
+  const kl = g.keylog?.stats;
+  const keylog = kl === undefined ? '' : `; key log: ${kl.lines} lines from ${kl.files} Go programs`;
+  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}${keylog}`;
 }
 
 /** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
-export function httpStage(redactor?: Redactor): Stage<TlsEvent, TlsHttpEvent> {
-  const pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
+export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage): Stage<TlsEvent, TlsHttpEvent> {
+  const pairing = new TlsHttp({ ...(redactor === undefined ? {} : { redactor }), ...(describeMessage === undefined ? {} : { describeMessage }) });
   return {
     name: 'http',
     process: (batch) => pairing.process(batch),
@@ -110,34 +113,48 @@ Examples:
     const redactor = redactorOf(params);
     // -w FILE's stage is the front end's (it writes a file): src/cli/commands/trace-tls.ts
     const stages: Stage<any, any>[] = [];
-    if (boolParam(params, 'http')) stages.push(httpStage(redactor));
+    // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
+    const protoDir = params['proto'];
+    if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
+    if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined));
     else if (redactor !== undefined) stages.push(redactStage(redactor));
     return stages;
   },
-  open(params, ctx) {
-    const bytes = ringBytes(params);
-    const maxBytes = intParam(params, 'max-bytes');
-    const sources = listParam(params, 'sources');
-    const pids = ctx.selector.pids;
-    const g = TlsGadget.open({
-      signal: ctx.signal,
-      ...(bytes === undefined ? {} : { ringBytes: bytes }),
-      ...(maxBytes === undefined ? {} : { maxBytes }),
-      ...(sources === undefined ? {} : { sources: sources as TlsSourceName[] }),
-      ...(pids === undefined || pids.length === 0 ? {} : { pids }),
-      ...(hasContainerFilter(ctx.selector) ? { ktlsMntnsFilter: true } : {}),
-    });
-    return {
-      events: g,
-      scope: { kind: 'self', follow: (selector, index, warn, note) => g.followScope(selector, index, warn, note) },
-      lost: () => Number(g.stats().lost),
-      misses: () => {
-        const s = g.stats();
-        return s.incompleteCalls > 0 ? { 'incomplete call': s.incompleteCalls } : {};
-      },
-      startedText: () => describe(g),
-      details: () => details(g),
-      close: () => g.close(),
-    };
-  },
+  open: (params, ctx) => openTls(params, ctx),
 };
+
+
+/** Opens trace tls; the front end adds what only it may ask for (--keylog's line sink). */
+export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra: Pick<TlsOptions, 'keylog'> = {}): GadgetInstance<TlsEvent> {
+  const bytes = ringBytes(params);
+  const maxBytes = intParam(params, 'max-bytes');
+  const sources = listParam(params, 'sources');
+  const pids = ctx.selector.pids;
+  const g = TlsGadget.open({
+    signal: ctx.signal,
+    ...(bytes === undefined ? {} : { ringBytes: bytes }),
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+    ...(sources === undefined ? {} : { sources: sources as TlsSourceName[] }),
+    ...(pids === undefined || pids.length === 0 ? {} : { pids }),
+    ...(hasContainerFilter(ctx.selector) ? { ktlsMntnsFilter: true } : {}),
+    ...extra,
+  });
+  return {
+    events: g,
+    scope: { kind: 'self', follow: (selector, index, warn, note) => g.followScope(selector, index, warn, note) },
+    lost: () => Number(g.stats().lost + (g.keylog?.lost() ?? 0n)),
+    misses: () => {
+      const s = g.stats();
+      const m: Record<string, number> = s.incompleteCalls > 0 ? { 'incomplete call': s.incompleteCalls } : {};
+      const k = g.keylog?.stats;
+      if (k !== undefined) {
+        for (const [why, n] of Object.entries(k.invalid)) m[`key log record not written (${why})`] = n;
+        if (k.filesWithout > 0) m['Go program without writeKeyLog (secrets not logged)'] = k.filesWithout;
+      }
+      return m;
+    },
+    startedText: () => describe(g),
+    details: () => details(g),
+    close: () => g.close(),
+  };
+}

@@ -25,6 +25,7 @@ import { processAlive } from '../../proc/process.js';
 import { monotonicToEpochMs } from '../clock.js';
 import { CallAssembler, type TlsCall } from './assembler.js';
 import { decodeTlsChunk, decodeTlsHint, type TlsChunk, type TlsDirection, type TlsHint, type TlsSource, type TupleSource } from './decode.js';
+import { KeylogSource, type KeylogOptions } from './keylog.js';
 import { KtlsSource, mergeBatches } from './ktls.js';
 import { ProcessScope, type ProcessWatcher } from './process-scope.js';
 import { socketConn } from './rustls.js';
@@ -92,6 +93,8 @@ export interface TlsOptions {
   tupleHooks?: 'auto' | 'sock' | 'syscalls';
   /** attach with uprobe_multi links (default: when the kernel has them) */
   uprobeMulti?: boolean;
+  /** --keylog: TLS secrets of Go programs, each as an NSS key log line (keylog.ts) */
+  keylog?: KeylogOptions['onLine'];
 }
 
 export type TupleHooks = 'sock' | 'syscalls';
@@ -229,6 +232,9 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       g.links.push(obj.program('tls_mmap').attachTracepoint('syscalls', 'sys_enter_mmap'));
       g.hintLoop = g.readHints();
       g.openKtls(opts, maxBytes);
+      if (opts.keylog !== undefined) {
+        g.keylog = KeylogSource.open({ onLine: opts.keylog, onWarning: (m) => g?.warn(m), ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+      }
       return g;
     } catch (e) {
       if (g !== undefined) void g.close();
@@ -237,6 +243,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     }
   }
 
+  /** The key log source (bpf/keylog.bpf.c), with --keylog. */
+  keylog: KeylogSource | undefined;
   /** The kTLS source (bpf/ktls.bpf.c), when it runs. */
   ktls: KtlsSource | undefined;
   /** Why the kTLS source is off (when it was not asked for and the kernel cannot). */
@@ -407,6 +415,10 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       this.note?.(`probing ${file.source} in ${file.path}${perPid === undefined ? '' : ` for pid ${perPid}`} (${file.detail}; ${file.probes} probes${this.multi ? ` in ${file.links} uprobe_multi links` : ''})`);
       this.onProbed?.(file);
     }
+    if (this.keylog !== undefined && state.plans.some((p) => p.source === 'go')) {
+      const probed = this.keylog.attach(key, probePath, perPid);
+      if (probed !== undefined) this.note?.(probed);
+    }
     return state.plans.length > 0 ? state : undefined;
   }
 
@@ -557,6 +569,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     await this.hintLoop;
     this.ktlsUnsubscribe?.();
     await this.ktls?.close();
+    await this.keylog?.close();
     await this.reader.close();
     this.finalKernelStats = this.kernelStats();
     this.obj.close();
