@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Decodes `struct sni_event` (bpf/include/sni.h); the layout is checked against BTF in tests. */
-import { decodeTuple } from '../../net/tuple.js';
+import { decodeTuple, tupleFamily, TUPLE_LAYOUT } from '../../net/tuple.js';
 import { decodeProc, type ProcRecord } from '../proc-record.js';
 
 /** Byte offsets of struct sni_event, as compiled (see test/integration/sni). */
@@ -41,14 +41,24 @@ export interface SniSegment {
   payload: Uint8Array;
 }
 
+/** Why the record at `off` cannot be read (too short, a payload past its end, an unknown address family); undefined when it can. */
+export function sniRecordProblem(dv: DataView, off: number, len: number): string | undefined {
+  const L = SNI_EVENT_LAYOUT;
+  if (len < L.size) return `sni event of ${len} bytes is shorter than its ${L.size}-byte header`;
+  const captured = dv.getUint32(off + L.captured_len, true);
+  if (L.size + captured > len) return `sni event claims ${captured} payload bytes but carries ${len - L.size}`;
+  if (tupleFamily(dv, off + L.tuple) === undefined) return `sni event with address family ${dv.getUint8(off + L.tuple + TUPLE_LAYOUT.family)}`;
+  return undefined;
+}
+
+/** One record as an object with a copy of its payload (tests, tools); the gadget reads batches in place (SniPipeline.processBatch). */
 export function decodeSniSegment(dv: DataView, off: number, len: number): SniSegment {
   const L = SNI_EVENT_LAYOUT;
-  if (len < L.size) throw new Error(`sni event of ${len} bytes is shorter than its ${L.size}-byte header`);
+  const problem = sniRecordProblem(dv, off, len);
+  if (problem !== undefined) throw new Error(problem);
   const captured = dv.getUint32(off + L.captured_len, true);
-  if (L.size + captured > len) throw new Error(`sni event claims ${captured} payload bytes but carries ${len - L.size}`);
   const bytes = new Uint8Array(dv.buffer, dv.byteOffset + off, len);
-  const tuple = decodeTuple(dv, off + L.tuple);
-  if (tuple === undefined) throw new Error(`sni event with address family ${dv.getUint8(off + L.tuple + 36)}`);
+  const tuple = decodeTuple(dv, off + L.tuple) as NonNullable<ReturnType<typeof decodeTuple>>;
   const ownerKnown = dv.getUint8(off + L.owner_known) === 1;
   return {
     tsNs: dv.getBigUint64(off + L.ts_ns, true),

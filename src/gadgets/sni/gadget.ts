@@ -6,12 +6,12 @@
  */
 import { BpfObject } from '../../ebpf/object.js';
 import type { BpfLink } from '../../ebpf/link.js';
-import { RingBufReader } from '../../ebpf/ringbuf.js';
+import { RingBatchReader } from '../../ebpf/ringbuf.js';
 import { openPacketSocket, type PacketSocket } from '../../ebpf/packet-socket.js';
 import { probeFeature, requireFeature } from '../../ebpf/features.js';
 import { ensureTracefs } from '../../ebpf/tracefs.js';
 import type { AssemblerDropReason } from '../../protocols/clienthello-assembler.js';
-import { decodeSniSegment, SNI_OWNER_PROC, type SniOwner, type SniSegment } from './decode.js';
+import { SNI_OWNER_PROC, type SniOwner, type SniSegment } from './decode.js';
 import { encodeTuple, IPPROTO_TCP } from '../../net/tuple.js';
 import { decodeProc } from '../proc-record.js';
 import { SniPipeline, type SniEvent } from './pipeline.js';
@@ -61,7 +61,7 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
   private readonly obj: BpfObject;
   private readonly links: BpfLink[] = [];
   private readonly sockets = new Map<number, PacketSocket>();
-  private readonly reader: RingBufReader<SniSegment>;
+  private readonly reader: RingBatchReader;
   private readonly pipeline = new SniPipeline();
   /** how the sending thread is found on this run */
   readonly ownerHook: OwnerHook;
@@ -69,8 +69,7 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
   private constructor(obj: BpfObject, opts: SniOptions, ownerHook: OwnerHook) {
     this.obj = obj;
     this.ownerHook = ownerHook;
-    this.reader = new RingBufReader(obj.map('events'), {
-      decode: decodeSniSegment,
+    this.reader = new RingBatchReader(obj.map('events'), {
       lostCounter: obj.map('tlscope_lost'),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     });
@@ -132,7 +131,7 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
       segments: p.segments,
       duplicates: p.duplicates,
       dropped: p.dropped,
-      decodeErrors: this.reader.stats.decodeErrors,
+      decodeErrors: this.pipeline.decodeErrors,
     };
   }
 
@@ -162,9 +161,10 @@ export class SniGadget implements AsyncIterable<SniEvent[]> {
     return this.pipeline.process(batch);
   }
 
+  /** Batches of the ring, read in place (no object or copy per segment). */
   async *[Symbol.asyncIterator](): AsyncIterator<SniEvent[]> {
     for await (const batch of this.reader) {
-      const evs = this.process(batch);
+      const evs = this.pipeline.processBatch(batch);
       if (evs.length > 0) yield evs;
     }
   }

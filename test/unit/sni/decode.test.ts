@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // decodeSniSegment on synthetic ring records laid out as bpf/include/sni.h says (the same
 // layout the integration test checks against the compiled BTF): every field round-trips, at any
-// offset in the ring, and records that lie about their length are refused.
+// offset in the ring, and records that lie about their length are refused. SniPipeline.processBatch,
+// which reads the same records in place, gives the events decode + process give.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeSniSegment, SNI_EVENT_LAYOUT, type SniOwner, type SniSegment } from '../../../src/gadgets/sni/decode.js';
 import { formatIPv4, formatIPv6 } from '../../../src/net/addr.js';
+import { SniPipeline } from '../../../src/gadgets/sni/pipeline.js';
+import { RingBatch } from '../../../src/ebpf/ringbuf.js';
+import { buildClientHello, seededRandom, shuffleInPlace, splitIntoSegments } from '../../helpers/clienthello.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const L = SNI_EVENT_LAYOUT;
@@ -176,5 +180,75 @@ describe('decodeSniSegment', () => {
     const got = decodeSniSegment(new DataView(padded.buffer), 0, padded.length);
     assert.deepEqual([...got.payload], [1, 2, 3]);
     assert.equal(got.payloadLen, 1000, 'payload_len is the segment’s, captured_len what was copied');
+  });
+});
+
+/** Records as drainBatch hands them out: each after an 8-byte ring header, 8-byte aligned. */
+function batchOf(records: Uint8Array[]): RingBatch {
+  const offsets: number[] = [];
+  let size = 0;
+  for (const r of records) {
+    offsets.push(size + 8);
+    size += (r.length + 8 + 7) & ~7;
+  }
+  const bytes = new Uint8Array(size).fill(0xee);
+  records.forEach((r, i) => bytes.set(r, offsets[i] as number));
+  return new RingBatch(bytes, Int32Array.from(offsets), Int32Array.from(records.map((r) => r.length)));
+}
+
+describe('SniPipeline.processBatch (records read in place)', () => {
+  it('gives the events decodeSniSegment + process give, for flows of split, duplicated, shuffled hellos over IPv4 and IPv6, and counts a malformed record', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 }), fc.integer({ min: 1, max: 6 }), (seed, flows) => {
+        const random = seededRandom(seed);
+        const records: Uint8Array[] = [];
+        for (let f = 0; f < flows; f++) {
+          const family = random() < 0.5 ? 4 : 6;
+          const addr = new Uint8Array(16);
+          addr[0] = family === 4 ? 10 : 0xfd;
+          addr[family === 4 ? 3 : 15] = 1 + f;
+          const hello = buildClientHello({ seed: seed + f, serverName: `f${f}.batch.test`, alpn: ['h2'], postQuantum: random() < 0.5 });
+          const segs = splitIntoSegments(hello.bytes, { seed: seed + f, mss: 200 + Math.floor(random() * 1500), duplicate: random() < 0.5 });
+          const start = Math.min(...segs.map((s) => s.seq));
+          const owner = random() < 0.7 ? { ts: 1n, pid: 100 + f, tid: 200 + f, uid: 0, gid: 0, mntns: 7, netns: 8, cgroupId: 9n, comm: new TextEncoder().encode(`c${f}`) } : undefined;
+          for (const s of segs) {
+            records.push(encode({ tsNs: BigInt(1e9 + f * 1e6), family, saddr: addr, daddr: addr.map((b, i) => (i === 1 ? 9 : b)), sport: 40000 + f, dport: 443, owner, seq: s.seq, payloadLen: s.payload.length, ifindex: 1, pktType: 0, first: s.seq === start, payload: s.payload }));
+          }
+        }
+        shuffleInPlace(records, random);
+        const bad = encode({ tsNs: 0n, family: 4, saddr: new Uint8Array(16), daddr: new Uint8Array(16), sport: 1, dport: 2, owner: undefined, seq: 0, payloadLen: 0, ifindex: 0, pktType: 0, first: true, payload: new Uint8Array(0) });
+        bad[L.tuple + 36] = 9; // no such address family
+        records.splice(Math.floor(random() * records.length), 0, bad);
+        const b = batchOf(records);
+        const segments = [];
+        for (let i = 0; i < b.length; i++) {
+          try {
+            segments.push(decodeSniSegment(b.view, b.offsets[i] as number, b.lengths[i] as number));
+          } catch {
+            // the malformed one
+          }
+        }
+        const objects = new SniPipeline({ now: () => 0 });
+        const byObjects = objects.process(segments);
+        const p = new SniPipeline({ now: () => 0 });
+        const inPlace = p.processBatch(b);
+        assert.equal(byObjects.length, flows, 'every hello once');
+        assert.deepEqual(inPlace, byObjects);
+        assert.equal(p.decodeErrors, 1);
+        assert.match(p.lastDecodeError ?? '', /address family 9/);
+        assert.deepEqual(p.stats(), objects.stats());
+      }),
+      { numRuns: Math.min(RUNS, 60) },
+    );
+  });
+
+  it('keeps no view of the batch: the events survive the batch being overwritten', () => {
+    const hello = buildClientHello({ seed: 3, serverName: 'keep.batch.test' });
+    const rec = encode({ tsNs: 1n, family: 4, saddr: Uint8Array.of(127, 0, 0, 1, ...new Array(12).fill(0)), daddr: Uint8Array.of(127, 0, 0, 1, ...new Array(12).fill(0)), sport: 5, dport: 443, owner: undefined, seq: 1, payloadLen: hello.bytes.length, ifindex: 1, pktType: 0, first: true, payload: hello.bytes });
+    const b = batchOf([rec]);
+    const [ev] = new SniPipeline({ now: () => 0 }).processBatch(b);
+    b.bytes.fill(0);
+    assert.equal(ev?.name, 'keep.batch.test');
+    assert.equal(ev?.src, '127.0.0.1:5');
   });
 });
