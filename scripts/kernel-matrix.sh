@@ -414,7 +414,10 @@ evaluate_run() {
   fi
   R_KERNEL=$(cat "$o/uname")
   if [ ! -f "$o/run.rc" ]; then
-    R_WHY+=("$RUN_FILE did not finish (see vm.log)")
+    R_WHY+=("$RUN_FILE did not finish (see vm.log); its last lines:")
+    # what it was doing when it stopped: the last lines of its output, so a CI log says which test hung
+    local l
+    while IFS= read -r l; do R_WHY+=("  | ${l:0:200}"); done < <(tr -d '\r' <"$o/run.log" 2>/dev/null | grep -v '^\s*$' | tail -n 12)
   else
     R_RUN="exit $(cat "$o/run.rc")"
     R_WHY+=("$RUN_FILE: $(grep -v '^\s*$' "$o/run.log" | tail -n1)")

@@ -160,7 +160,7 @@ if ((which === 'all' || which === 'kernels') && stoppedBy === undefined && kerne
     for (const kernel of kernels) {
       if (stoppedBy !== undefined) break;
       const status = await new Promise((resolve) => {
-        current = spawn('bash', [join(root, 'scripts', 'kernel-matrix.sh'), '--run', join(root, 'test', 'kernels', 'guest.sh'), '--out', out, kernel], { stdio: 'inherit', cwd: root });
+        current = spawn('bash', [join(root, 'scripts', 'kernel-matrix.sh'), '--run', join(root, 'test', 'kernels', 'guest.sh'), '--out', out, kernel], { stdio: 'inherit', cwd: root, env: { KM_VM_TIMEOUT: '1500', ...process.env } });
         current.on('error', () => resolve(1));
         current.on('close', (code) => resolve(code ?? 1));
       });

@@ -185,13 +185,18 @@ test(`${LOAD_REQUESTS * 2} rows streaming: frames keep coming, a click opens its
     const n = await shownCount();
     peak = Math.max(peak, n);
     if (clientState.startsWith('done') || n < 50 || clicks.length >= 8) continue;
-    const row = page.locator('[data-test=row][data-comm=loadgen]').last();
-    const path = await row.getAttribute('data-path').catch(() => null);
-    if (path === null) continue;
+    // the newest row, pinned by its seq: `.last()` is resolved again at each action, and while rows
+    // stream the last row at click time is a later one than the row whose path was read
+    const newest = page.locator('[data-test=row][data-comm=loadgen]').last();
+    const [seq, path] = await Promise.all([newest.getAttribute('data-seq'), newest.getAttribute('data-path')]).catch(() => [null, null]);
+    if (seq === null || path === null) continue;
+    const row = page.locator(`[data-test=row][data-seq="${seq}"]`);
     const t0 = Date.now();
-    await row.click({ timeout: 5000 }).catch(() => undefined);
+    const clicked = await row.click({ timeout: 2000 }).then(() => true, () => false);
+    if (!clicked) continue; // scrolled out of the rendered window before the click: try a newer one
     const head = page.locator('[data-test=detail]');
-    await poll(`the detail of ${path}`, async () => ((await head.textContent().catch(() => '')) ?? '').includes(`GET ${path} `), 5000).then(() => clicks.push(Date.now() - t0), () => undefined);
+    // the request line of the pane's message: its path exactly (the title runs into the status pill)
+    await poll(`the detail of ${path}`, async () => ((await head.textContent().catch(() => '')) ?? '').includes(`GET ${path} HTTP/1.1`), 5000).then(() => clicks.push(Date.now() - t0), () => undefined);
   }
   const streamMs = Date.now() - started;
   const { gaps, long } = await page.evaluate(() => {

@@ -109,7 +109,7 @@ test('--help lists the fields; bad flags are usage errors', { skip: kernelSkip }
   const bad = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--max-bytes', 'lots']).done;
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--max-bytes wants a size/);
-  const src = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--sources', 'openssl,rustls']).done;
+  const src = await startProcess(process.execPath, [CLI, 'trace', 'tls', '--sources', 'openssl,wolfssl']).done;
   assert.equal(src.code, 2);
-  assert.match(src.stderr, /unknown TLS stack "rustls"/);
+  assert.match(src.stderr, /unknown TLS stack "wolfssl"/);
 });
