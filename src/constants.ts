@@ -80,6 +80,8 @@ export const ARPHRD = {
 // ---- protocol numbers (in.h, if_ether.h) ------------------------------------------------------
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
+/** setsockopt(IPPROTO_TCP, TCP_ULP, "tls"): attach the kernel TLS upper-layer protocol. */
+export const TCP_ULP = 31;
 export const IPPROTO_UDP = 17;
 export const IPPROTO_ICMPV6 = 58;
 export const ETHERTYPE_IPV4 = 0x0800;

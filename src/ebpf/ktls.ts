@@ -12,6 +12,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
+import { AF_INET, ENOENT, IPPROTO_TCP, SOCK_CLOEXEC, SOCK_STREAM, TCP_ULP } from '../constants.js';
 import { errorMessage } from '../errors.js';
 import { c, errno, strerror } from './native.js';
 import { BpfObject, type LoadOptions } from './object.js';
@@ -51,12 +52,6 @@ export interface KtlsSupport {
   deviceSockets: number;
 }
 
-const AF_INET = 2;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
-const IPPROTO_TCP = 6;
-const TCP_ULP = 31;
-const ENOENT = 2;
 
 function sockaddrLoopback(port: number): Buffer {
   const a = Buffer.alloc(16);
