@@ -43,6 +43,11 @@ export interface AgentOptions {
    * sessions). Only those two words, no data: it may listen on the pod's address.
    */
   health?: string;
+  /**
+   * Mask credentials in trace tls sessions (default true): a session gets --redact unless its
+   * request's params say no-redact=true. false (`tlscope agent --no-redact`): only when asked.
+   */
+  redact?: boolean;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -157,7 +162,7 @@ export class Agent {
     if (this.opts.health !== undefined) await this.startHealth(this.opts.health);
     await this.index.start();
     this.ready = true;
-    this.log(`node ${this.opts.node}: ready (${this.index.all().length} containers known)`);
+    this.log(`node ${this.opts.node}: ready (${this.index.all().length} containers known); ${redactionLine(this.opts.redact !== false)}`);
   }
 
   private async startHealth(addr: string): Promise<void> {
@@ -210,6 +215,7 @@ export class Agent {
         const p = def.params.find((x) => x.name === k);
         params[k] = p?.type === 'bool' ? v === 'true' : p?.type === 'list' ? v.split(',').filter(Boolean) : v;
       }
+      if (def.name === 'trace tls') Object.assign(params, sessionRedaction(params, this.opts.redact !== false));
       const scope = scopeFrom(req.scope);
       session = await Session.start(def as never, {
         params,
@@ -282,6 +288,18 @@ export class Agent {
     })();
     return this.stopping;
   }
+}
+
+/** The redaction parameters of a trace tls session: --redact by default unless no-redact was asked. */
+export function sessionRedaction(params: Readonly<Record<string, unknown>>, byDefault: boolean): Record<string, unknown> {
+  if (params['no-redact'] === true) return { redact: false };
+  return byDefault ? { redact: true } : {};
+}
+
+export function redactionLine(on: boolean): string {
+  return on
+    ? 'trace tls credentials are masked (Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata): a client turns it off with --no-redact, the agent with tlscope agent --no-redact'
+    : 'trace tls credentials are NOT masked (--no-redact): a client masks them with --redact';
 }
 
 /**

@@ -12,6 +12,7 @@ import type { CommonEvent } from '../fields/common.js';
 import type { Field } from '../fields/field.js';
 import type { TlsEvent } from '../gadgets/tls/gadget.js';
 import { TlsHttp, type TlsHttpEvent } from '../gadgets/tls/http.js';
+import type { Redactor } from '../protocols/redact.js';
 import { preview } from '../gadgets/tls/fields.js';
 import { toJsonObject } from '../output/json.js';
 import { looksLikeFrameStart, prefaceMatches } from '../protocols/http2.js';
@@ -112,7 +113,7 @@ function cost(entry: Omit<Entry, 'seq'>, detail: EntryDetail): number {
 
 /** Turns one gadget's events into entries; keeps the HTTP pairing state of that gadget. */
 export class EntryMaker<E extends CommonEvent> {
-  private readonly pairing = new TlsHttp();
+  private readonly pairing: TlsHttp;
   private readonly httpFields: readonly Field<TlsHttpEvent>[] | undefined;
   /** connection → whether its first plaintext looked like HTTP/1, and its calls since the last exchange */
   private readonly conns = new Map<string, { http: boolean; chunks: UiChunk[]; omitted: number }>();
@@ -122,8 +123,10 @@ export class EntryMaker<E extends CommonEvent> {
     private readonly fields: readonly Field<E>[],
     private readonly node: string | undefined,
     httpFields?: readonly Field<TlsHttpEvent>[],
+    redactor?: Redactor,
   ) {
     this.httpFields = httpFields;
+    this.pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
   }
 
   make(batch: readonly E[]): PendingEntry[] {

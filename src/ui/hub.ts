@@ -7,6 +7,7 @@
 import type { CommonEvent } from '../fields/common.js';
 import type { Field } from '../fields/field.js';
 import type { TlsHttpEvent } from '../gadgets/tls/http.js';
+import type { Redactor } from '../protocols/redact.js';
 import { EntryMaker } from './entries.js';
 import type { Entry, UiSessionStats, UiStats } from './protocol.js';
 import { compileViewQuery, type GadgetFields, type ViewQuery } from './query.js';
@@ -25,6 +26,8 @@ export interface SourceSpec<E extends CommonEvent> {
   fields: readonly Field<E>[];
   /** fields of the HTTP exchanges paired from this gadget's TLS calls */
   httpFields?: readonly Field<TlsHttpEvent>[];
+  /** masks the headers of the exchanges this hub pairs (HTTP/2's are compressed in the raw calls) */
+  redactor?: Redactor;
   messages: AsyncIterable<SourceMessage<E>>;
 }
 
@@ -116,7 +119,7 @@ export class UiHub {
   /** Reads a session's messages until they end. */
   async run<E extends CommonEvent>(spec: SourceSpec<E>): Promise<void> {
     this.register(spec);
-    const maker = new EntryMaker<E>(spec.gadget, spec.fields, this.opts.node, spec.httpFields);
+    const maker = new EntryMaker<E>(spec.gadget, spec.fields, this.opts.node, spec.httpFields, spec.redactor);
     for await (const m of spec.messages) {
       if (m.type === 'events') this.add(maker.make(m.events));
       else if (m.type === 'stats') this.sessions[spec.gadget] = m.stats;

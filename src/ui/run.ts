@@ -23,9 +23,16 @@ export interface UiRunOptions {
   verbose?: boolean;
   /** --capture EXPR: also the capture gadget with this pcap filter (the UI's port left out) */
   capture?: string;
+  /** mask credentials in trace tls (default true; --no-redact: false) */
+  redact?: boolean;
   /** the URL line and warnings */
   say(text: string): void;
   warn(text: string): void;
+}
+
+/** The UI's gadget parameters: trace tls masks credentials unless --no-redact. */
+export function uiParams(redact: boolean): Record<string, Record<string, unknown>> {
+  return { 'trace tls': redact ? { redact: true } : { 'no-redact': true } };
 }
 
 export async function runUi(o: UiRunOptions): Promise<void> {
@@ -45,7 +52,8 @@ export async function runUi(o: UiRunOptions): Promise<void> {
       throw e;
     }
   }
-  const sources = await openSources({ selector: o.selector, signal: o.signal, warn, ...(o.verbose === undefined ? {} : { verbose: o.verbose }) });
+  const redact = o.redact !== false;
+  const sources = await openSources({ selector: o.selector, signal: o.signal, warn, params: uiParams(redact), ...(o.verbose === undefined ? {} : { verbose: o.verbose }) });
   let server: UiServer | undefined;
   let capture: Awaited<ReturnType<typeof openCaptureSource>> | undefined;
   try {
@@ -59,6 +67,7 @@ export async function runUi(o: UiRunOptions): Promise<void> {
     }
     const url = o.query === undefined ? server.url : `${server.url}&q=${encodeURIComponent(o.query)}`;
     o.say(`tlscope ui: open ${url}\n`);
+    o.say(`tlscope ui: ${redact ? 'credentials are masked (Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata) in every view and download; --no-redact shows them' : 'credentials are NOT masked (--no-redact)'}\n`);
     const runs = sources.specs.map((s) => hub.run(s));
     if (o.capture !== undefined) {
       try {

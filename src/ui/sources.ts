@@ -15,8 +15,9 @@ import type { GadgetDefinition } from '../gadgets/definition.js';
 import { parseParams } from '../gadgets/params.js';
 import { sniDefinition } from '../gadgets/sni/definition.js';
 import { tlsHttpFields } from '../gadgets/tls/fields.js';
-import { tlsDefinition } from '../gadgets/tls/definition.js';
+import { redactorOf, tlsDefinition } from '../gadgets/tls/definition.js';
 import { Session, type SessionMessage, type SessionStats } from '../session/session.js';
+import type { Redactor } from '../protocols/redact.js';
 import type { SourceMessage, SourceSpec } from './hub.js';
 import type { UiSessionStats } from './protocol.js';
 
@@ -81,6 +82,10 @@ export function uiGadgetFields(names: readonly string[] = UI_GADGETS, params: Ui
   });
 }
 
+function redactorField(r: Redactor | undefined): { redactor?: Redactor } {
+  return r === undefined ? {} : { redactor: r };
+}
+
 /**
  * Starts one session per gadget over the scope. A usage error (a bad -p, a bad parameter) is
  * thrown; a gadget that fails to load is a warning when another one runs.
@@ -114,7 +119,7 @@ export async function openSources(o: UiSourceOptions): Promise<UiSources> {
       specs.push({
         gadget: name,
         fields: session.fields as readonly Field<CommonEvent>[],
-        ...(name === tlsDefinition.name ? { httpFields: tlsHttpFields() } : {}),
+        ...(name === tlsDefinition.name ? { httpFields: tlsHttpFields(), ...redactorField(redactorOf(parseParams(def.params, o.params?.[name] ?? {}))) } : {}),
         messages: messagesOf(session),
       });
     } catch (e) {

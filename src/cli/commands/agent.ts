@@ -19,6 +19,7 @@ const options: OptionSpecs = {
   node: { type: 'string', arg: 'NAME', description: 'this node\'s name (default $NODE_NAME, else the host name)' },
   'containerd-socket': { type: 'string', arg: 'PATH', description: 'the node\'s containerd socket (default /run/containerd/containerd.sock)' },
   'max-queued-events': { type: 'string', arg: 'N', description: 'events held for a slow client before they are dropped and counted (default 20000)' },
+  'no-redact': { type: 'boolean', description: 'do not mask credentials in trace tls sessions (by default Authorization, Proxy-Authorization, Cookie, Set-Cookie and gRPC *-bin metadata are masked before events leave the agent; a client may also ask with --no-redact)' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
@@ -57,6 +58,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     ...(socket === undefined ? {} : { sockets: { containerd: socket } }),
     ...(maxEvents === undefined ? {} : { limits: { maxEvents } }),
     ...(str(values, 'health') === undefined ? {} : { health: str(values, 'health') as string }),
+    redact: !bool(values, 'no-redact'),
     doctor: () => buildReport(),
     log: (text) => ctx.err.write(`tlscope agent: ${text}\n`),
   });

@@ -19,13 +19,14 @@ const options: OptionSpecs = {
   ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
   query: { type: 'string', short: 'q', arg: 'EXPR', description: 'the query the page opens with' },
   timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
+  'no-redact': { type: 'boolean', description: 'show credentials: by default Authorization, Proxy-Authorization, Cookie, Set-Cookie and gRPC *-bin metadata are masked in every view, the JSON lines and the pcapng download' },
   verbose: { type: 'boolean', short: 'v', description: 'more detail on errors' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
 const ABOUT = `Runs trace tls (plaintext, paired into HTTP/1, HTTP/2 and gRPC exchanges) and trace sni
 as sessions over the scope (the same engine, scope and late binding as the trace commands) and
-serves a page that shows them live: a table, each entry's headers and body, a query bar,
+serves a page that shows them live (credentials masked unless --no-redact): a table, each entry's headers and body, a query bar,
 a service map, and the view as JSON lines. The page is served from this process only
 (nothing is fetched from elsewhere) and only with the token in the URL it prints.
 
@@ -78,6 +79,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
       query: str(values, 'query'),
       signal: stop.signal,
       verbose: ctx.verbose || bool(values, 'verbose'),
+      redact: !bool(values, 'no-redact'),
       ...(str(values, 'capture') === undefined ? {} : { capture: str(values, 'capture') as string }),
       say: (t) => void ctx.out.write(t),
       warn: (t) => void ctx.err.write(`tlscope: warning: ${t}\n`),

@@ -60,8 +60,9 @@ function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
   return { name: 'redact', process: (batch) => batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) })) };
 }
 
+/** The masking --redact asks for; --no-redact wins (the agent and the UI set --redact by default). */
 export function redactorOf(params: ParamValues): Redactor | undefined {
-  if (!boolParam(params, 'redact')) return undefined;
+  if (!boolParam(params, 'redact') || boolParam(params, 'no-redact')) return undefined;
   return new Redactor({ headers: [...(listParam(params, 'redact-headers') ?? [])], jsonKeys: [...(listParam(params, 'redact-json') ?? [])] });
 }
 
@@ -93,6 +94,7 @@ Examples:
   params: [
     { name: 'http', type: 'bool', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
     { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names' },
+    { name: 'no-redact', type: 'bool', description: 'do not mask credentials (tlscope agent and tlscope ui mask them by default: this turns that off for the session)' },
     { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
     { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
     { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the plaintext to a pcapng file as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys); one interface per process',
