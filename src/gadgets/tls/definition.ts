@@ -93,7 +93,7 @@ Examples:
   tlscope trace tls --fields comm,pid,direction,len,source,function,src,dst --filter 'proc.comm==curl'`,
   params: [
     { name: 'http', type: 'bool', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
-    { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names' },
+    { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names; in raw data HTTP/1 only (raw HTTP/2 frames are not masked yet: use --http)' },
     { name: 'no-redact', type: 'bool', description: 'do not mask credentials (tlscope agent and tlscope ui mask them by default: this turns that off for the session)' },
     { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
     { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
