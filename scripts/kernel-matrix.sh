@@ -183,6 +183,7 @@ if [ -n "$RUN_FILE" ]; then
   mkdir -p $KM_OUT
   s0=$(date +%s)
   bash "$F" >$O/run.log 2>&1; echo $? >$O/run.rc
+  dmesg >$O/dmesg.log 2>&1 || true
   echo "run file took $(( $(date +%s) - s0 )) s"
   echo done >$O/done
   exit 0
@@ -315,7 +316,7 @@ EOF
   printf 'NODE=%s\nPYTHON=%s\nSNI_TIMEOUT=%s\nRUN_FILE=%s\n' "$NODE" "$PYTHON" "$SNI_TIMEOUT" "$RUN_FILE" >"$k/out/env"
 
   say "$kver: booting under qemu (TCG; several minutes)"
-  qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp 2 -nographic -no-reboot -nic none \
+  qemu-system-x86_64 -accel tcg -cpu max -m 3G -smp 2 -nographic -no-reboot -nic none \
     -kernel "$vmlinuz" -initrd "$k/initrd.gz" -append "console=ttyS0 panic=-1 quiet" \
     -virtfs local,path=/,mount_tag=host0,security_model=passthrough,readonly=on,multidevs=remap \
     -virtfs local,path="$REPO",mount_tag=repo,security_model=passthrough,readonly=on,multidevs=remap \
@@ -418,6 +419,11 @@ evaluate_run() {
     # what it was doing when it stopped: the last lines of its output, so a CI log says which test hung
     local l
     while IFS= read -r l; do R_WHY+=("  | ${l:0:200}"); done < <(tr -d '\r' <"$o/run.log" 2>/dev/null | grep -v '^\s*$' | tail -n 12)
+    # and the guest kernel's last words (a panic, the OOM killer, init's own lines): one CI run's
+    # 6.12 guest powered off mid-test with nothing in run.log to say why
+    [ ! -s "$o/dmesg.log" ] || while IFS= read -r l; do R_WHY+=("  dmesg| ${l:0:200}"); done < <(grep -iE 'oom|killed|panic|segfault|BUG|call trace' "$o/dmesg.log" | tail -n 8)
+    R_WHY+=("the guest's console, last lines:")
+    while IFS= read -r l; do R_WHY+=("  console| ${l:0:200}"); done < <(tr -d '\r' <"$console" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -v '^\s*$' | tail -n 8)
   else
     R_RUN="exit $(cat "$o/run.rc")"
     R_WHY+=("$RUN_FILE: $(grep -v '^\s*$' "$o/run.log" | tail -n1)")
