@@ -298,7 +298,7 @@ export function sessionRedaction(params: Readonly<Record<string, unknown>>, byDe
 
 export function redactionLine(on: boolean): string {
   return on
-    ? 'trace tls credentials are masked (Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata; raw HTTP/2 frames not yet, --http exchanges yes): a client turns it off with --no-redact, the agent with tlscope agent --no-redact'
+    ? 'trace tls credentials are masked (Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata; in raw HTTP/1 and HTTP/2 data and in --http exchanges): a client turns it off with --no-redact, the agent with tlscope agent --no-redact'
     : 'trace tls credentials are NOT masked (--no-redact): a client masks them with --redact';
 }
 

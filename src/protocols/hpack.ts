@@ -63,6 +63,12 @@ interface Entry {
   size: number;
 }
 
+/**
+ * Told of each literal field's value as it is decoded: its name (undefined when it refers to a
+ * dynamic-table entry not seen) and where its encoded octets lie in the block (Huffman or not).
+ */
+export type LiteralSpan = (name: string | undefined, start: number, end: number, huffman: boolean) => void;
+
 export interface HpackDecoderOptions {
   /** false: the connection's start was not seen, the table's older entries are unknown */
   fromStart: boolean;
@@ -110,7 +116,7 @@ export class HpackDecoder {
    * the fields decoded so far are returned and the table is marked unknown (an encoder's
    * later references cannot be trusted to line up).
    */
-  decode(block: Uint8Array): HpackResult {
+  decode(block: Uint8Array, onLiteral?: LiteralSpan): HpackResult {
     const headers: HeaderField[] = [];
     const undecoded: UndecodedField[] = [];
     let listBytes = 0;
@@ -177,8 +183,10 @@ export class HpackDecoder {
             nameOctets = e.nameSize;
           }
         }
+        const valueAt = pos;
         const v = readString(block, pos);
         if (typeof v === 'string') return fail(v);
+        if (onLiteral !== undefined) onLiteral(name, readInteger(block, valueAt, 7)?.next ?? valueAt, v.next, ((block[valueAt] ?? 0) & 0x80) !== 0);
         pos = v.next;
         const value = utf8.decode(v.bytes);
         if (name === undefined) undecoded.push({ index: nameIndex, value, reason: 'dynamic-table-not-seen' });

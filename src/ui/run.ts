@@ -67,7 +67,7 @@ export async function runUi(o: UiRunOptions): Promise<void> {
     }
     const url = o.query === undefined ? server.url : `${server.url}&q=${encodeURIComponent(o.query)}`;
     o.say(`tlscope ui: open ${url}\n`);
-    o.say(`tlscope ui: ${redact ? 'credentials are masked (Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata) in every view and download (not yet in raw HTTP/2 frames: their headers are masked in the paired exchanges only); --no-redact shows them' : 'credentials are NOT masked (--no-redact)'}\n`);
+    o.say(`tlscope ui: ${redact ? 'credentials are masked (Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata) in every view and download, raw HTTP/1 and HTTP/2 calls included; --no-redact shows them' : 'credentials are NOT masked (--no-redact)'}\n`);
     const runs = sources.specs.map((s) => hub.run(s));
     if (o.capture !== undefined) {
       try {

@@ -9,6 +9,7 @@ import { PlaintextPcapngWriter } from '../../output/plaintext-pcapng.js';
 import type { Redactor } from '../../protocols/redact.js';
 import type { CommandContext } from '../context.js';
 import { runTraceCommand } from '../trace-command.js';
+import { RawRedaction } from '../../gadgets/tls/raw-redact.js';
 
 /** -w FILE: writes each batch's plaintext (masked by --redact first) to a pcapng file as it passes. */
 function pcapngStage(path: string, redactor: Redactor | undefined): Stage<TlsEvent, TlsEvent> {
@@ -19,16 +20,18 @@ function pcapngStage(path: string, redactor: Redactor | undefined): Stage<TlsEve
     fd = f;
     return new PlaintextPcapngWriter((chunk) => void writeSync(f, chunk));
   };
+  // its own masking state per connection: it sees the calls before the redact stage does
+  const raw = redactor === undefined ? undefined : new RawRedaction(redactor);
   return {
     name: 'pcapng',
     process(batch) {
       w ??= open();
-      w.write(batch.filter((e) => e.local !== undefined && e.remote !== undefined).map((e) => ({
+      w.write((raw === undefined ? batch : raw.process(batch)).filter((e) => e.local !== undefined && e.remote !== undefined).map((e) => ({
         timestampMs: e.timestamp,
         direction: e.direction,
         local: e.local ?? '',
         remote: e.remote ?? '',
-        data: redactor === undefined ? e.data : redactor.http1Bytes(e.data),
+        data: e.data,
         owner: `pid ${e.proc.pid} (${e.proc.comm})`,
         comment: `pid ${e.proc.pid} tid ${e.proc.tid} ${e.proc.comm} ${e.function}${e.truncated ? ' (cut by --max-bytes)' : ''}`,
         connection: e.conn,

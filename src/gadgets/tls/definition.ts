@@ -9,6 +9,7 @@ import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
+import { RawRedaction } from './raw-redact.js';
 import { loadProtoDir, type DescribeMessage } from './proto-schema.js';
 
 const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'ktls'];
@@ -55,9 +56,17 @@ export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage
   };
 }
 
-/** --redact without --http: masks HTTP/1 credentials in the raw data. */
+/** --redact without --http: masks credentials in the raw data (HTTP/1 header lines, HTTP/2 header blocks). */
 function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
-  return { name: 'redact', process: (batch) => batch.map((e) => ({ ...e, data: redactor.http1Bytes(e.data) })) };
+  const raw = new RawRedaction(redactor);
+  return {
+    name: 'redact',
+    process: (batch) => raw.process(batch),
+    details: () => {
+      const h = raw.h2;
+      return `redaction: ${h.masked} HTTP/2 header values masked, ${h.splitBlocks} header blocks split across calls (their earlier part masked whole), ${h.unframedBytes} HTTP/2 bytes that could not be framed masked whole`;
+    },
+  };
 }
 
 /** The masking --redact asks for; --no-redact wins (the agent and the UI set --redact by default). */
@@ -93,7 +102,7 @@ Examples:
   tlscope trace tls --fields comm,pid,direction,len,source,function,src,dst --filter 'proc.comm==curl'`,
   params: [
     { name: 'http', type: 'bool', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
-    { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names; in raw data HTTP/1 only (raw HTTP/2 frames are not masked yet: use --http)' },
+    { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names; in raw data too: HTTP/1 header lines, and HTTP/2 header blocks through each connection\'s HPACK table (values overwritten in place)' },
     { name: 'no-redact', type: 'bool', description: 'do not mask credentials (tlscope agent and tlscope ui mask them by default: this turns that off for the session)' },
     { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
     { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.tls);
-import { CliTracer, goSkipReason, makeWorkDir } from '../tls/helpers.js';
+import { CliTracer, dataOf, goSkipReason, makeWorkDir } from '../tls/helpers.js';
+import { Http2Connection, type Http2Exchange } from '../../../src/protocols/http2.js';
 import { startProcess, stopChild } from '../../helpers/process.js';
 import { waitUntil } from '../../helpers/wait.js';
 
@@ -558,4 +559,58 @@ test('trace tls -w: a decrypted pcapng that tshark dissects as HTTP/2 and gRPC, 
   const grpc = fields('grpc', 'http2.headers.path', 'grpc.message_length', 'frame.comment');
   assert.ok(grpc.length > 0, 'tshark dissects gRPC messages');
   assert.ok(fields('http2.headers.path == "/demo.Greeter/SayHello"', 'frame.number').length >= 1);
+});
+
+/** A process's calls on one connection (its session pointer), in order, fed to the HTTP/2 parser as that process saw them. */
+function h2ExchangesOf(t: CliTracer, pid: number): Http2Exchange[] {
+  const out: Http2Exchange[] = [];
+  const conns = new Map<string, Http2Connection>();
+  for (const e of t.of(pid)) {
+    const key = (e as unknown as { conn: string }).conn;
+    let c = conns.get(key);
+    if (c === undefined) conns.set(key, (c = new Http2Connection()));
+    out.push(...c.push(e.direction === 'write' ? 'outbound' : 'inbound', dataOf(e), 0));
+  }
+  for (const c of conns.values()) out.push(...c.end(0));
+  return out;
+}
+
+test('--redact on raw HTTP/2 (no --http): curl --http2\'s Authorization and Cookie are masked inside the HPACK blocks, on both sides; without it they are there', { skip: kernelSkip }, async () => {
+  const node = await startServer(process.execPath, [join(work.dir, 'server.mjs'), work.cert, work.key]);
+  const masked = new CliTracer(['--host', '--redact', '--max-bytes', '64k']);
+  const clear = new CliTracer(['--host', '--max-bytes', '64k']);
+  const secret = `SECRET-${process.pid}-${Date.now()}`;
+  const cookie = `COOKIESECRET-${Date.now()}`;
+  const path = `/redact/h2-${Date.now()}`;
+  try {
+    await masked.ready();
+    await clear.ready();
+    const r = startProcess('curl', ['-sk', '--http2', '--resolve', `h2.test:${node.port}:127.0.0.1`, '-H', `Authorization: Bearer ${secret}`, '-b', `session=${cookie}`, `https://h2.test:${node.port}${path}`]);
+    const done = await r.done;
+    assert.equal(done.code, 0, done.stderr);
+    const seen = (t: CliTracer, pid: number): Http2Exchange | undefined => h2ExchangesOf(t, pid).find((x) => x.path === path);
+    for (const [t, pid, side] of [[masked, r.pid, 'client'], [masked, node.pid, 'server'], [clear, r.pid, 'client'], [clear, node.pid, 'server']] as const) {
+      await waitUntil(`${path} on the ${side} side`, () => seen(t, pid) !== undefined, 15_000);
+    }
+    for (const [pid, side] of [[r.pid, 'client'], [node.pid, 'server']] as const) {
+      const x = seen(masked, pid)!;
+      const h = (n: string): string | undefined => x.request.headers.find((f) => f.name === n)?.value;
+      assert.equal(x.method, 'GET', side);
+      assert.equal(x.status, 200, `${side}: the response still decodes`);
+      assert.match(h('authorization') ?? '', /^\*+$/, `${side}: authorization masked, in place`);
+      assert.match(h('cookie') ?? '', /^\*+$/, `${side}: cookie masked`);
+      assert.equal(h(':authority'), `h2.test:${node.port}`, `${side}: other fields intact`);
+      const raw = Buffer.concat(masked.of(pid).map(dataOf)).toString('latin1');
+      assert.ok(!raw.includes(secret) && !raw.includes(cookie), `${side}: no plain secret in the raw data`);
+      assert.ok(!masked.lines.join('\n').includes(secret), `${side}: nor in any output line`);
+      // the same call, not masked: the values are there (so the check above can fail)
+      const y = seen(clear, pid)!;
+      assert.equal(y.request.headers.find((f) => f.name === 'authorization')?.value, `Bearer ${secret}`, `${side}: without --redact`);
+    }
+  } finally {
+    for (const t of [masked, clear]) {
+      const s = await t.stop();
+      assert.equal(s.code, 0, s.stderr);
+    }
+  }
 });
