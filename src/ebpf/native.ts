@@ -64,6 +64,7 @@ export const c = {
   mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
   munmap: libc.func('int munmap(void *addr, size_t len)'),
   sysconf: libc.func('long sysconf(int name)'),
+  pthread_sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *oldset)'),
   epoll_create1: libc.func('int epoll_create1(int flags)'),
   epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   epoll_wait: libc.func('int epoll_wait(int epfd, _Out_ uint8_t *events, int maxevents, int timeout)'),
@@ -237,4 +238,28 @@ export function pageSize(): number {
 export function bpfSyscall(cmd: number, attr: Buffer): number {
   const r = c.syscall3(SYS_bpf, 'int', cmd, 'void *', attr, 'uint32_t', attr.length) as number | bigint;
   return Number(r);
+}
+
+// ---- signals ------------------------------------------------------------------------------
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+/** glibc's sigset_t: 1024 bits */
+const SIGSET_BYTES = 128;
+const ALL_SIGNALS = Buffer.alloc(SIGSET_BYTES, 0xff);
+
+/**
+ * Runs `fn` with this thread's signals blocked (SIGKILL and SIGSTOP cannot be). The verifier
+ * gives up with EAGAIN when a signal is pending for the loading thread (kernel/bpf/verifier.c
+ * checks signal_pending), and libbpf retries only a few times: measured, every load of the
+ * sni object failed under `node --cpu-prof` (SIGPROF each millisecond), and a SIGCHLD or
+ * SIGWINCH at the wrong moment fails one. A blocked signal waits and is handled right after.
+ */
+export function withSignalsBlocked<T>(fn: () => T): T {
+  const old = Buffer.alloc(SIGSET_BYTES);
+  const blocked = (c.pthread_sigmask(SIG_BLOCK, ALL_SIGNALS, old) as number) === 0;
+  try {
+    return fn();
+  } finally {
+    if (blocked) c.pthread_sigmask(SIG_SETMASK, old, null);
+  }
 }

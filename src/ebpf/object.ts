@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { NotSupportedError, PermissionError, TlscopeError } from '../errors.js';
 import { EINVAL, ENOENT, ENOTSUPP, EOPNOTSUPP, EPERM } from '../constants.js';
 import { datasecVars, structLayout, type StructLayout } from './btf.js';
-import { bpf, c, errno, strerror, viewMemory, type Ptr } from './native.js';
+import { bpf, c, errno, strerror, viewMemory, withSignalsBlocked, type Ptr } from './native.js';
 import { collectLogs, kernelError, summarizeVerifierLog, VerifierError } from './errors.js';
 import type { Closable, LinkOwner } from './link.js';
 import { BpfMap } from './map.js';
@@ -61,7 +61,7 @@ export class BpfObject implements LinkOwner {
     const obj = new BpfObject(nameOrPath.replace(/^.*\//, '').replace(/\.bpf\.o$/, ''), opened.result);
     try {
       obj.configure(opts);
-      const loaded = collectLogs(() => bpf.object_load(obj.ptr) as number);
+      const loaded = collectLogs(() => withSignalsBlocked(() => bpf.object_load(obj.ptr) as number));
       if (loaded.result < 0) throw obj.loadError(loaded.result, loaded.log);
       return obj;
     } catch (e) {

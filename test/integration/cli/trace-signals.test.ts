@@ -4,7 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bpfIdsHeldBy, bpfIdsStillThere } from '../../helpers/bpf-held.js';
-import { CliProcess } from '../../helpers/cli.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, CliProcess } from '../../helpers/cli.js';
+import { startProcess } from '../../helpers/process.js';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.sni);
@@ -35,3 +39,19 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     assert.deepEqual(left, []);
   });
 }
+
+// The verifier gives up (EAGAIN) when a signal is pending for the loading thread; V8's sampling
+// profiler sends SIGPROF every few hundred µs, so before the loads ran with signals blocked,
+// every `trace sni` under --cpu-prof failed with "failed to load: -11" (4 of 4 here).
+test('a storm of signals while the BPF objects load (node --cpu-prof, SIGPROF every 100 µs) does not fail the load', { skip: kernelSkip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlscope-prof-'));
+  try {
+    for (const gadget of [['trace', 'sni'], ['trace', 'tls'], ['capture']]) {
+      const r = await startProcess(process.execPath, ['--cpu-prof', '--cpu-prof-interval', '100', `--cpu-prof-dir=${dir}`, CLI, ...gadget, '--host', '--timeout', '1'], { input: '', timeoutMs: 120_000 }).done;
+      assert.equal(r.code, 0, `${gadget.join(' ')}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /failed to load/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
