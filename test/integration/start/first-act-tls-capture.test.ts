@@ -8,11 +8,15 @@
 // libssl are in place before the container's first instruction.
 // The same for pods through containerd's CRI plugin as kubelet makes them (sandbox on the CNI
 // bridge, app container with kubelet's labels), with --k8s-podname NAME instead of -c.
+// A `trace tls --host` beside them writes none of the containers' (pods') requests, while it
+// does have a request a host curl makes (its positive marker). Only the writes are checked: the
+// test's TLS server is a host process, and what it reads is the host's.
 //
 // 30 containers per runtime, 30 pods (TLSCOPE_START_RUNS for more). Cost: ~40-90 s per
 // runtime, pods about the same.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +69,33 @@ async function gatewayOf(c: TestContainer): Promise<string> {
   throw new Error(`no default route in ${c.name}: ${table}`);
 }
 
+/** `trace tls --host`, ready: started beside a row's tracers. */
+async function hostTracer(): Promise<CliTracer> {
+  const t = new CliTracer(['--host', '--timeout', '900']);
+  stops.push(() => t.stop());
+  await t.ready();
+  return t;
+}
+
+/**
+ * The --host tracer's positive marker (a host curl's request is traced), then its count of the
+ * row's requests written, which must be none.
+ */
+async function hostWrites(t: CliTracer, paths: readonly string[], label: string, diagnostic: (msg: string) => void): Promise<string[]> {
+  await waitUntil('trace tls --host traced a host request', async () => {
+    const path = `/host-${process.pid}-${Date.now()}`;
+    await new Promise<void>((resolve) => execFile('curl', curl(testName('host'), '127.0.0.1', path), { timeout: 15_000 }, () => resolve()));
+    await new Promise((r) => setTimeout(r, 300));
+    return t.events.some((e) => e.direction === 'write' && dataOf(e).includes(`GET ${path} HTTP/1.1`));
+  }, 60_000);
+  const shown = paths.filter((p) => t.events.some((e) => e.direction === 'write' && dataOf(e).includes(`GET ${p} HTTP/1.1`)));
+  diagnostic(`${label}: trace tls --host wrote ${shown.length}/${paths.length} of the requests (must be 0)`);
+  for (const p of shown) diagnostic(`${label}: --host traced ${p}: ${JSON.stringify(t.events.filter((e) => dataOf(e).includes(p)).map((e) => ({ c: e.runtime?.containerName, pid: e.proc.pid, comm: e.proc.comm, d: e.direction })))}`);
+  const r = await t.stop();
+  assert.equal(r.code, 0, r.stderr);
+  return shown;
+}
+
 async function firstAct(runtime: TestRuntime, diagnostic: (msg: string) => void): Promise<void> {
   const warmName = uniqueName('gate-tw');
   const names = Array.from({ length: RUNS }, (_, i) => uniqueName(`gate-t${runtime[0]}${i}`));
@@ -77,6 +108,7 @@ async function firstAct(runtime: TestRuntime, diagnostic: (msg: string) => void)
   const warm = await containers.run(runtime, { name: warmName, ...(runtime === 'containerd' ? { cni: true } : {}) });
   const gateway = await gatewayOf(warm);
   await tls.ready();
+  const host = await hostTracer();
   await cap.listening(1, 60_000);
   // the warm container's requests show up: both are attached to it
   await waitUntil('a warm-up request traced', async () => {
@@ -102,6 +134,7 @@ async function firstAct(runtime: TestRuntime, diagnostic: (msg: string) => void)
   const last = `/last-${process.pid}`;
   await containers.exec(warm, curl(testName('last'), gateway, last));
   await waitUntil('the last request', () => tls.events.some((e) => dataOf(e).includes(last)), 30_000);
+  const hostShown = await hostWrites(host, paths, runtime, diagnostic);
 
   const tlsMissed = names.filter((n, i) => !tls.events.some((e) => e.runtime?.containerName === n && e.direction === 'write' && dataOf(e).includes(`GET ${paths[i]} HTTP/1.1`)));
   for (const n of tlsMissed) {
@@ -126,6 +159,7 @@ async function firstAct(runtime: TestRuntime, diagnostic: (msg: string) => void)
   diagnostic(`${runtime}: trace tls -c ${RUNS - tlsMissed.length}/${RUNS} with the plaintext, capture -c ${RUNS - capMissed.length}/${RUNS} with SYN and ClientHello`);
   assert.deepEqual(tlsMissed, [], `${runtime}: trace tls -c NAME traced every request`);
   assert.deepEqual(capMissed, [], `${runtime}: capture -c NAME has every SYN and ClientHello`);
+  assert.deepEqual(hostShown, [], `${runtime}: trace tls --host traced no container's request`);
   const r = await tls.stop();
   assert.equal(r.code, 0, r.stderr);
   await containers.remove(warm);
@@ -159,6 +193,7 @@ async function firstActPods(diagnostic: (msg: string) => void): Promise<void> {
   const warm: TestContainer = { runtime: 'containerd', name: warmPod.containerIds[0]!, id: warmPod.containerIds[0]!, pid: warmPod.pids[0]!, namespace: 'k8s.io' };
   const gateway = await gatewayOf(warm);
   await tls.ready();
+  const host = await hostTracer();
   await cap.listening(1, 60_000);
   await waitUntil('a warm-up request traced', async () => {
     const path = `/warm-${Date.now()}`;
@@ -185,6 +220,7 @@ async function firstActPods(diagnostic: (msg: string) => void): Promise<void> {
   const last = `/last-${process.pid}-pod`;
   await containers.exec(warm, curl(testName('last'), gateway, last));
   await waitUntil('the last request', () => tls.events.some((e) => dataOf(e).includes(last)), 30_000);
+  const hostShown = await hostWrites(host, paths, 'cri', diagnostic);
 
   const events = tls.events as PodTlsJson[];
   const ofPod = (e: PodTlsJson, i: number): boolean => e.k8s?.podName === podName && e.k8s.namespace === namespace && e.k8s.containerName === 'app' && e.k8s.podUid === uid(i);
@@ -214,6 +250,7 @@ async function firstActPods(diagnostic: (msg: string) => void): Promise<void> {
   diagnostic(`cri: trace tls --k8s-podname ${RUNS - tlsMissed.length}/${RUNS} with the plaintext, capture --k8s-podname ${RUNS - capMissed.length}/${RUNS} with SYN and ClientHello`);
   assert.deepEqual(tlsMissed, [], 'cri: trace tls --k8s-podname NAME traced every request');
   assert.deepEqual(capMissed, [], 'cri: capture --k8s-podname NAME has every SYN and ClientHello');
+  assert.deepEqual(hostShown, [], "cri: trace tls --host traced no pod's request");
   const r = await tls.stop();
   assert.equal(r.code, 0, r.stderr);
   await containers.removePod(warmPod.sandboxId);
