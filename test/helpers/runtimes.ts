@@ -623,8 +623,42 @@ export class TestContainers {
       await this.cri.call('StartContainer', { container_id: id }, 60_000);
       containerIds.push(id);
     }
-    const pids = containerIds.map((id) => Number(readFileSync(taskPidFile('k8s.io', id), 'utf8').trim()));
+    // 0 for a container that has already exited (its task directory is gone)
+    const pids = containerIds.map((id) => {
+      try {
+        return Number(readFileSync(taskPidFile('k8s.io', id), 'utf8').trim());
+      } catch {
+        return 0;
+      }
+    });
     return { sandboxId, containerIds, pids };
+  }
+
+  /**
+   * Waits until a pod's container (from runPod) has exited; its exit code and what it wrote to
+   * stdout (from the CRI log file kubelet would read: `<time> stdout F <line>`).
+   */
+  async podContainerExit(sandboxId: string, containerId: string, timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string }> {
+    if (this.cri === undefined) throw new Error('podContainerExit: no pod was run');
+    const cri = this.cri;
+    let status: Record<string, unknown> = {};
+    await pollUntil(`pod container ${containerId} exited`, async () => {
+      status = ((await cri.call('ContainerStatus', { container_id: containerId })) ['status'] ?? {}) as Record<string, unknown>;
+      return status['state'] === 2; // CONTAINER_EXITED
+    }, timeoutMs);
+    const logDir = this.pods.get(sandboxId) ?? '';
+    const logPath = String(status['log_path'] ?? '');
+    let stdout = '';
+    try {
+      const text = readFileSync(logPath.startsWith('/') ? logPath : join(logDir, logPath), 'utf8');
+      for (const line of text.split('\n')) {
+        const m = /^\S+ stdout ([FP]) (.*)$/.exec(line);
+        if (m !== null) stdout += m[2]! + (m[1] === 'F' ? '\n' : '');
+      }
+    } catch {
+      // no log: stdout stays empty
+    }
+    return { exitCode: Number(status['exit_code'] ?? -1), stdout };
   }
 
   async removePod(sandboxId: string): Promise<void> {
@@ -666,6 +700,7 @@ service RuntimeService {
   rpc RemovePodSandbox(RemovePodSandboxRequest) returns (Empty);
   rpc CreateContainer(CreateContainerRequest) returns (CreateContainerResponse);
   rpc StartContainer(StartContainerRequest) returns (Empty);
+  rpc ContainerStatus(ContainerStatusRequest) returns (ContainerStatusResponse);
 }
 message Empty {}
 message VersionRequest { string version = 1; }
@@ -690,6 +725,9 @@ message ContainerConfig {
 message CreateContainerRequest { string pod_sandbox_id = 1; ContainerConfig config = 2; PodSandboxConfig sandbox_config = 3; }
 message CreateContainerResponse { string container_id = 1; }
 message StartContainerRequest { string container_id = 1; }
+message ContainerStatusRequest { string container_id = 1; bool verbose = 2; }
+message ContainerStatus { string id = 1; int32 state = 3; int32 exit_code = 7; string log_path = 15; }
+message ContainerStatusResponse { ContainerStatus status = 1; }
 `;
 
 class CriTestClient {
