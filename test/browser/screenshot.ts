@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { launchBrowser, SERVE_H_OVER_TLS_PY } from './browser.js';
 import { makeWorkDir } from '../integration/tls/helpers.js';
 import { startUi, type CliProcess } from '../helpers/cli.js';
 import { runProcess, startProcess, stopChild, type Running } from '../helpers/process.js';
@@ -45,13 +46,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.reply(201, {"order": 1042, "status": "accepted", "items": order.get("items", [])})
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print('port', srv.server_address[1], flush=True)
-srv.serve_forever()
-`;
+${SERVE_H_OVER_TLS_PY}`;
 
 const API_JS = `
 const http2 = require('node:http2');
@@ -87,7 +82,7 @@ async function main(): Promise<void> {
   const work = makeWorkDir('tlscope-ui-shot-');
   const children: Running[] = [];
   let ui: CliProcess | undefined;
-  let browser: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  let browser: BrowserContext | undefined;
   try {
     writeFileSync(join(work.dir, 'shop.py'), SHOP_PY);
     writeFileSync(join(work.dir, 'api.cjs'), API_JS);
@@ -100,14 +95,9 @@ async function main(): Promise<void> {
     ui = started.ui;
     const url = started.url;
 
-    browser = await chromium.launchPersistentContext(mkdtempSync(join(work.dir, 'profile-')), {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      viewport: { width: 1440, height: 820 },
-      deviceScaleFactor: 1,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-extensions'],
-    });
-    const page = browser.pages()[0] ?? (await browser.newPage());
+    const launched = await launchBrowser(mkdtempSync(join(work.dir, 'profile-')), { width: 1440, height: 820 }, { deviceScaleFactor: 1 });
+    browser = launched.browser;
+    const page = launched.page;
     await page.goto(url);
 
     const shopUrl = (path: string): string[] => ['--resolve', `shop.test:${shopPort}:127.0.0.1`, `https://shop.test:${shopPort}${path}`];

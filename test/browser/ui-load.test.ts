@@ -9,10 +9,11 @@
 // request's path shows twice, once per end. The numbers are printed (`# load: …`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { chromiumSkip, launchBrowser, SERVE_H_OVER_TLS_PY } from './browser.js';
 import { featureSkip, NEEDS } from '../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.tls);
@@ -33,9 +34,8 @@ interface PageTable {
   querySelectorAll(s: string): Iterable<{ getAttribute(n: string): string | null }>;
 }
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || chromiumSkip;
 const LOAD_REQUESTS = Number(process.env['TLSCOPE_UI_LOAD'] ?? 1000);
 /** requests per second the client aims at (rows arrive at twice that) */
 const RATE = 100;
@@ -54,13 +54,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print('port', srv.server_address[1], flush=True)
-srv.serve_forever()
-`;
+${SERVE_H_OVER_TLS_PY}`;
 
 // waits for "go N RATE PORT" on stdin, then makes N requests at about RATE per second
 const CLIENT_PY = `
@@ -128,14 +122,7 @@ before(async () => {
   // the scope is the two processes (-p, through the session): other traffic on the host stays out
   ({ ui, url } = await startUi(['-p', String(server.pid), '-p', String(client.pid), '--port', '0']));
 
-  browser = await chromium.launchPersistentContext(mkdtempSync(join(work.dir, 'profile-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1500, height: 820 },
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-extensions'],
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  ({ browser, page } = await launchBrowser(mkdtempSync(join(work.dir, 'profile-')), { width: 1500, height: 820 }));
 });
 
 after(async () => {

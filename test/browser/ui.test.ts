@@ -8,10 +8,11 @@
 // screenshot under test/.work/browser/ (not committed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { chromiumSkip, launchBrowser, SERVE_H_OVER_TLS_PY } from './browser.js';
 import { featureSkip, NEEDS } from '../helpers/features.js';
 import { makeWorkDir } from '../integration/tls/helpers.js';
 import { CliProcess, runCli, startUi } from '../helpers/cli.js';
@@ -20,9 +21,8 @@ import { waitUntil } from '../helpers/wait.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.tls);
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || chromiumSkip;
 
 // A JSON API over TLS: 500 for /fail…, 200 otherwise, the path echoed in the body.
 const SERVER_PY = `
@@ -40,13 +40,7 @@ class H(http.server.BaseHTTPRequestHandler):
         print('req', self.path, flush=True)
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print('port', srv.server_address[1], flush=True)
-srv.serve_forever()
-`;
+${SERVE_H_OVER_TLS_PY}`;
 
 const BASE_QUERY = 'proc.comm in ["curl", "python3"]';
 
@@ -102,14 +96,7 @@ before(async () => {
   assert.equal(new URL(url).searchParams.get('q'), BASE_QUERY, 'the URL carries --query');
 
   profile = mkdtempSync(join(work.dir, 'profile-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1500, height: 820 },
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-extensions'],
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  ({ browser, page } = await launchBrowser(profile, { width: 1500, height: 820 }));
 });
 
 after(async () => {
