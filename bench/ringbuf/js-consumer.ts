@@ -121,15 +121,20 @@ async function main(): Promise<void> {
   let loopMaxGapMs = 0;
 
   const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-  const run = async <T>(opts: RingReaderOptions<T>, seqOf: (v: T) => number): Promise<RingBufReader<T>> => {
-    if (args.backlog) {
-      process.stdout.write('ready\n');
-      await stdin.next();
-      lastProgress = nowNs();
-    }
-    const reader = new RingBufReader(obj.map('events'), opts);
-    // Ends the run when everything produced is accounted for (some may be lost, then no
-    // batch would ever say so) or when nothing arrives any more.
+  /** --backlog: says ready and waits for the producer to have filled the ring before the reader opens. */
+  const awaitBacklog = async (): Promise<void> => {
+    if (!args.backlog) return;
+    process.stdout.write('ready\n');
+    await stdin.next();
+    lastProgress = nowNs();
+  };
+  /**
+   * Watches a reader: ends the run when everything produced is accounted for (some may be lost,
+   * then no batch would ever say so) or when nothing arrives any more; measures the event
+   * loop's longest gap. Then starts the profiler and says ready (unless --backlog did). Returns
+   * the watchdog's stop.
+   */
+  const watch = async (reader: { lost(): bigint; close(opts: { drain: boolean }): Promise<void> }): Promise<() => void> => {
     let lastTick = nowNs();
     const watchdog = setInterval(() => {
       const t = nowNs();
@@ -144,12 +149,25 @@ async function main(): Promise<void> {
     }, 50);
     await profiler?.start();
     if (!args.backlog) process.stdout.write('ready\n');
+    return () => {
+      clearInterval(watchdog);
+      loopMaxGapMs = Math.max(loopMaxGapMs, (nowNs() - lastTick) / 1e6);
+    };
+  };
+  /** A batch arrived: times and counts it. */
+  const delivered = (): void => {
+    const t = nowNs();
+    if (firstSeen === 0) firstSeen = t;
+    lastDelivery = t;
+    lastProgress = t;
+    batches++;
+  };
+  const run = async <T>(opts: RingReaderOptions<T>, seqOf: (v: T) => number): Promise<RingBufReader<T>> => {
+    await awaitBacklog();
+    const reader = new RingBufReader(obj.map('events'), opts);
+    const stopWatching = await watch(reader);
     for await (const batch of reader) {
-      const t = nowNs();
-      if (firstSeen === 0) firstSeen = t;
-      lastDelivery = t;
-      lastProgress = t;
-      batches++;
+      delivered();
       for (let i = 0; i < batch.length; i++) {
         const s = seqOf(batch[i] as T);
         if (s !== nextSeq) outOfOrder++;
@@ -159,40 +177,18 @@ async function main(): Promise<void> {
       bytes += batch.length * 24;
       if (received >= args.expect) break; // the iterator's return() closes the reader
     }
-    clearInterval(watchdog);
-    loopMaxGapMs = Math.max(loopMaxGapMs, (nowNs() - lastTick) / 1e6);
+    stopWatching();
     await reader.close({ drain: false });
     return reader;
   };
 
   // --decode batch: RingBatchReader, the fields read on demand from the batch's copy
   const runBatch = async (): Promise<RingBatchReader> => {
-    if (args.backlog) {
-      process.stdout.write('ready\n');
-      await stdin.next();
-      lastProgress = nowNs();
-    }
+    await awaitBacklog();
     const reader = new RingBatchReader(obj.map('events'), base);
-    let lastTick = nowNs();
-    const watchdog = setInterval(() => {
-      const t = nowNs();
-      loopMaxGapMs = Math.max(loopMaxGapMs, (t - lastTick) / 1e6);
-      lastTick = t;
-      if (t - lastProgress < 50e6) return;
-      if (received + Number(reader.lost()) >= args.expect) void reader.close({ drain: false });
-      else if (t - lastProgress > args.idleMs * 1e6 && (received > 0 || t - lastProgress > 30 * args.idleMs * 1e6)) {
-        idleStop = true;
-        void reader.close({ drain: false });
-      }
-    }, 50);
-    await profiler?.start();
-    if (!args.backlog) process.stdout.write('ready\n');
+    const stopWatching = await watch(reader);
     for await (const batch of reader) {
-      const t = nowNs();
-      if (firstSeen === 0) firstSeen = t;
-      lastDelivery = t;
-      lastProgress = t;
-      batches++;
+      delivered();
       const { view, offsets } = batch;
       const n = offsets.length;
       for (let i = 0; i < n; i++) {
@@ -209,8 +205,7 @@ async function main(): Promise<void> {
       bytes += n * 24;
       if (received >= args.expect) break;
     }
-    clearInterval(watchdog);
-    loopMaxGapMs = Math.max(loopMaxGapMs, (nowNs() - lastTick) / 1e6);
+    stopWatching();
     await reader.close({ drain: false });
     return reader;
   };

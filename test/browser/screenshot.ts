@@ -9,12 +9,14 @@
 // opens one exchange's detail and saves the page. Also saves the service map beside it
 // (docs/ui-map.png). Nothing here is drawn by hand: what shows is what was traced.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
-import { CLI, makeWorkDir, runProcess, stopChild, until } from '../integration/tls/helpers.js';
+import type { BrowserContext } from 'playwright-core';
+import { launchBrowser, SERVE_H_OVER_TLS_PY } from './browser.js';
+import { makeWorkDir } from '../integration/tls/helpers.js';
+import { startUi, type CliProcess } from '../helpers/cli.js';
+import { runProcess, startProcess, stopChild, type Running } from '../helpers/process.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const out = resolve(process.argv[2] ?? 'docs/ui.png');
 const mapOut = join(dirname(out), 'ui-map.png');
@@ -44,13 +46,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.reply(201, {"order": 1042, "status": "accepted", "items": order.get("items", [])})
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print('port', srv.server_address[1], flush=True)
-srv.serve_forever()
-`;
+${SERVE_H_OVER_TLS_PY}`;
 
 const API_JS = `
 const http2 = require('node:http2');
@@ -65,58 +61,53 @@ s.on('stream', (stream, h) => {
 s.listen(0, '127.0.0.1', () => console.log('port', s.address().port));
 `;
 
-function portOf(child: ChildProcess): Promise<number> {
-  return new Promise((resolveP, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (l) => {
+/** A server that prints `port N` once it listens: running, and its port. */
+async function startServer(cmd: string, args: readonly string[]): Promise<{ server: Running; port: number }> {
+  let port: number | undefined;
+  const server = startProcess(cmd, args, {
+    timeoutMs: 3_600_000,
+    onLine: (l) => {
       const [k, v = ''] = l.split(' ');
-      if (k === 'port') resolveP(Number(v));
-    });
-    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
+      if (k === 'port') port = Number(v);
+    },
   });
+  await waitFor(`${cmd} ${args[0] ?? ''} to say its port`, () => {
+    if (port === undefined && server.child.exitCode !== null) throw new Error(`${cmd} exited (${server.child.exitCode}): ${server.errors()}`);
+    return port;
+  });
+  return { server, port: port as number };
 }
 
 async function main(): Promise<void> {
   const work = makeWorkDir('tlscope-ui-shot-');
-  const children: ChildProcess[] = [];
-  let ui: ChildProcess | undefined;
-  let browser: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+  const children: Running[] = [];
+  let ui: CliProcess | undefined;
+  let browser: BrowserContext | undefined;
   try {
     writeFileSync(join(work.dir, 'shop.py'), SHOP_PY);
     writeFileSync(join(work.dir, 'api.cjs'), API_JS);
-    const shop = spawn('python3', [join(work.dir, 'shop.py'), work.cert, work.key], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const api = spawn(process.execPath, [join(work.dir, 'api.cjs'), work.cert, work.key], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(shop, api);
-    const [shopPort, apiPort] = await Promise.all([portOf(shop), portOf(api)]);
+    const [shop, api] = await Promise.all([startServer('python3', [join(work.dir, 'shop.py'), work.cert, work.key]), startServer(process.execPath, [join(work.dir, 'api.cjs'), work.cert, work.key])]);
+    children.push(shop.server, api.server);
+    const [shopPort, apiPort] = [shop.port, api.port];
 
     const query = 'http.host.contains(".test") || name.endsWith(".test")';
-    let uiOut = '';
-    let uiErr = '';
-    ui = spawn(process.execPath, [CLI, 'ui', '--port', '0', '--query', query], { stdio: ['ignore', 'pipe', 'pipe'] });
-    ui.stdout!.setEncoding('utf8').on('data', (d: string) => (uiOut += d));
-    ui.stderr!.setEncoding('utf8').on('data', (d: string) => (uiErr += d));
-    const u = ui;
-    await until('tlscope ui to print its URL', () => /open http:\S+/.test(uiOut) || u.exitCode !== null, 60_000);
-    assert.equal(ui.exitCode, null, uiErr);
-    const url = /open (http:\S+)/.exec(uiOut)?.[1] ?? '';
+    const started = await startUi(['--port', '0', '--query', query]);
+    ui = started.ui;
+    const url = started.url;
 
-    browser = await chromium.launchPersistentContext(mkdtempSync(join(work.dir, 'profile-')), {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      viewport: { width: 1440, height: 820 },
-      deviceScaleFactor: 1,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-extensions'],
-    });
-    const page = browser.pages()[0] ?? (await browser.newPage());
+    const launched = await launchBrowser(mkdtempSync(join(work.dir, 'profile-')), { width: 1440, height: 820 }, { deviceScaleFactor: 1 });
+    browser = launched.browser;
+    const page = launched.page;
     await page.goto(url);
 
     const shopUrl = (path: string): string[] => ['--resolve', `shop.test:${shopPort}:127.0.0.1`, `https://shop.test:${shopPort}${path}`];
     const apiUrl = (path: string): string[] => ['--resolve', `api.test:${apiPort}:127.0.0.1`, `https://api.test:${apiPort}${path}`];
     // tracing is on once a first request shows
     for (let i = 0; ; i++) {
-      await runProcess('curl', ['-sk', '--http1.1', ...shopUrl('/api/items?warmup')]).done;
+      await runProcess('curl', ['-sk', '--http1.1', ...shopUrl('/api/items?warmup')]);
       if (await page.locator('[data-test=row][data-comm=curl]').count() > 0) break;
-      if (i > 40) throw new Error(`nothing showed; tlscope ui said: ${uiErr}`);
-      await new Promise((r) => setTimeout(r, 500));
+      if (i > 40) throw new Error(`nothing showed; tlscope ui said: ${started.ui.stderr}`);
+      await sleep(500);
     }
     const calls: string[][] = [
       ['-sk', '--http1.1', ...shopUrl('/api/items?category=tea')],
@@ -129,10 +120,9 @@ async function main(): Promise<void> {
       ['-sk', '--http1.1', ...shopUrl('/api/items?page=2')],
     ];
     for (const c of calls) {
-      await runProcess('curl', c).done;
-      await new Promise((r) => setTimeout(r, 150));
+      await runProcess('curl', c);
+      await sleep(150);
     }
-    await until('the last request to show', () => true);
     const post = page.locator('[data-test=row][data-path="/api/orders"][data-comm=curl]');
     await post.waitFor({ timeout: 20_000 });
     await page.locator('[data-test=row][data-path="/api/items?page=2"]').first().waitFor({ timeout: 20_000 });
@@ -149,8 +139,8 @@ async function main(): Promise<void> {
     console.log(`wrote ${out} and ${mapOut}`);
   } finally {
     await browser?.close();
-    if (ui !== undefined) await stopChild(ui, 'SIGINT');
-    for (const c of children) await stopChild(c);
+    if (ui !== undefined) await ui.stop('SIGINT', 5000);
+    for (const c of children) await stopChild(c.child);
     work.remove();
   }
 }

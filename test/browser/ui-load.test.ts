@@ -9,16 +9,18 @@
 // request's path shows twice, once per end. The numbers are printed (`# load: …`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { chromiumSkip, launchBrowser, SERVE_H_OVER_TLS_PY } from './browser.js';
 import { featureSkip, NEEDS } from '../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.tls);
-import { CLI, makeWorkDir, stopChild, until } from '../integration/tls/helpers.js';
+import { makeWorkDir } from '../integration/tls/helpers.js';
+import { startUi, type CliProcess } from '../helpers/cli.js';
+import { startProcess, stopChild, type Running } from '../helpers/process.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
 // the page side of page.evaluate (this file is compiled without the DOM library)
 declare const window: unknown;
@@ -32,9 +34,8 @@ interface PageTable {
   querySelectorAll(s: string): Iterable<{ getAttribute(n: string): string | null }>;
 }
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || chromiumSkip;
 const LOAD_REQUESTS = Number(process.env['TLSCOPE_UI_LOAD'] ?? 1000);
 /** requests per second the client aims at (rows arrive at twice that) */
 const RATE = 100;
@@ -53,13 +54,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print('port', srv.server_address[1], flush=True)
-srv.serve_forever()
-`;
+${SERVE_H_OVER_TLS_PY}`;
 
 // waits for "go N RATE PORT" on stdin, then makes N requests at about RATE per second
 const CLIENT_PY = `
@@ -84,23 +79,17 @@ print('done', n, flush=True)
 `;
 
 let work: ReturnType<typeof makeWorkDir>;
-let server: ChildProcess;
-let client: ChildProcess;
+let server: Running;
+let client: Running;
 let serverPort = 0;
 let clientState = '';
-let ui: ChildProcess;
-let uiOut = '';
-let uiErr = '';
+let ui: CliProcess;
 let url = '';
 let browser: BrowserContext;
 let page: Page;
 
-async function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  return waitUntil(what, cond, timeoutMs, undefined, 50);
 }
 
 function pct(xs: number[], p: number): number {
@@ -118,40 +107,30 @@ before(async () => {
   work = makeWorkDir('tlscope-ui-load-');
   writeFileSync(join(work.dir, 'server.py'), SERVER_PY);
   writeFileSync(join(work.dir, 'client.py'), CLIENT_PY);
-  server = spawn('python3', [join(work.dir, 'server.py'), work.cert, work.key], { stdio: ['ignore', 'pipe', 'inherit'] });
-  createInterface({ input: server.stdout! }).on('line', (l) => {
-    const [k, v = ''] = l.split(' ');
-    if (k === 'port') serverPort = Number(v);
+  server = startProcess('python3', [join(work.dir, 'server.py'), work.cert, work.key], {
+    timeoutMs: 3_600_000,
+    onLine: (l) => {
+      const [k, v = ''] = l.split(' ');
+      if (k === 'port') serverPort = Number(v);
+    },
   });
-  client = spawn('python3', [join(work.dir, 'client.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  createInterface({ input: client.stdout! }).on('line', (l) => (clientState = l));
-  await until('the python TLS server and client', () => (serverPort > 0 && clientState === 'ready') || server.exitCode !== null || client.exitCode !== null);
-  assert.ok(serverPort > 0 && clientState === 'ready', 'python server or client did not start');
+  // its stdin stays open: the test writes the go
+  client = startProcess('python3', [join(work.dir, 'client.py')], { timeoutMs: 3_600_000, onLine: (l) => (clientState = l) });
+  await waitUntil('the python TLS server and client', () => (serverPort > 0 && clientState === 'ready') || server.child.exitCode !== null || client.child.exitCode !== null);
+  assert.ok(serverPort > 0 && clientState === 'ready', `python server or client did not start: ${server.errors()} ${client.errors()}`);
 
   // the scope is the two processes (-p, through the session): other traffic on the host stays out
-  ui = spawn(process.execPath, [CLI, 'ui', '-p', String(server.pid), '-p', String(client.pid), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  ui.stdout!.setEncoding('utf8').on('data', (d: string) => (uiOut += d));
-  ui.stderr!.setEncoding('utf8').on('data', (d: string) => (uiErr += d));
-  await until('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(uiOut) || ui.exitCode !== null, 60_000);
-  assert.equal(ui.exitCode, null, `tlscope ui exited: ${uiErr}`);
-  url = /open (http:\S+)/.exec(uiOut)?.[1] ?? '';
+  ({ ui, url } = await startUi(['-p', String(server.pid), '-p', String(client.pid), '--port', '0']));
 
-  browser = await chromium.launchPersistentContext(mkdtempSync(join(work.dir, 'profile-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1500, height: 820 },
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-extensions'],
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  ({ browser, page } = await launchBrowser(mkdtempSync(join(work.dir, 'profile-')), { width: 1500, height: 820 }));
 });
 
 after(async () => {
   if (skip) return;
   await browser?.close();
-  if (ui !== undefined) await stopChild(ui, 'SIGINT');
-  if (client !== undefined) await stopChild(client);
-  if (server !== undefined) await stopChild(server);
+  if (ui !== undefined) await ui.stop('SIGINT', 5000);
+  if (client !== undefined) await stopChild(client.child);
+  if (server !== undefined) await stopChild(server.child);
   work?.remove();
 });
 
@@ -174,14 +153,14 @@ test(`${LOAD_REQUESTS * 2} rows streaming: frames keep coming, a click opens its
     new PerformanceObserver((l) => { for (const e of l.getEntries()) w.__long.push(e.duration); }).observe({ type: 'longtask' as never, buffered: false });
   });
   const started = Date.now();
-  client.stdin!.write(`go ${LOAD_REQUESTS} ${RATE} ${serverPort}\n`);
+  client.child.stdin!.write(`go ${LOAD_REQUESTS} ${RATE} ${serverPort}\n`);
 
   // while rows stream: click the newest row now and then, and time its detail pane
   const clicks: number[] = [];
   let peak = 0;
   while (!clientState.startsWith('done') || (await shownCount()) < LOAD_REQUESTS * 2) {
     if (Date.now() - started > 180_000) break;
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     const n = await shownCount();
     peak = Math.max(peak, n);
     if (clientState.startsWith('done') || n < 50 || clicks.length >= 8) continue;
@@ -207,7 +186,7 @@ test(`${LOAD_REQUESTS * 2} rows streaming: frames keep coming, a click opens its
   const shown = await shownCount();
   await page.screenshot({ path: join(SHOTS, 'load.png') });
   console.log(`# load: ${shown} rows in ${streamMs} ms; frame gaps: ${gaps.length} frames, median ${pct(gaps, 50).toFixed(1)} ms, p95 ${pct(gaps, 95).toFixed(1)} ms, p99 ${pct(gaps, 99).toFixed(1)} ms, max ${Math.max(...gaps).toFixed(1)} ms; long tasks: ${long.length}, max ${long.length ? Math.max(...long).toFixed(0) : 0} ms; click → detail: ${clicks.join(', ')} ms`);
-  assert.ok(shown >= LOAD_REQUESTS * 2, `the page shows ${shown} rows of ${LOAD_REQUESTS * 2} (tlscope ui said: ${uiErr})`);
+  assert.ok(shown >= LOAD_REQUESTS * 2, `the page shows ${shown} rows of ${LOAD_REQUESTS * 2} (tlscope ui said: ${ui.stderr})`);
   assert.ok(gaps.length > 20, `the page drew ${gaps.length} frames in ${streamMs} ms`);
   assert.ok(pct(gaps, 95) < 200, `95% of frames within 200 ms; p95 was ${pct(gaps, 95).toFixed(1)} ms`);
   assert.ok(Math.max(...gaps) < 1500, `no frame gap of 1.5 s or more; max was ${Math.max(...gaps).toFixed(0)} ms`);

@@ -8,20 +8,21 @@
 // screenshot under test/.work/browser/ (not committed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { chromiumSkip, launchBrowser, SERVE_H_OVER_TLS_PY } from './browser.js';
 import { featureSkip, NEEDS } from '../helpers/features.js';
-import { CLI, makeWorkDir, runProcess, stopChild, until } from '../integration/tls/helpers.js';
+import { makeWorkDir } from '../integration/tls/helpers.js';
+import { CliProcess, runCli, startUi } from '../helpers/cli.js';
+import { runProcess, startProcess, stopChild, type Running } from '../helpers/process.js';
+import { waitUntil } from '../helpers/wait.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.tls);
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../../test/.work/browser/', import.meta.url));
-const skip = kernelSkip || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: scripts/setup.sh --test installs Debian's chromium`);
+const skip = kernelSkip || chromiumSkip;
 
 // A JSON API over TLS: 500 for /fail…, 200 otherwise, the path echoed in the body.
 const SERVER_PY = `
@@ -39,23 +40,15 @@ class H(http.server.BaseHTTPRequestHandler):
         print('req', self.path, flush=True)
     def log_message(self, *a):
         pass
-srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print('port', srv.server_address[1], flush=True)
-srv.serve_forever()
-`;
+${SERVE_H_OVER_TLS_PY}`;
 
 const BASE_QUERY = 'proc.comm in ["curl", "python3"]';
 
 let work: ReturnType<typeof makeWorkDir>;
-let server: ChildProcess;
+let server: Running;
 let serverPort = 0;
 const served: string[] = [];
-let ui: ChildProcess;
-let uiOut = '';
-let uiErr = '';
+let ui: CliProcess;
 let url = '';
 let profile = '';
 let browser: BrowserContext;
@@ -64,7 +57,7 @@ let page: Page;
 let servedFrom = 0;
 
 async function curl(path: string): Promise<void> {
-  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${serverPort}:127.0.0.1`, `https://shop.test:${serverPort}${path}`]).done;
+  const r = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `shop.test:${serverPort}:127.0.0.1`, `https://shop.test:${serverPort}${path}`]);
   assert.equal(r.code, 0, r.stderr);
 }
 
@@ -73,12 +66,8 @@ async function shot(name: string): Promise<void> {
 }
 
 /** Waits for an async condition (the page's CSP forbids the string form of waitForFunction). */
-async function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function poll(what: string, cond: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  return waitUntil(what, cond, timeoutMs, undefined, 50);
 }
 
 function row(path: string, comm = 'curl'): string {
@@ -90,43 +79,32 @@ before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   work = makeWorkDir('tlscope-ui-browser-');
   writeFileSync(join(work.dir, 'server.py'), SERVER_PY);
-  server = spawn('python3', [join(work.dir, 'server.py'), work.cert, work.key], { stdio: ['ignore', 'pipe', 'inherit'] });
-  createInterface({ input: server.stdout! }).on('line', (l) => {
-    const [k, v = ''] = l.split(' ');
-    if (k === 'port') serverPort = Number(v);
-    if (k === 'req') served.push(v);
+  server = startProcess('python3', [join(work.dir, 'server.py'), work.cert, work.key], {
+    timeoutMs: 3_600_000,
+    onLine: (l) => {
+      const [k, v = ''] = l.split(' ');
+      if (k === 'port') serverPort = Number(v);
+      if (k === 'req') served.push(v);
+    },
   });
-  await until('the python TLS server', () => serverPort > 0 || server.exitCode !== null);
-  assert.ok(serverPort > 0, 'python TLS server did not start');
+  await waitUntil('the python TLS server', () => serverPort > 0 || server.child.exitCode !== null);
+  assert.ok(serverPort > 0, `python TLS server did not start: ${server.errors()}`);
 
   // the host may carry other TLS traffic (a cluster's API server): the page opens with a query on
   // the test's own processes (`--query`, the same CEL as the trace commands'; it goes in the URL)
-  ui = spawn(process.execPath, [CLI, 'ui', '--host', '--port', '0', '--query', BASE_QUERY], { stdio: ['ignore', 'pipe', 'pipe'] });
-  ui.stdout!.setEncoding('utf8').on('data', (d: string) => (uiOut += d));
-  ui.stderr!.setEncoding('utf8').on('data', (d: string) => (uiErr += d));
-  await until('tlscope ui to print its URL', () => /open http:\/\/127\.0\.0\.1:\d+\/\?token=\S+/.test(uiOut) || ui.exitCode !== null, 60_000);
-  assert.equal(ui.exitCode, null, `tlscope ui exited: ${uiErr}`);
-  url = /open (http:\S+)/.exec(uiOut)?.[1] ?? '';
+  ({ ui, url } = await startUi(['--host', '--port', '0', '--query', BASE_QUERY]));
   assert.equal(new URL(url).searchParams.get('q'), BASE_QUERY, 'the URL carries --query');
 
   profile = mkdtempSync(join(work.dir, 'profile-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1500, height: 820 },
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-extensions'],
-  });
-  page = browser.pages()[0] ?? (await browser.newPage());
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  ({ browser, page } = await launchBrowser(profile, { width: 1500, height: 820 }));
 });
 
 after(async () => {
   if (skip) return;
   await browser?.close();
-  if (ui !== undefined) await stopChild(ui, 'SIGINT');
-  if (server !== undefined) await stopChild(server);
+  if (ui !== undefined) await ui.stop('SIGINT', 5000);
+  if (server !== undefined) await stopChild(server.child);
   work?.remove();
-  if (ui?.exitCode === null) ui.kill('SIGKILL');
 });
 
 test('without the token: 401, for the page and the API', { skip }, async () => {
@@ -149,7 +127,7 @@ test('a curl request shows within 1 s with method, path, status and the lock; it
       servedFrom = served.indexOf(`/warmup/${i}`);
       break;
     } catch (e) {
-      if (i >= 10) throw new Error(`no warm-up request showed in 10 tries; tlscope ui said: ${uiErr}`, { cause: e });
+      if (i >= 10) throw new Error(`no warm-up request showed in 10 tries; tlscope ui said: ${ui.stderr}`, { cause: e });
     }
   }
   const delays: number[] = [];
@@ -256,21 +234,15 @@ test('pausing stops new rows; they come in on resume', { skip }, async () => {
 });
 
 test('tlscope ui --query: a bad expression is a usage error with its column, before anything loads', { skip }, async () => {
-  const r = await runProcess(process.execPath, [CLI, 'ui', '--port', '0', '--query', 'proc.comm == "curl" && proc.cmd == "x"']).done;
+  const r = await runCli(['ui', '--port', '0', '--query', 'proc.comm == "curl" && proc.cmd == "x"']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--query: unknown field "proc\.cmd" at column 24/);
 });
 
 test('the session speaks in the page: -c NAME that is not running says it waits, and the counts are there', { skip }, async () => {
-  const other = spawn(process.execPath, [CLI, 'ui', '-c', 'never-there-ui', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  other.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  other.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const { ui: other, url: otherUrl } = await startUi(['-c', 'never-there-ui', '--port', '0']);
   try {
-    await until('the second tlscope ui to print its URL', () => /open http:\S+/.test(out) || other.exitCode !== null, 60_000);
-    assert.equal(other.exitCode, null, err);
-    await page.goto(/open (http:\S+)/.exec(out)?.[1] ?? '');
+    await page.goto(otherUrl);
     const note = page.locator('[data-test=messages] [data-test=note]');
     await poll('the waiting note', async () => /waiting for container never-there-ui to start/.test((await note.textContent().catch(() => '')) ?? ''), 20_000);
     // the counts are there from the start, from the sessions' stats
@@ -279,21 +251,15 @@ test('the session speaks in the page: -c NAME that is not running says it waits,
     assert.doesNotMatch((await page.locator('[data-test=messages]').textContent()) ?? '', /never appeared/, 'while it waits, it is not said to have never appeared');
     await shot('waiting');
   } finally {
-    await stopChild(other, 'SIGINT');
+    await other.stop('SIGINT', 5000);
   }
 });
 
 test('--capture: packets of the server\'s port are rows of their own (tcpdump\'s line), selected with kind == "packet"', { skip }, async () => {
   // its own run: the capture gadget's session beside trace tls and trace sni, on the test server's port only
-  const other = spawn(process.execPath, [CLI, 'ui', '--port', '0', '--capture', `tcp port ${serverPort}`, '--query', 'kind == "packet" && summary.contains("Flags [S]")'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  other.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  other.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const { ui: other, url: otherUrl } = await startUi(['--port', '0', '--capture', `tcp port ${serverPort}`, '--query', 'kind == "packet" && summary.contains("Flags [S]")']);
   try {
-    await until('the capturing tlscope ui to print its URL', () => /open http:\S+/.test(out) || other.exitCode !== null, 60_000);
-    assert.equal(other.exitCode, null, err);
-    await page.goto(/open (http:\S+)/.exec(out)?.[1] ?? '');
+    await page.goto(otherUrl);
     await page.waitForSelector('[data-test=count-shown]');
     const syn = page.locator('[data-test=row]', { hasText: `> 127.0.0.1.${serverPort}: Flags [S]` }).first();
     for (let i = 0; ; i++) {
@@ -302,13 +268,13 @@ test('--capture: packets of the server\'s port are rows of their own (tcpdump\'s
         await syn.waitFor({ timeout: 3000 });
         break;
       } catch (e) {
-        if (i >= 10) throw new Error(`no SYN row in 10 tries; tlscope ui said: ${err}`, { cause: e });
+        if (i >= 10) throw new Error(`no SYN row in 10 tries; tlscope ui said: ${other.stderr}`, { cause: e });
       }
     }
     assert.match((await syn.textContent()) ?? '', /PKT/);
     assert.equal(await page.locator('[data-test=row]', { hasText: 'HTTP' }).count(), 0, 'the query leaves only packets');
     await shot('capture');
   } finally {
-    await stopChild(other, 'SIGINT');
+    await other.stop('SIGINT', 5000);
   }
 });

@@ -112,6 +112,18 @@ export class CliProcess {
     }, timeoutMs, () => this.stderr);
   }
 
+  /** Waits until stdout matches (fails early when the process exits first); the match. */
+  async waitForStdout(re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+    let m: RegExpExecArray | null = null;
+    await waitUntil(`stdout of tlscope ${this.args.slice(0, 2).join(' ')} to match ${re}`, () => {
+      m = re.exec(this.stdoutText);
+      if (m !== null) return true;
+      if (this.exited) throw new Error(`tlscope ${this.args.join(' ')} exited (${this.child.exitCode ?? this.child.signalCode}) before its stdout matched ${re}:\n${this.stderr}`);
+      return false;
+    }, timeoutMs, () => this.stderr);
+    return m as unknown as RegExpExecArray;
+  }
+
   /** `signal` (SIGINT, as Ctrl-C), then the result; SIGKILL if it has not ended after `graceMs`. */
   async stop(signal: NodeJS.Signals = 'SIGINT', graceMs = 30_000): Promise<Finished> {
     if (!this.exited) this.child.kill(signal);
@@ -121,5 +133,17 @@ export class CliProcess {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+/** A running `tlscope ui ARGS` and the URL it printed to open (with its token). */
+export async function startUi(args: readonly string[], timeoutMs = 60_000): Promise<{ ui: CliProcess; url: string }> {
+  const ui = new CliProcess(['ui', ...args]);
+  try {
+    const m = await ui.waitForStdout(/open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/, timeoutMs);
+    return { ui, url: m[1] as string };
+  } catch (e) {
+    await ui.stop('SIGKILL', 5000);
+    throw e;
   }
 }

@@ -4,6 +4,7 @@
  * stderr as text), run one to its end, stop one, and run a short command for its output.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { sleep } from './wait.js';
 
@@ -36,6 +37,8 @@ export interface ProcessOptions {
   timeoutMs?: number;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** each stdout line as it comes (a server saying its port, say) */
+  onLine?: (line: string) => void;
 }
 
 /** Starts a command; its stdin stays open unless `input` is given. */
@@ -46,6 +49,8 @@ export function startProcess(cmd: string, args: readonly string[], opts: Process
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   child.stdin!.on('error', () => {});
+  const onLine = opts.onLine;
+  if (onLine !== undefined) createInterface({ input: child.stdout! }).on('line', onLine);
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
   if (opts.input !== undefined) {
     const input = opts.input;

@@ -18,7 +18,7 @@ import type { GadgetDefinition, GadgetParam, ParamValues } from '../definition.j
 import { boolParam, intParam, strParam } from '../params.js';
 import { packetFields, type PacketView } from './fields.js';
 import { CaptureGadget, type CaptureTarget, type PacketHandler } from './gadget.js';
-import { labelFor, type NamespaceLabel } from './labels.js';
+import { containerPlace, labelFor, type NamespaceLabel } from './labels.js';
 import { FlowOwners } from './owners.js';
 import type { ProcRecord } from '../proc-record.js';
 
@@ -148,10 +148,10 @@ Examples:
       }
       return { short: `netns${t.netns}`, long: `netns ${t.netns}` };
     };
-    /** who a process is, for packet comments: "pid 42 curl on the host", "pid 7 httpd in web (docker)" */
+    /** who a process is, for packet comments: "pid 42 curl on the host", "pid 7 httpd in web (docker)", "pid 9 curl in client of pod shop/cart (containerd)" */
     const whoIs = (o: ProcRecord): string => {
       const container = index.byMntns(o.mntns);
-      const where = container === undefined ? 'on the host' : `in ${labelFor([container])?.long ?? container.name}`;
+      const where = container === undefined ? 'on the host' : `in ${containerPlace(container)}`;
       return `pid ${o.pid} ${o.comm} ${where}`;
     };
 

@@ -21,3 +21,15 @@ export function labelFor(containers: readonly ContainerInfo[]): NamespaceLabel |
   const names = [...new Set(containers.map((x) => x.name))].join(',');
   return { short: names, long: `${names} (${runtime})` };
 }
+
+/**
+ * Where one process runs, for packet comments: its own container, so that two containers of a
+ * pod (one network namespace, one interface label) are told apart: "client of pod shop/cart-7d9f
+ * (containerd)", "web (docker)". A process's container is known by its mount namespace.
+ */
+export function containerPlace(container: ContainerInfo): string {
+  const pod = labelFor([container]);
+  if (container.k8s === undefined || container.k8s.podName === '' || pod === undefined) return pod?.long ?? container.name;
+  const name = container.k8s.containerName === '' ? container.name : container.k8s.containerName;
+  return `${name} of ${pod.long}`;
+}

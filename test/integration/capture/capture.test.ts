@@ -2,7 +2,7 @@
 // `tlscope capture` (the real CLI) against real containers serving HTTP with busybox httpd (the
 // image has busybox only: no tcpdump, no shell tools beyond busybox, nothing is exec'd into
 // it), a client (curl) on the host: capture by container name on docker and on containerd
-// (CNI bridge); the pcapng read by tshark (request path, response body, container name in the
+// (CNI bridge), and a real CRI pod whose two containers share one network namespace; the pcapng read by tshark (request path, response body, container name in the
 // interface description, the processes in packet comments); the filter keeping out other
 // traffic; -A showing the body; `-w - | tshark -r -`; several pods at once, one started
 // during the capture; --count; loopback packets once; bad filters and unknown containers.
@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { c } from '../../../src/ebpf/native.js';
@@ -18,7 +19,8 @@ import { inNetns } from '../../../src/ebpf/netns.js';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.capture);
-import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
+import { CNI_NETWORK, ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
+import { removeTestCertificate, startTlsServer } from '../sni/helpers.js';
 import { BIN, Capture, connectionsFinished, curl, httpdCommand, marker, sh, snmpCounter, tshark, tsharkFields, waitForPort, waitUntil, assertNoDamage } from './helpers.js';
 
 
@@ -28,12 +30,15 @@ const noTshark = existsSync('/usr/bin/tshark') ? false : 'tshark is not installe
 
 let containers: TestContainers;
 let work: string;
+let criReady = false;
 const captures: Capture[] = [];
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'tlscope-capture-'));
   if (skipDocker !== false && skipContainerd !== false) return;
-  containers = new TestContainers(await ensureRuntimes());
+  const env = await ensureRuntimes();
+  containers = new TestContainers(env);
+  criReady = env.criReady;
 });
 
 after(async () => {
@@ -209,6 +214,59 @@ test('containerd (CNI bridge): capture by name; tshark sees the request, the bod
   assert.ok(rows.every((x) => x[0] === `${web.c.name} (containerd) eth0`), JSON.stringify(rows.map((x) => x[0])));
   assert.ok(rows.some((x) => x[1] === `/${web.path}`));
   assert.ok(rows.some((x) => (x[2] ?? '').includes(web.body)));
+});
+
+test('a CRI pod (two containers, one network namespace): --k8s-podname and -c of the other container both see one container\'s TLS connection, SYN and ClientHello, the owner comments naming that container', { skip: skipContainerd || noTshark, timeout: 120_000 }, async () => {
+  assert.ok(criReady, "containerd's CRI plugin answers (it is enabled in Debian's default config)");
+  const pod = { namespace: marker('shop'), name: marker('cart'), uid: randomUUID() };
+  const p = await containers.runPod(pod, [{ name: 'client' }, { name: 'sidecar' }]);
+  const [clientPid, sidecarPid] = p.pids;
+  assert.ok(clientPid !== undefined && sidecarPid !== undefined);
+  assert.equal(readlinkSync(`/proc/${clientPid}/ns/net`), readlinkSync(`/proc/${sidecarPid}/ns/net`), 'the containers share the pod\'s network namespace');
+  const client: TestContainer = { runtime: 'containerd', name: p.containerIds[0]!, id: p.containerIds[0]!, pid: clientPid, namespace: 'k8s.io' };
+  // the host, as the pod sees it: the CNI bridge's gateway (the server listens on every address)
+  const gateway = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(await sh(`ip -4 -o addr show dev ${CNI_NETWORK.bridge}`))?.[1];
+  assert.ok(gateway !== undefined, `no address on ${CNI_NETWORK.bridge}`);
+  const server = await startTlsServer('0.0.0.0');
+  try {
+    const byPod = join(work, 'pod.pcapng');
+    const bySidecar = join(work, 'pod-sidecar.pcapng');
+    const filter = `tcp port ${server.port}`;
+    const capPod = capture(['--k8s-namespace', pod.namespace, '--k8s-podname', pod.name, '-w', byPod, filter, '--timeout', '90']);
+    const capSidecar = capture(['-c', 'sidecar', '--k8s-podname', pod.name, '-w', bySidecar, filter, '--timeout', '90']);
+    await capPod.listening();
+    await capSidecar.listening();
+    assert.match(capPod.stderr, new RegExp(`listening on every interface of pod ${pod.namespace}/${pod.name} \\(containerd\\)`));
+    const sni = `${marker('pod')}.test`;
+    await containers.exec(client, ['curl', '-sk', '--http1.1', '--max-time', '10', '--resolve', `${sni}:${server.port}:${gateway}`, `https://${sni}:${server.port}/`]);
+    assert.ok(server.seen.includes(sni));
+    await connectionsFinished(clientPid, server.port);
+    for (const cap of [capPod, capSidecar]) {
+      const r = await cap.stop();
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const iface = `pod ${pod.namespace}/${pod.name} (containerd) eth0`;
+    const sender = new RegExp(`^sender: pid \\d+ curl in client of pod ${pod.namespace}/${pod.name} \\(containerd\\)(;|$)`);
+    for (const file of [byPod, bySidecar]) {
+      const rows = await tsharkFields(file, ['frame.interface_description', 'ip.src', 'frame.comment']);
+      assert.ok(rows.length >= 6, `${file}: a whole TLS connection: ${rows.length} packets`);
+      assert.ok(rows.every((r) => r[0] === iface), JSON.stringify(rows.map((r) => r[0])));
+      const syn = await tsharkFields(file, ['ip.src', 'frame.comment'], 'tcp.flags.syn==1 && tcp.flags.ack==0');
+      assert.equal(syn.length, 1, `${file}: one SYN: ${JSON.stringify(syn)}`);
+      assert.notEqual(syn[0]![0], gateway, 'the SYN leaves the pod');
+      const hello = await tsharkFields(file, ['tls.handshake.extensions_server_name', 'frame.comment'], 'tls.handshake.type==1');
+      assert.deepEqual(hello.map((r) => r[0]), [sni], `${file}: the ClientHello`);
+      // the owner comments name the container that sent it, not its sibling that shares the namespace
+      assert.match(hello[0]![1] ?? '', sender, `${file}: ${hello[0]![1]}`);
+      const comments = rows.map((r) => r[2] ?? '').filter((c) => c !== '');
+      assert.ok(comments.length > 0);
+      assert.deepEqual(comments.filter((c) => /sidecar/.test(c)), [], 'the sibling sent nothing');
+    }
+  } finally {
+    await server.close();
+    removeTestCertificate();
+    await containers.removePod(p.sandboxId);
+  }
 });
 
 test('every pod of a namespace at once, each interface labelled; a pod started during the capture is added', { skip: skipDocker || noTshark, timeout: 120_000 }, async () => {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // `tlscope trace sni` (the real CLI) with containers: curl inside a docker container talking to
 // a TLS server on the host (through the docker0 gateway) is reported with its container's name
-// and nothing from the host is; a containerd container carrying kubelet's labels on the CNI
-// bridge is reported with its pod's namespace, name and container name; a container started
-// while tracing is picked up; a container that exits mid-trace causes no error.
+// and nothing from the host is; a real CRI pod (containerd's CRI plugin, as kubelet makes it:
+// a sandbox and two containers sharing its network namespace on the CNI bridge) is reported
+// per container with its pod's namespace and name, and --k8s-podname selects it; a container
+// started while tracing is picked up; a container that exits mid-trace causes no error.
 //
 // The client's pid is known exactly by making curl the container's first process: the
 // container starts a shell that waits for /tmp/go and then execs curl (same pid). The server
@@ -11,10 +12,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.sni);
-import { ensureRuntimes, kubeletLabels, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
+import { CNI_NETWORK, ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
 import { Tracer, removeTestCertificate, runProcess, sh, sleep, startTlsServer, testName, tracerComplaints, waitUntil, type SniJson, type TestTlsServer } from './helpers.js';
 
 
@@ -24,14 +26,17 @@ const DOCKER_GATEWAY = '172.17.0.1';
 
 let containers: TestContainers;
 let server: TestTlsServer;
+let criReady = false;
 const tracers: Tracer[] = [];
 
 before(async () => {
   if (skipDocker !== false && skipContainerd !== false) return;
-  containers = new TestContainers(await ensureRuntimes());
+  const env = await ensureRuntimes();
+  containers = new TestContainers(env);
   // Containers reach the host through their bridge's gateway: listen on every address (the
   // port is random and the server lives only for this file).
   server = await startTlsServer('0.0.0.0');
+  criReady = env.criReady;
 });
 
 after(async () => {
@@ -61,6 +66,24 @@ async function gatewayOf(bridge: string): Promise<string> {
   const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
   if (m === null) throw new Error(`no IPv4 address on ${bridge}: ${out}`);
   return m[1]!;
+}
+
+/** The gateway of the CNI bridge pods are on: it has its address once a container is on it. */
+async function gatewayOfCniBridge(): Promise<string> {
+  assert.ok(criReady, "containerd's CRI plugin answers (it is enabled in Debian's default config)");
+  const probe = await containers.run('containerd', { name: uniqueName('tlscope-sni'), cni: true });
+  try {
+    return await gatewayOf(CNI_NETWORK.bridge);
+  } finally {
+    await containers.remove(probe);
+  }
+}
+
+/** A pod's containers (from runPod), as TestContainers for exec (CRI containers live in containerd's k8s.io namespace). */
+function criContainers(p: { containerIds: readonly string[]; pids: readonly number[] }): [TestContainer, ...TestContainer[]] {
+  const all = p.containerIds.map((id, i): TestContainer => ({ runtime: 'containerd', name: id, id, pid: p.pids[i]!, namespace: 'k8s.io' }));
+  assert.ok(all.length > 0 && all.every((c) => c.pid > 0), JSON.stringify(p));
+  return all as [TestContainer, ...TestContainer[]];
 }
 
 function assertContainerEvent(e: SniJson, c: TestContainer, want: { name: string; gateway: string; runtime: string; containerName?: string }): void {
@@ -103,32 +126,73 @@ test('docker: -r docker -c NAME reports curl inside that container, with its nam
   assert.ok(t.events.every((ev) => ev.runtime?.containerName === c.name), 'every event is from the container');
 });
 
-test('containerd with kubelet labels on the CNI bridge: --k8s-namespace reports the pod', { skip: skipContainerd }, async () => {
-  const pod = { namespace: `sni-${process.pid}`, name: uniqueName('sni-pod'), uid: randomUUID(), container: 'client' };
+test('a CRI pod of two containers sharing its network namespace: --k8s-podname/--k8s-namespace report each hello with its own container and the pod, nothing from the host', { skip: skipContainerd }, async () => {
+  const pod = { namespace: `sni-${process.pid}`, name: uniqueName('sni-pod'), uid: randomUUID() };
   const name = testName('slow-pod');
-  // the bridge has its address once a container is on it: start one, then learn the gateway
-  const probe = await containers.run('containerd', { name: uniqueName('tlscope-sni'), cni: true });
-  const gateway = await gatewayOf('tlscope0');
-  const c = await containers.run('containerd', { name: uniqueName('tlscope-sni'), cni: true, labels: kubeletLabels(pod), command: waitThenCurl(name, gateway) });
-  const t = tracer(['--k8s-namespace', pod.namespace]);
+  const sideName = testName('sidecar');
+  // CRI pods are on the CNI bridge, whose gateway is the host (the server listens on every address)
+  const gateway = await gatewayOfCniBridge();
+  const p = await containers.runPod(pod, [{ name: 'client', command: waitThenCurl(name, gateway) }, { name: 'sidecar' }]);
+  const [client, sidecar] = criContainers(p);
+  assert.ok(sidecar !== undefined);
+  // the premise: both containers are in the pod's one network namespace, with separate mount namespaces
+  assert.equal(readlinkSync(`/proc/${client.pid}/ns/net`), readlinkSync(`/proc/${sidecar.pid}/ns/net`));
+  assert.notEqual(readlinkSync(`/proc/${client.pid}/ns/mnt`), readlinkSync(`/proc/${sidecar.pid}/ns/mnt`));
+  assert.notEqual(readlinkSync(`/proc/${client.pid}/ns/net`), readlinkSync('/proc/self/ns/net'));
+  const t = tracer(['--k8s-namespace', pod.namespace, '--k8s-podname', pod.name]);
   await t.ready(async (warm) => {
-    await containers.exec(c, curlArgs(warm, gateway));
+    await containers.exec(sidecar, curlArgs(warm, gateway));
   });
-  // another container on the same bridge, not in the pod's namespace: out of scope
-  const otherName = testName('other');
-  await containers.exec(probe, curlArgs(otherName, gateway));
+  const hostName = testName('host');
+  const host = await runProcess('curl', ['-sk', '--http1.1', '--resolve', `${hostName}:${server.port}:127.0.0.1`, `https://${hostName}:${server.port}/`]);
+  assert.equal(host.code, 0, host.stderr);
+  // the sibling's hello, from the same network namespace
+  await containers.exec(sidecar, curlArgs(sideName, gateway));
+  const [s] = await t.waitForName(sideName);
+  assert.equal(s!.proc.comm, 'curl');
+  assert.equal(s!.runtime?.containerName, 'sidecar');
+  assert.deepEqual(s!.k8s, { namespace: pod.namespace, podName: pod.name, containerName: 'sidecar', podUid: pod.uid });
 
-  await containers.exec(c, ['touch', '/tmp/go']);
+  await containers.exec(client, ['touch', '/tmp/go']);
   const [e] = await t.waitForName(name);
-  // containerd names a container carrying kubelet's labels by its container name in the pod (src/containers/README.md)
-  assertContainerEvent(e!, c, { name, gateway, runtime: 'containerd', containerName: pod.container });
-  assert.deepEqual(e!.k8s, { namespace: pod.namespace, podName: pod.name, containerName: pod.container, podUid: pod.uid });
-  // the pod's hello is the marker: sent after the other container's curl had finished
-  assert.deepEqual(t.byName(otherName), [], 'a container outside the namespace is not in scope');
-  assert.ok(t.events.every((ev) => ev.k8s?.namespace === pod.namespace));
+  // containerd names a CRI container by its name in the pod (src/containers/README.md)
+  assertContainerEvent(e!, client, { name, gateway, runtime: 'containerd', containerName: 'client' });
+  assert.ok(e!.src.startsWith('10.222.'), e!.src);
+  assert.equal(e!.runtime?.containerId, p.containerIds[0]);
+  assert.deepEqual(e!.k8s, { namespace: pod.namespace, podName: pod.name, containerName: 'client', podUid: pod.uid });
+  // the client's hello is the marker: sent after the host's curl had finished
+  assert.deepEqual(t.byName(hostName), [], 'the host is not in scope');
   const r = await t.stop();
   assert.equal(r.code, 0, r.stderr);
-  await containers.remove(probe, c);
+  assert.equal(t.byName(name).length, 1);
+  assert.equal(t.byName(sideName).length, 1);
+  assert.ok(t.events.every((ev) => ev.k8s?.podName === pod.name && ev.k8s.namespace === pod.namespace), 'every event is from the pod');
+  await containers.removePod(p.sandboxId);
+});
+
+test('a CRI pod: --k8s-podname of another pod in the same namespace leaves this pod out', { skip: skipContainerd }, async () => {
+  const namespace = `sni-${process.pid}`;
+  const gateway = await gatewayOfCniBridge();
+  const a = await containers.runPod({ namespace, name: uniqueName('sni-a'), uid: randomUUID() }, [{ name: 'client' }]);
+  const bPod = { namespace, name: uniqueName('sni-b'), uid: randomUUID() };
+  const b = await containers.runPod(bPod, [{ name: 'client' }]);
+  const [inA] = criContainers(a);
+  const [inB] = criContainers(b);
+  const t = tracer(['--k8s-namespace', namespace, '--k8s-podname', bPod.name]);
+  await t.ready(async (warm) => {
+    await containers.exec(inB, curlArgs(warm, gateway));
+  });
+  const aName = testName('pod-a');
+  await containers.exec(inA, curlArgs(aName, gateway));
+  const bName = testName('pod-b');
+  await containers.exec(inB, curlArgs(bName, gateway));
+  const [e] = await t.waitForName(bName);
+  assert.equal(e!.k8s?.podName, bPod.name);
+  assert.deepEqual(t.byName(aName), [], 'the other pod is not in scope');
+  const r = await t.stop();
+  assert.equal(r.code, 0, r.stderr);
+  await containers.removePod(a.sandboxId);
+  await containers.removePod(b.sandboxId);
 });
 
 test('docker: a container started while tracing is picked up', { skip: skipDocker }, async () => {

@@ -7,6 +7,8 @@
  * Other tests (and other engineers' tracers) may run at the same time: every helper here lets
  * a test look only at events for its own names, ports and pids.
  */
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
@@ -339,4 +341,44 @@ export function portOf(endpoint: string): number {
  */
 export function ownerHookSkip(hook: OwnerHook): string | false {
   return hook === 'tcp_sendmsg_locked' ? featureSkip(...NEEDS.sni, 'tp_tcp_sendmsg_locked') : featureSkip(...NEEDS.sni);
+}
+
+/**
+ * One `trace sni --host` for a whole test file, started in its before hook against a plain TCP
+ * sink on loopback (ready once a warm-up hello of a fresh random is seen) and checked in its
+ * after hook: exit 0, "N events shown, 0 lost", no complaint, only JSON lines. For the files
+ * that send hand-made hellos over raw sockets.
+ */
+export function hostTracerOnSink(skip: string | false): { readonly tracer: Tracer; readonly sink: TcpSink } {
+  let tracer: Tracer | undefined;
+  let sink: TcpSink | undefined;
+  before(async () => {
+    if (skip !== false) return;
+    sink = await startTcpSink('127.0.0.1');
+    const s = sink;
+    tracer = new Tracer(['--host', '--timeout', '600']);
+    // a fresh client random per try: a late first try would make a second with the same random a duplicate
+    await tracer.ready(async (name) => {
+      await sendChunks(s.host, s.port, [freshHello(name)]);
+    });
+  });
+  after(async () => {
+    if (skip !== false) return;
+    const r = await tracer?.stop();
+    await sink?.close();
+    assert.equal(r?.code, 0, r?.stderr);
+    assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
+    assert.deepEqual(tracerComplaints(r?.stderr ?? ''), []);
+    assert.deepEqual(tracer?.nonJsonLines, []);
+  });
+  return {
+    get tracer(): Tracer {
+      if (tracer === undefined) throw new Error('the tracer starts in the before hook');
+      return tracer;
+    },
+    get sink(): TcpSink {
+      if (sink === undefined) throw new Error('the sink starts in the before hook');
+      return sink;
+    },
+  };
 }

@@ -6,58 +6,37 @@
 // whole, and the tracer keeps going: a valid hello sent afterwards is reported and the run ends
 // cleanly. A hello whose first segment is only the record header is reported, and so is a new
 // connection that reuses a finished connection's ports (loopback reuses them after a second).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildClientHello, buildCorruptedClientHello, fieldExists, LENGTH_FIELDS, seededRandom, splitIntoSegments, type ClientHelloSpec, type Corruption } from '../../helpers/clienthello.js';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.sni);
 import { connect } from 'node:net';
-import { Tracer, freshHello, portOf, sendChunks, sleep, startTcpSink, testName, tracerComplaints, type TcpSink } from './helpers.js';
+import { freshHello, hostTracerOnSink, portOf, sendChunks, sleep, testName } from './helpers.js';
 
 
-let tracer: Tracer;
-let sink: TcpSink;
+const run = hostTracerOnSink(kernelSkip);
 /** local ports of connections that carried a corrupted hello */
 const corruptedPorts = new Set<number>();
-
-before(async () => {
-  if (kernelSkip) return;
-  sink = await startTcpSink('127.0.0.1');
-  tracer = new Tracer(['--host', '--timeout', '600']);
-  // a fresh client random per try: a late first try would make a second with the same random a duplicate
-  await tracer.ready(async (name) => {
-    await sendChunks(sink.host, sink.port, [freshHello(name)]);
-  });
-});
-
-after(async () => {
-  if (kernelSkip) return;
-  const r = await tracer?.stop();
-  await sink?.close();
-  assert.equal(r?.code, 0, r?.stderr);
-  assert.match(r?.stderr ?? '', /tlscope: \d+ events? shown, 0 lost/);
-  assert.deepEqual(tracerComplaints(r?.stderr ?? ''), []);
-  assert.deepEqual(tracer.nonJsonLines, []);
-});
 
 const BASE: ClientHelloSpec = { serverName: 'corrupt.sni.test', alpn: ['h2', 'http/1.1'], grease: true, seed: 5 };
 
 /** Waits for a marker hello. Every earlier sendChunks resolved once the sink had read all its bytes, which were then past the filter. */
 function marker(): Promise<void> {
-  return tracer.marker((name) => sendChunks(sink.host, sink.port, [freshHello(name)]));
+  return run.tracer.marker((name) => sendChunks(run.sink.host, run.sink.port, [freshHello(name)]));
 }
 
 /** Events from the connections on `ports`, leaving out the markers (their ports are new, but be sure). */
-function eventsFrom(ports: (port: number) => boolean): typeof tracer.events {
-  return tracer.events.filter((e) => ports(portOf(e.src)) && !tracer.markers.has(e.name ?? ''));
+function eventsFrom(ports: (port: number) => boolean): typeof run.tracer.events {
+  return run.tracer.events.filter((e) => ports(portOf(e.src)) && !run.tracer.markers.has(e.name ?? ''));
 }
 
 /** Sends `bytes` (in `pieces` writes) on a new connection, remembers its local port. */
 async function sendCorrupted(bytes: Uint8Array, pieces = 1): Promise<void> {
   const size = Math.ceil(bytes.length / pieces);
   const chunks = Array.from({ length: pieces }, (_, i) => bytes.slice(i * size, (i + 1) * size)).filter((c) => c.length > 0);
-  corruptedPorts.add(await sendChunks(sink.host, sink.port, chunks, { pauseMs: pieces > 1 ? 5 : 0, lingerMs: 0 }));
+  corruptedPorts.add(await sendChunks(run.sink.host, run.sink.port, chunks, { pauseMs: pieces > 1 ? 5 : 0, lingerMs: 0 }));
 }
 
 function corruptions(spec: ClientHelloSpec): Corruption[] {
@@ -124,40 +103,40 @@ test('a 255-byte name is reported whole; a valid hello after all the garbage is 
   const bytes = buildClientHello({ serverName: long, alpn: ['http/1.1'], postQuantum: true, seed: 8 }).bytes;
   // in segments the way the kernel would cut them, through a real socket
   const segments = splitIntoSegments(bytes, { mss: 600 }).map((s) => s.payload);
-  const port = await sendChunks(sink.host, sink.port, segments, { pauseMs: 5 });
-  const [e] = await tracer.waitForName(long);
+  const port = await sendChunks(run.sink.host, run.sink.port, segments, { pauseMs: 5 });
+  const [e] = await run.tracer.waitForName(long);
   assert.equal(e!.proc.pid, process.pid);
   assert.equal(portOf(e!.src), port);
   assert.equal(e!.alpn, 'http/1.1');
 
   const name = testName('after-garbage');
-  const okPort = await sendChunks(sink.host, sink.port, [buildClientHello({ serverName: name, alpn: ['x-after'], seed: 9 }).bytes]);
-  const [ok] = await tracer.waitForName(name);
+  const okPort = await sendChunks(run.sink.host, run.sink.port, [buildClientHello({ serverName: name, alpn: ['x-after'], seed: 9 }).bytes]);
+  const [ok] = await run.tracer.waitForName(name);
   assert.equal(portOf(ok!.src), okPort);
   assert.equal(ok!.alpn, 'x-after');
   assert.equal(ok!.tlsVersion, 'TLS1.3');
-  assert.equal(tracer.child.exitCode, null, 'the tracer is still running');
+  assert.equal(run.tracer.child.exitCode, null, 'the tracer is still running');
 });
 
 test('an oversized hello (more than the 16 KiB a flow may carry) never gives a wrong name nor stops the tracer', { skip: kernelSkip }, async () => {
   const name = testName('huge');
   const bytes = buildClientHello({ serverName: name, paddedLength: 20_000, seed: 10 }).bytes;
-  const port = await sendChunks(sink.host, sink.port, [bytes]);
+  const port = await sendChunks(run.sink.host, run.sink.port, [bytes]);
   const okName = testName('after-huge');
-  await sendChunks(sink.host, sink.port, [buildClientHello({ serverName: okName, seed: 11 }).bytes]);
+  await sendChunks(run.sink.host, run.sink.port, [buildClientHello({ serverName: okName, seed: 11 }).bytes]);
   // okName is the marker: sent once the sink had read all of the huge one
-  await tracer.waitForName(okName);
+  await run.tracer.waitForName(okName);
   // The kernel forwards at most 16 KiB of a flow's hello, so this one cannot complete (a
   // documented limit); whatever happens, no other name may come out of that connection.
-  for (const e of tracer.events.filter((ev) => portOf(ev.src) === port)) assert.equal(e.name, name);
+  for (const e of run.tracer.events.filter((ev) => portOf(ev.src) === port)) assert.equal(e.name, name);
 });
 
 test('a client that writes the record header (or less) on its own is reported', { skip: kernelSkip }, async () => {
   for (const cut of [3, 5, 6, 9]) {
     const name = testName(`header${cut}`);
     const bytes = buildClientHello({ serverName: name, postQuantum: cut === 5, seed: 30 + cut }).bytes;
-    const port = await sendChunks(sink.host, sink.port, [bytes.slice(0, cut), bytes.slice(cut)], { pauseMs: 30 });
-    const [e] = await tracer.waitForName(name);
+    const port = await sendChunks(run.sink.host, run.sink.port, [bytes.slice(0, cut), bytes.slice(cut)], { pauseMs: 30 });
+    const [e] = await run.tracer.waitForName(name);
     assert.equal(portOf(e!.src), port, `first write of ${cut} bytes`);
   }
 });
@@ -165,7 +144,7 @@ test('a client that writes the record header (or less) on its own is reported', 
 /** Sends `bytes` from a fixed local port; resolves once the connection closed. */
 function sendFrom(localPort: number, bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host: sink.host, port: sink.port, localAddress: '127.0.0.1', localPort, noDelay: true }, () => {
+    const s = connect({ host: run.sink.host, port: run.sink.port, localAddress: '127.0.0.1', localPort, noDelay: true }, () => {
       s.write(bytes, () => setTimeout(() => s.end(), 30));
     });
     s.on('error', reject);
@@ -178,13 +157,13 @@ test('a new connection on the ports of a finished one (same 4-tuple, a second la
   const localPort = 20000 + (process.pid % 20000);
   const first = testName('reuse-first');
   await sendFrom(localPort, buildClientHello({ serverName: first, seed: 21 }).bytes);
-  await tracer.waitForName(first);
+  await run.tracer.waitForName(first);
   // The client closed first, so its end is in TIME_WAIT: loopback lets a connect reuse it
   // after a second (tcp_tw_reuse=2).
   await sleep(1100);
   const second = testName('reuse-second');
   await sendFrom(localPort, buildClientHello({ serverName: second, alpn: ['x-second'], seed: 22 }).bytes);
-  const [e] = await tracer.waitForName(second);
+  const [e] = await run.tracer.waitForName(second);
   assert.equal(portOf(e!.src), localPort);
   assert.equal(e!.alpn, 'x-second');
   assert.equal(e!.proc.pid, process.pid);
@@ -194,6 +173,6 @@ test('a new connection on the ports of a finished one (same 4-tuple, a second la
   await sleep(1100);
   const third = testName('reuse-third');
   await sendFrom(localPort, buildClientHello({ serverName: third, seed: 24 }).bytes);
-  const [e3] = await tracer.waitForName(third);
+  const [e3] = await run.tracer.waitForName(third);
   assert.equal(portOf(e3!.src), localPort);
 });

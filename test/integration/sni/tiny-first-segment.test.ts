@@ -5,32 +5,14 @@
 // counted). The kernel holds those bytes in a tentative window until the next ones confirm a
 // ClientHello record header; a stream whose first byte is 0x16 and whose next bytes are not
 // a record header yields nothing, and the tracer goes on.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { featureSkip, NEEDS } from '../../helpers/features.js';
 /** root and the kernel features these tests need (test/helpers/features.ts: skips only for a measured reason) */
 const kernelSkip = featureSkip(...NEEDS.sni);
-import { Tracer, freshHello, sendChunks, startTcpSink, testName, tracerComplaints, type TcpSink } from './helpers.js';
+import { freshHello, hostTracerOnSink, sendChunks, testName } from './helpers.js';
 
-let tracer: Tracer;
-let sink: TcpSink;
-
-before(async () => {
-  if (kernelSkip) return;
-  sink = await startTcpSink('127.0.0.1');
-  tracer = new Tracer(['--host', '--timeout', '600']);
-  await tracer.ready(async (name) => {
-    await sendChunks(sink.host, sink.port, [freshHello(name)]);
-  });
-});
-
-after(async () => {
-  if (kernelSkip) return;
-  const r = await tracer?.stop();
-  await sink?.close();
-  assert.equal(r?.code, 0, r?.stderr);
-  assert.deepEqual(tracerComplaints(r?.stderr ?? ''), []);
-});
+const run = hostTracerOnSink(kernelSkip);
 
 const CUTS: Readonly<Record<string, readonly number[]>> = {
   '1 byte, then the rest': [1],
@@ -51,16 +33,16 @@ for (const [label, cuts] of Object.entries(CUTS)) {
       at = c;
     }
     // 30 ms apart: each write leaves as its own segment (Nagle is off)
-    await sendChunks(sink.host, sink.port, chunks, { pauseMs: 30 });
-    const [e] = await tracer.waitForName(name, 1, 10_000);
+    await sendChunks(run.sink.host, run.sink.port, chunks, { pauseMs: 30 });
+    const [e] = await run.tracer.waitForName(name, 1, 10_000);
     assert.equal(e?.direction, 'out');
     assert.equal(e?.proc.pid, process.pid);
   });
 }
 
 test('a stream that begins with a lone 0x16 but no record header yields nothing; the next hello is reported', { skip: kernelSkip, timeout: 60_000 }, async () => {
-  const before = tracer.events.length;
-  await sendChunks(sink.host, sink.port, [Uint8Array.of(0x16), Uint8Array.from(Buffer.from('not a record header, just text'))], { pauseMs: 30 });
-  await tracer.marker((n) => sendChunks(sink.host, sink.port, [freshHello(n)]));
-  assert.deepEqual(tracer.events.slice(before).filter((e) => !tracer.markers.has(e.name ?? '')), []);
+  const before = run.tracer.events.length;
+  await sendChunks(run.sink.host, run.sink.port, [Uint8Array.of(0x16), Uint8Array.from(Buffer.from('not a record header, just text'))], { pauseMs: 30 });
+  await run.tracer.marker((n) => sendChunks(run.sink.host, run.sink.port, [freshHello(n)]));
+  assert.deepEqual(run.tracer.events.slice(before).filter((e) => !run.tracer.markers.has(e.name ?? '')), []);
 });

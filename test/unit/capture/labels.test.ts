@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ContainerInfo } from '../../../src/containers/types.js';
-import { labelFor } from '../../../src/gadgets/capture/labels.js';
+import { containerPlace, labelFor } from '../../../src/gadgets/capture/labels.js';
 
 function container(name: string, runtime: ContainerInfo['runtime'], pod?: { namespace: string; podName: string }): ContainerInfo {
   return {
@@ -28,4 +28,11 @@ test('containers sharing a namespace outside Kubernetes (--network container:…
 
 test('no container: no label (the caller names the host or the pid)', () => {
   assert.equal(labelFor([]), undefined);
+});
+
+test('a process in a pod: its own container, then the pod (the pod\'s containers share one namespace label)', () => {
+  const pod = { namespace: 'shop', podName: 'cart-7d9f' };
+  assert.equal(containerPlace(container('app', 'containerd', pod)), 'app of pod shop/cart-7d9f (containerd)');
+  assert.equal(containerPlace(container('sidecar', 'containerd', pod)), 'sidecar of pod shop/cart-7d9f (containerd)');
+  assert.equal(containerPlace(container('web', 'docker')), 'web (docker)');
 });

@@ -1,68 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // RingWalker.drainBatch (batches over a copy of the ring's bytes) on the synthetic ring of
-// ringwalk.test.ts: order, exactly once, discards, busy records, wrapping, and a batch that
+// fake-ring.ts: order, exactly once, discards, busy records, wrapping, and a batch that
 // outlives the ring's reuse of its bytes. Unlike ringwalk.test.ts's ring, this one holds the
 // data area once, as tlscope maps it: a record that wraps is really split in two.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { RingWalker, type RingBatch } from '../../../src/ebpf/ringbuf.js';
+import { BUSY, DISCARD, FakeRing, PAGE, walker } from './fake-ring.js';
 
-const PAGE = 4096;
-const BUSY = 0x80000000;
-const DISCARD = 0x40000000;
+const newRing = (size: number): FakeRing => new FakeRing(size, { mappedTwice: false });
 
-class FakeRing {
-  readonly consumer = new ArrayBuffer(PAGE);
-  readonly data: ArrayBuffer;
-  private readonly bytes: Uint8Array;
-  private readonly dv: DataView;
-  prod = 0;
-
-  constructor(readonly size: number) {
-    this.data = new ArrayBuffer(PAGE + size);
-    this.bytes = new Uint8Array(this.data);
-    this.dv = new DataView(this.data);
-  }
-
-  private put(pos: number, src: Uint8Array): void {
-    for (let i = 0; i < src.length; i++) {
-      const off = (pos + i) % this.size;
-      this.bytes[PAGE + off] = src[i] as number;
-    }
-  }
-
-  free(): number {
-    const cons = Number(new BigInt64Array(this.consumer)[0]);
-    return this.size - (this.prod - cons);
-  }
-
-  /** Writes one record; returns its position, or undefined when the ring is full. */
-  write(payload: Uint8Array, flags = 0): number | undefined {
-    const total = (payload.length + 8 + 7) & ~7;
-    if (total > this.free()) return undefined;
-    const hdr = new Uint8Array(8);
-    new DataView(hdr.buffer).setUint32(0, (payload.length | flags) >>> 0, true);
-    const at = this.prod;
-    this.put(at, hdr);
-    this.put(at + 8, payload);
-    this.prod += total;
-    this.dv.setBigUint64(0, BigInt(this.prod), true);
-    return at;
-  }
-
-  commit(at: number): void {
-    const off = at % this.size;
-    this.dv.setUint32(PAGE + off, this.dv.getUint32(PAGE + off, true) & ~BUSY, true);
-  }
-}
-
-const decodeBytes = (dv: DataView, off: number, len: number): Uint8Array => new Uint8Array(dv.buffer, dv.byteOffset + off, len).slice();
-const payload = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill & 0xff);
-
-function walker(r: FakeRing): RingWalker<Uint8Array> {
-  return new RingWalker(r.consumer, r.data, PAGE, r.size, decodeBytes);
-}
 
 const ids = (b: RingBatch): number[] => [...b.offsets].map((o) => b.view.getUint32(o, true));
 const idPayload = (id: number, n: number): Uint8Array => {
@@ -72,7 +20,7 @@ const idPayload = (id: number, n: number): Uint8Array => {
 };
 
 test('a batch holds the committed records in order, stops at a busy one, skips discarded ones', () => {
-  const r = new FakeRing(2 * PAGE);
+  const r = newRing(2 * PAGE);
   const w = walker(r);
   r.write(idPayload(1, 3));
   r.write(idPayload(2, 10), DISCARD);
@@ -91,7 +39,7 @@ test('a batch holds the committed records in order, stops at a busy one, skips d
 });
 
 test('a wrapping record is whole, and a batch keeps its bytes after the ring reuses them', () => {
-  const r = new FakeRing(2 * PAGE);
+  const r = newRing(2 * PAGE);
   const w = walker(r);
   for (let i = 0; i < 7; i++) r.write(idPayload(i, 1000));
   assert.equal(w.drainBatch(100).length, 7);
@@ -109,7 +57,7 @@ test('property: any mix of writes (some discarded) and batch drains yields every
     fc.property(
       fc.array(fc.oneof(fc.record({ write: fc.integer({ min: 0, max: 700 }), discard: fc.boolean() }), fc.record({ drain: fc.integer({ min: 1, max: 5 }) })), { maxLength: 300 }),
       (ops) => {
-        const r = new FakeRing(2 * PAGE);
+        const r = newRing(2 * PAGE);
         const w = walker(r);
         const written: number[] = [];
         const got: number[] = [];
@@ -135,7 +83,7 @@ test('property: any mix of writes (some discarded) and batch drains yields every
 });
 
 test('drain() decodes a record split by the end of the data area from a copy of its halves', () => {
-  const r = new FakeRing(2 * PAGE);
+  const r = newRing(2 * PAGE);
   const w = walker(r);
   const got: Uint8Array[] = [];
   for (let i = 0; i < 7; i++) r.write(idPayload(i, 1000));
