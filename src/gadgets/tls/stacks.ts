@@ -200,5 +200,12 @@ export function processTlsStacks(pid: number, cache: AnalysisCache = new Map(), 
     }
     out.push(...findings.map((x) => ({ ...x, file: f.path })));
   }
+  // libssl carries no version string; its libcrypto (the same build, which libssl needs) does
+  const unversioned = out.filter((x) => x.stack === 'openssl' && x.label.startsWith('OpenSSL ('));
+  const crypto = files.find((f) => /^libcrypto\.so/.test(basename(f.path)));
+  if (unversioned.length > 0 && crypto !== undefined) {
+    const v = opensslVersion(crypto.probePath);
+    if (v !== undefined) for (const x of unversioned) x.label = `OpenSSL ${v} ${x.label.slice('OpenSSL '.length)}`;
+  }
   return out;
 }

@@ -19,7 +19,9 @@ interface Stack { stack: string; label: string; file: string; hook: boolean; pro
 interface Report { pid: number; comm: string; stacks: Stack[] }
 
 const has = (cmd: string, args: readonly string[]): boolean => spawnSync(cmd, [...args], { stdio: 'ignore' }).status === 0;
-const javaSkip = has('java', ['-version']) ? false : 'java is not installed (Debian package default-jre-headless)';
+const javaModules = spawnSync('java', ['--list-modules'], { encoding: 'utf8' });
+const javaSkip = javaModules.status !== 0 ? 'java is not installed (Debian package default-jdk-headless)'
+  : /^jdk\.compiler@/m.test(javaModules.stdout) ? false : 'java has no jdk.compiler module (a JRE only): java Client.java cannot run (Debian package default-jdk-headless)';
 const gnutlsSkip = has('gnutls-cli', ['--version']) ? false : 'gnutls-cli is not installed (Debian package gnutls-bin)';
 const NSS_LIB = ['/usr/lib/x86_64-linux-gnu/libssl3.so', '/usr/lib64/libssl3.so'].find((p) => existsSync(p));
 
@@ -146,13 +148,16 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
   const rep = doctorJson(pids);
   const opensslVersion = /OpenSSL (\d+\.\d+\.\d+\S*)/.exec(execFileSync('openssl', ['version'], { encoding: 'utf8' }))?.[1];
 
-  // curl and python: the distribution's libssl, the one their maps hold, with its version
+  // curl and python: the distribution's libssl, the one their maps hold, with its version; and
+  // whatever GnuTLS they map besides (Debian's curl does, through librtmp)
   for (const [r, what] of [[curl, 'curl'], [py, 'python3']] as const) {
     const lib = mappedMatching(r.pid, /\/libssl\.so\.\d+$/);
+    const gnutlsLibs = mappedExec(r.pid).filter((p) => /\/libgnutls\.so\.\d+/.test(p)).map((p) => ['gnutls', p]);
     const h = hooked(rep.get(r.pid));
-    assert.deepEqual(h.map((s) => [s.stack, s.file]), [['openssl', lib]], `${what}: ${JSON.stringify(rep.get(r.pid))}`);
-    assert.equal(h[0]?.label, `OpenSSL ${opensslVersion} (${lib.split('/').at(-1)})`);
-    assert.ok((h[0]?.probes ?? 0) >= 4);
+    assert.deepEqual(h.map((s) => [s.stack, s.file]).sort(), [...gnutlsLibs, ['openssl', lib]].sort(), `${what}: ${JSON.stringify(rep.get(r.pid))}`);
+    const o = h.find((s) => s.stack === 'openssl');
+    assert.equal(o?.label, `OpenSSL ${opensslVersion} (${lib.split('/').at(-1)})`);
+    assert.ok((o?.probes ?? 0) >= 4);
   }
   // node: its OpenSSL is built in (no libssl in its maps), the version node itself reports
   const nodeExe = readlinkSync(`/proc/${node.pid}/exe`);
@@ -164,7 +169,7 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
   assert.equal(cols.code, 0);
   assert.match(cols.stdout, new RegExp(`^${none.pid}\\s+sleep\\s+-\\s+-\\s+no TLS library mapped`, 'm'));
   if (gnutls !== undefined) {
-    const lib = mappedMatching(gnutls.pid, /\/libgnutls\.so\.\d+$/);
+    const lib = mappedMatching(gnutls.pid, /\/libgnutls\.so(\.\d+)+$/);
     assert.deepEqual(hooked(rep.get(gnutls.pid)).map((s) => [s.stack, s.file]), [['gnutls', lib]]);
   }
   if (go !== undefined) {
@@ -185,10 +190,14 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
     assert.match(c.stdout, /JVM \S+ \(libjvm\.so\)\s+\S+libjvm\.so\s+no: java: plaintext needs an in-process agent; not done/);
   }
   if (nss !== undefined) {
-    const n = rep.get(nss.pid)?.stacks.find((s) => s.stack === 'nss');
-    assert.equal(n?.file, mappedMatching(nss.pid, /\/libssl3\.so$/));
-    assert.equal(n?.hook, false);
-    assert.match(n?.reason ?? '', /^NSS: not supported yet/);
+    const n = rep.get(nss.pid)?.stacks.filter((s) => s.stack === 'nss') ?? [];
+    // libssl3 and what it needs: libnss3, libnspr4
+    assert.deepEqual(n.map((s) => s.file).sort(), mappedExec(nss.pid).filter((p) => /\/lib(ssl3|nss3|nspr4)\.so$/.test(p)).sort());
+    assert.ok(n.some((s) => s.file === mappedMatching(nss.pid, /\/libssl3\.so$/)));
+    for (const s of n) {
+      assert.equal(s.hook, false);
+      assert.match(s.reason ?? '', /^NSS: not supported yet/);
+    }
   }
 
   // what trace tls -p attaches for the same processes is exactly what doctor said it would
@@ -221,7 +230,10 @@ test('doctor -p with a pid that does not exist, or is not a pid: a clear error a
 });
 
 test('--help of doctor and containers names -p and --tls', () => {
-  assert.match(runCliSync(['doctor', '--help']).stdout, /doctor -p PID.*\n[\s\S]*java: plaintext needs an in-process agent/);
+  const h = runCliSync(['doctor', '--help']).stdout;
+  assert.match(h, /tlscope doctor -p PID/);
+  assert.match(h, /java: plaintext needs an in-process agent/);
+  assert.match(h, /-p, --pid PID/);
   assert.match(runCliSync(['containers', '--help']).stdout, /--tls/);
 });
 
