@@ -14,6 +14,7 @@ import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type TestContainer } from '../../helpers/runtimes.js';
 import { waitUntil } from '../../helpers/wait.js';
 import { buildGoApp, goSkipReason, makeWorkDir, startPyServer, type PyServer } from '../tls/helpers.js';
+import { opensslStaticFixture } from '../stacks/toolchains.js';
 
 interface Stack { stack: string; label: string; file: string; hook: boolean; probes: number; detail: string; reason?: string }
 interface Report { pid: number; comm: string; stacks: Stack[] }
@@ -133,6 +134,9 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
     writeFileSync(join(work.dir, 'Client.java'), JAVA_CLIENT);
     java = start('java', [join(work.dir, 'Client.java'), port], { cwd: work.dir });
   }
+  // OpenSSL 3 linked statically and stripped (the stacks tests' fixture); it waits for a line on stdin
+  const staticBin = opensslStaticFixture('stripped');
+  const stat = start(staticBin, ['client', port, Buffer.from('GET /static HTTP/1.1\r\n\r\n').toString('hex')]);
   const nss = NSS_LIB === undefined ? undefined : start('python3', ['-c', `import ctypes, sys; ctypes.CDLL(${JSON.stringify(NSS_LIB)}); print('loaded', flush=True); sys.stdin.read()`]);
 
   await waitMapped(curl, /libssl\.so/, 'curl');
@@ -143,7 +147,8 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
   if (java !== undefined) await waitUntil('the java client sent its request', () => java!.output().includes('sent'), 180_000, () => java!.errors());
   if (nss !== undefined) await waitUntil('python loaded NSS', () => nss.output().includes('loaded'), 30_000, () => nss.errors());
 
-  const procs = [curl, py, node, none, gnutls, go, java, nss].filter((r): r is Running => r !== undefined);
+  await waitMapped(stat, /sslpeer-static/, 'the static OpenSSL program');
+  const procs = [curl, py, node, none, stat, gnutls, go, java, nss].filter((r): r is Running => r !== undefined);
   const pids = procs.map((r) => r.pid);
   const rep = doctorJson(pids);
   const opensslVersion = /OpenSSL (\d+\.\d+\.\d+\S*)/.exec(execFileSync('openssl', ['version'], { encoding: 'utf8' }))?.[1];
@@ -163,6 +168,10 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
   const nodeExe = readlinkSync(`/proc/${node.pid}/exe`);
   assert.ok(!mappedExec(node.pid).some((p) => /libssl\.so/.test(p)), 'this node carries OpenSSL in its executable');
   assert.deepEqual(hooked(rep.get(node.pid)).map((s) => [s.stack, s.file, s.label]), [['openssl', nodeExe, `node's built-in OpenSSL ${process.versions.openssl}`]]);
+  // static and stripped: found without symbols, the version from its own copy of libcrypto
+  const st = hooked(rep.get(stat.pid));
+  assert.deepEqual(st.map((s) => [s.stack, s.file, s.label]), [['openssl', staticBin, `OpenSSL ${opensslVersion} linked statically (in ${staticBin.split('/').at(-1)})`]]);
+  assert.match(st[0]?.detail ?? '', /without symbols: /);
   // no TLS at all: nothing, and the columns say so
   assert.deepEqual(rep.get(none.pid)?.stacks, []);
   const cols = runCliSync(['doctor', '-p', String(none.pid)]);
