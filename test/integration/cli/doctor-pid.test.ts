@@ -113,7 +113,11 @@ function doctorJson(pids: readonly number[]): Map<number, Report> {
 
 const hooked = (rep: Report | undefined): Stack[] => rep?.stacks.filter((s) => s.hook) ?? [];
 
-test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process without TLS, against their maps and what trace tls attaches', { skip: notRoot || featureSkip('uprobe'), timeout: 600_000 }, async () => {
+test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process without TLS, against their maps and what trace tls attaches', { skip: notRoot || featureSkip('uprobe'), timeout: 600_000 }, async (t) => {
+  // parts whose tool is missing are left out, and say so
+  for (const [what, why] of [['gnutls-cli', gnutlsSkip], ['Go', goSkipReason()], ['java', javaSkip], ['NSS', NSS_LIB === undefined ? 'no libssl3.so (Debian package libnss3, which chromium brings in setup --test)' : false]] as const) {
+    if (why !== false) t.diagnostic(`${what} part not run: ${why}`);
+  }
   const port = String(server.port);
   const url = `https://shop.test:${port}/`;
   const curl = start('curl', ['-sk', '--max-time', '280', '--resolve', `shop.test:${port}:127.0.0.1`, url]);
