@@ -385,7 +385,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     };
     let findings: StackFinding[];
     try {
-      ({ plans: state.plans, findings } = analyzeFile(probePath, name, this.sources));
+      ({ plans: state.plans, findings } = analyzeFile(probePath, name, this.sources, { labels: false }));
     } catch (e) {
       if (!existsSync(probePath)) return gone();
       if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) this.warn(`cannot read ${probePath}: ${errorMessage(e)}`);

@@ -128,9 +128,10 @@ function labelOf(plan: ProbePlan, probePath: string, name: string): { stack: Tls
 /**
  * The analysis of one mapped file: read through `probePath` (where probes would attach),
  * `name` its path as the process sees it. Throws what planFile throws (an unreadable or
- * non-ELF file).
+ * non-ELF file). `labels: false` skips the versions and names (another read of the file), which
+ * the gadget does not need: the decision (plans, hook, reason) is the same either way.
  */
-export function analyzeFile(probePath: string, name: string, sources: ReadonlySet<ProbeSource>): FileAnalysis {
+export function analyzeFile(probePath: string, name: string, sources: ReadonlySet<ProbeSource>, opts: { labels?: boolean } = {}): FileAnalysis {
   const base = basename(name);
   if (NSS_LIBRARY.test(base)) {
     return { plans: [], findings: [{ stack: 'nss', label: `NSS (${base})`, file: name, hook: false, probes: 0, detail: 'Mozilla NSS / NSPR', reason: NSS_REASON }] };
@@ -141,7 +142,7 @@ export function analyzeFile(probePath: string, name: string, sources: ReadonlySe
   }
   const all = planFile(probePath, sources);
   const findings = all.map((p): StackFinding => ({
-    ...labelOf(p, probePath, name),
+    ...(opts.labels === false ? { stack: p.source, label: p.source } : labelOf(p, probePath, name)),
     file: name,
     hook: p.noHook === undefined && p.probes.length > 0,
     probes: p.probes.length,
