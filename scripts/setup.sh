@@ -31,6 +31,9 @@ if [ "$want_tests" = 1 ]; then
   # the BoringSSL fixture (test/fixtures/stacks/boring): boring-sys builds BoringSSL with cmake
   # and a C++ compiler, and runs bindgen on clang's libclang
   pkgs+=(cmake g++)
+  # a JVM for test/integration/cli/doctor-pid: a JSSE client run from source (`java Client.java`
+  # needs the jdk.compiler module, so the JDK's headless package, not only the JRE's)
+  command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 fi
 # bpftool is its own package on Debian 12; on Ubuntu it comes with linux-tools.
 if ! apt-cache show bpftool >/dev/null 2>&1; then

@@ -8,9 +8,12 @@ import type { Field } from '../../fields/field.js';
 import { selectFields } from '../../fields/field.js';
 import { parseFilter } from '../../fields/filter.js';
 import { ColumnWriter } from '../../output/columns.js';
-import { JsonWriter } from '../../output/json.js';
+import { JsonWriter, toJsonObject } from '../../output/json.js';
+import type { AnalysisCache } from '../../gadgets/tls/stacks.js';
+import { listPids, namespaceInode } from '../../proc/index.js';
 import { bool, helpText, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { processTls, stacksSummary, type ProcessTls } from '../process-tls.js';
 import { scopeOptions, selectorFrom } from '../scope.js';
 
 const fields: Field<ContainerInfo>[] = [
@@ -28,8 +31,36 @@ const fields: Field<ContainerInfo>[] = [
   { name: 'source', column: 'SOURCE', width: 8, description: 'runtime: named by its runtime API; hook: learnt from its bundle before it started; cgroup: only its cgroup path was readable', visible: false, get: (c) => c.source },
 ];
 
+/** A container's processes (those in its mount namespace) with the TLS stacks each maps. */
+function containerTls(c: ContainerInfo, pids: readonly number[], cache: AnalysisCache): ProcessTls[] {
+  const out: ProcessTls[] = [];
+  for (const pid of pids) {
+    let mntns: number | undefined;
+    try {
+      mntns = namespaceInode(pid, 'mnt');
+    } catch {
+      continue;
+    }
+    if (mntns !== c.mntns) continue;
+    try {
+      out.push(processTls(pid, cache));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** "curl[4242]: OpenSSL 3.0.19 (libssl.so.3) hooked", each process with a stack; "none" when none has one. */
+function tlsColumn(procs: readonly ProcessTls[]): string {
+  const withTls = procs.filter((p) => p.stacks.length > 0);
+  if (withTls.length === 0) return `none (${procs.length} process${procs.length === 1 ? '' : 'es'})`;
+  return withTls.map((p) => `${p.comm ?? '?'}[${p.pid}]: ${stacksSummary(p.stacks)}`).join(' | ');
+}
+
 const options: OptionSpecs = {
   ...scopeOptions,
+  tls: { type: 'boolean', description: 'add each container\'s TLS stacks, by its processes, and whether trace tls hooks each (as doctor -p)' },
   output: { type: 'string', short: 'o', arg: 'FORMAT', description: 'columns (default), json or jsonpretty' },
   fields: { type: 'string', arg: 'LIST', description: `fields to show: ${fields.map((f) => f.name).join(', ')}` },
   filter: { type: 'string', short: 'F', arg: 'EXPR', description: "keep containers where every term holds: 'name~^web'" },
@@ -40,7 +71,7 @@ const options: OptionSpecs = {
 export async function run(argv: string[], ctx: CommandContext): Promise<number> {
   const { values } = parse(argv, options, false);
   if (bool(values, 'help')) {
-    ctx.out.write(helpText('tlscope containers [scope] [-o json]', 'List the containers and pods tlscope sees on this host (docker, containerd, podman, cri-o),\nwith the namespaces its gadgets use to trace them.', options, `Scope: ${SCOPE_HELP}`));
+    ctx.out.write(helpText('tlscope containers [scope] [-o json]', 'List the containers and pods tlscope sees on this host (docker, containerd, podman, cri-o),\nwith the namespaces its gadgets use to trace them. With --tls, a TLS column: for each process\nof the container, the TLS stacks it maps and whether trace tls hooks each (JSON: a "tls" array\nof processes as tlscope doctor -p gives them).', options, `Scope: ${SCOPE_HELP}`));
     return 0;
   }
   const selector = selectorFrom(values);
@@ -60,7 +91,17 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     // -p: the containers those processes run in
     const ofPids = selector.pids?.length ? new Set(selector.pids.map((pid) => index.byPid(pid)?.id)) : undefined;
     const rows = index.all().filter((c) => (ofPids === undefined || ofPids.has(c.id)) && matches(selector, c) && keep(c)).sort((a, b) => a.runtime.localeCompare(b.runtime) || a.name.localeCompare(b.name));
-    if (format === 'columns') new ColumnWriter(shown, ctx.out).write(rows);
+    if (bool(values, 'tls')) {
+      const cache: AnalysisCache = new Map();
+      const pids = listPids();
+      const tls = new Map(rows.map((c) => [c.id, containerTls(c, pids, cache)]));
+      if (format === 'columns') {
+        const tlsField: Field<ContainerInfo> = { name: 'tls', column: 'TLS', width: 40, description: 'TLS stacks by process', visible: true, get: (c) => tlsColumn(tls.get(c.id) ?? []) };
+        new ColumnWriter([...shown, tlsField], ctx.out).write(rows);
+      } else {
+        for (const c of rows) ctx.out.write(`${JSON.stringify({ ...toJsonObject(shown, c), tls: tls.get(c.id) ?? [] }, null, format === 'jsonpretty' ? 2 : undefined)}\n`);
+      }
+    } else if (format === 'columns') new ColumnWriter(shown, ctx.out).write(rows);
     else new JsonWriter(shown, ctx.out, format === 'jsonpretty').write(rows);
     if (format === 'columns' && rows.length === 0) ctx.err.write('tlscope: no containers found\n');
     return 0;

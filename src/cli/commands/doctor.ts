@@ -7,19 +7,22 @@ import { probeAll, type FeatureResult } from '../../ebpf/features.js';
 import { isRoot, libbpfVersion } from '../../ebpf/privileges.js';
 import { gadgetCatalog } from '../../gadgets/catalog.js';
 import { TlscopeError } from '../../errors.js';
-import { helpText, parse, str, type OptionSpecs } from '../args.js';
+import { helpText, list, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { parsePids, processTls, processTlsTable } from '../process-tls.js';
+import type { AnalysisCache } from '../../gadgets/tls/stacks.js';
 
 const options: OptionSpecs = {
+  pid: { type: 'string', short: 'p', arg: 'PID', multiple: true, description: 'instead: the TLS stacks these processes map (repeatable or comma-separated) and whether trace tls hooks each, or why not' },
   output: { type: 'string', short: 'o', arg: 'FORMAT', description: 'columns (default), json or jsonpretty' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
 export const help = helpText(
-  'tlscope doctor [-o json]',
-  'Probe this host: privileges, libbpf, and each kernel feature tlscope may use (each one loaded\nand attached for real), then say which gadgets can run here and why not.',
+  'tlscope doctor [-o json]\n       tlscope doctor -p PID[,PID…] [-o json]',
+  'Probe this host: privileges, libbpf, and each kernel feature tlscope may use (each one loaded\nand attached for real), then say which gadgets can run here and why not.\n\nWith -p: for each process, the TLS stacks it maps (OpenSSL/libssl with its version, node\'s\nbuilt-in OpenSSL, OpenSSL linked statically, GnuTLS, Go crypto/tls with its version, rustls,\nBoringSSL, NSS, the JVM) and whether trace tls would hook each, decided by trace tls\'s own\nanalysis of the files in /proc/PID/maps, with the reason when not (stripped BoringSSL, NSS,\njava: plaintext needs an in-process agent). Nothing is attached.',
   options,
-  'Exit status: 0 when at least one gadget can run, 1 when none can (no BPF, no libbpf, or no\ngadget has the capabilities it needs).',
+  'Exit status: 0 when at least one gadget can run, 1 when none can (no BPF, no libbpf, or no\ngadget has the capabilities it needs). With -p: 0, or 1 for a process that does not exist.\nFor each container\'s processes: tlscope containers --tls.',
 );
 
 interface GadgetStatus {
@@ -93,6 +96,15 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   }
   const fmt = str(values, 'output') ?? 'columns';
   if (!['columns', 'json', 'jsonpretty'].includes(fmt)) throw new TlscopeError('ERR_USAGE', `unknown output format "${fmt}"`, { exitCode: 2, hint: 'use columns, json or jsonpretty' });
+  if (values.pid !== undefined) {
+    const pids = parsePids(list(values, 'pid') ?? []);
+    if (pids.length === 0) throw new TlscopeError('ERR_USAGE', '-p needs a process id', { exitCode: 2, hint: 'e.g. tlscope doctor -p 1234' });
+    const cache: AnalysisCache = new Map();
+    const reports = pids.map((pid) => processTls(pid, cache));
+    if (fmt === 'columns') ctx.out.write(processTlsTable(reports));
+    else for (const rep of reports) ctx.out.write(`${JSON.stringify(rep, null, fmt === 'jsonpretty' ? 2 : undefined)}\n`);
+    return 0;
+  }
   const r = buildReport();
   const usable = r.gadgets.some((g) => g.status === 'ready' || g.status === 'not built yet');
   if (fmt !== 'columns') {

@@ -20,7 +20,6 @@ import type { BpfLink } from '../../ebpf/link.js';
 import { RingBufReader } from '../../ebpf/ringbuf.js';
 import { ensureTracefs } from '../../ebpf/tracefs.js';
 import type { CommonEvent } from '../../fields/common.js';
-import { mappedCodeFiles, processMappings } from '../../proc/maps.js';
 import { processAlive } from '../../proc/process.js';
 import { monotonicToEpochMs } from '../clock.js';
 import { CallAssembler, type TlsCall } from './assembler.js';
@@ -29,7 +28,8 @@ import { KeylogSource, type KeylogOptions } from './keylog.js';
 import { KtlsSource, mergeBatches } from './ktls.js';
 import { ProcessScope, type ProcessWatcher } from './process-scope.js';
 import { socketConn } from './rustls.js';
-import { fileIdentity, planFile, tlsLibrariesUnder, type PlannedProbe, type ProbePlan, type ProbeSource } from './targets.js';
+import { analyzeFile, PROBE_SOURCES, processCodeFiles, type StackFinding } from './stacks.js';
+import { fileIdentity, tlsLibrariesUnder, type PlannedProbe, type ProbePlan, type ProbeSource } from './targets.js';
 
 export interface TlsEvent extends CommonEvent {
   kind: 'data';
@@ -143,7 +143,6 @@ interface FileState {
 
 const DEFAULT_MAX_BYTES = 4 << 20;
 const HINT_DELAY_MS = 50;
-const ALL_SOURCES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go', 'rustls'];
 
 export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   private readonly obj: BpfObject;
@@ -179,7 +178,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
 
   private constructor(obj: BpfObject, opts: TlsOptions) {
     this.obj = obj;
-    this.sources = new Set((opts.sources ?? ALL_SOURCES).filter((s): s is ProbeSource => s !== 'ktls'));
+    this.sources = new Set((opts.sources ?? PROBE_SOURCES).filter((s): s is ProbeSource => s !== 'ktls'));
     this.pids = opts.pids?.length ? new Set(opts.pids) : undefined;
     this.warn = opts.onWarning ?? (() => {});
     this.warnGiven = opts.onWarning !== undefined;
@@ -303,13 +302,11 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   watchProcess(pid: number): void {
     if (this.closed) return;
     if (this.pids !== undefined && !this.pids.has(pid)) return;
-    const maps = processMappings(pid);
-    if (maps === undefined) return;
+    const files = processCodeFiles(pid);
+    if (files === undefined) return;
     let probed = false;
-    for (const f of mappedCodeFiles(maps)) {
-      if (f.path.startsWith('/memfd:')) continue;
-      const rooted = `/proc/${pid}/root${f.path}`;
-      const probePath = !f.deleted && existsSync(rooted) ? rooted : `/proc/${pid}/map_files/${f.range}`;
+    for (const f of files) {
+      const probePath = f.probePath;
       let identity = this.identities.get(f.key);
       if (identity === undefined) {
         identity = fileIdentity(probePath);
@@ -386,15 +383,15 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       this.files.delete(key);
       return undefined;
     };
+    let findings: StackFinding[];
     try {
-      state.plans = planFile(probePath, this.sources);
+      ({ plans: state.plans, findings } = analyzeFile(probePath, name, this.sources, { labels: false }));
     } catch (e) {
       if (!existsSync(probePath)) return gone();
       if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) this.warn(`cannot read ${probePath}: ${errorMessage(e)}`);
       return undefined;
     }
-    for (const p of state.plans) if (p.noHook !== undefined) this.warn(`TLS library found, no hook: ${p.source} in ${probePath}: ${p.noHook}`);
-    state.plans = state.plans.filter((p) => p.noHook === undefined);
+    for (const f of findings) if (!f.hook) this.warn(`TLS library found, no hook: ${f.stack === 'boringssl' ? 'openssl' : f.stack} in ${probePath}: ${f.reason ?? 'nothing to probe'}`);
     const fileId = this.nextFileId++;
     this.fileNames.set(fileId, name);
     for (const plan of state.plans) {
