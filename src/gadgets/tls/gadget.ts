@@ -366,6 +366,17 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     }
   }
 
+  /**
+   * The exec gate holds an exec of `file` (a path to the very inode, valid during the call;
+   * `name` is the path it was exec'd by): probes go on the file before the process runs.
+   */
+  probeBeforeExec(file: string, name: string, pid: number): void {
+    if (this.closed || this.pids !== undefined) return;
+    const identity = fileIdentity(file);
+    if (identity === undefined) return;
+    if (this.ensureFile(identity, file, name, undefined) !== undefined) this.markTlsProcess(pid);
+  }
+
   onProcessHint(listener: (pid: number) => void): () => void {
     this.hintListeners.add(listener);
     return () => this.hintListeners.delete(listener);

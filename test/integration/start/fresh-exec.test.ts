@@ -60,6 +60,8 @@ before(async () => {
   server = await startPyServer(work);
   tracer = new CliTracer([]);
   await tracer.ready();
+  // the exec gate says whether it is on (its marks are in place then) or why not
+  await tracer.waitForStderr(/tlscope: exec gate: (on|off)/, 30_000);
 });
 
 after(async () => {
