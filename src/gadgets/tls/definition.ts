@@ -4,7 +4,9 @@ import type { GadgetContext, GadgetDefinition, GadgetInstance, ParamValues, Stag
 import { boolParam, intParam, listParam, ringBytes, ringSizeParam } from '../params.js';
 import { hexDump, tlsDataFields, tlsHttpFields, type TraceTlsEvent } from './fields.js';
 import { TlsGadget, type TlsEvent, type TlsOptions, type TlsSourceName } from './gadget.js';
-import { hasContainerFilter } from '../../containers/selector.js';
+import { hasContainerFilter, includesHost } from '../../containers/selector.js';
+import { ExecGate } from '../../containers/exec-gate.js';
+import { errorMessage } from '../../errors.js';
 import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
@@ -150,6 +152,7 @@ export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra
     ...(hasContainerFilter(ctx.selector) ? { ktlsMntnsFilter: true } : {}),
     ...extra,
   });
+  const gate = pids === undefined || pids.length === 0 ? startExecGate(g, ctx) : undefined;
   return {
     events: g,
     scope: { kind: 'self', follow: (selector, index, warn, note) => g.followScope(selector, index, warn, note) },
@@ -157,6 +160,8 @@ export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra
     misses: () => {
       const s = g.stats();
       const m: Record<string, number> = s.incompleteCalls > 0 ? { 'incomplete call': s.incompleteCalls } : {};
+      const gs = gate?.gate.stats();
+      if (gs !== undefined && gs.expired > 0) m[`exec${gs.expired === 1 ? '' : 's'} let go at the exec gate's ${gate!.gate.deadlineMs / 1000} s deadline (late attach: the first TLS calls may be missing)`] = gs.expired;
       const k = g.keylog?.stats;
       if (k !== undefined) {
         for (const [why, n] of Object.entries(k.invalid)) m[`key log record not written (${why})`] = n;
@@ -165,7 +170,33 @@ export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra
       return m;
     },
     startedText: () => describe(g),
-    details: () => details(g),
-    close: () => g.close(),
+    details: () => `${details(g)}${gate === undefined ? '' : `; ${gateDetails(gate.gate)}`}`,
+    close: async () => {
+      await gate?.gate.close();
+      await g.close();
+    },
   };
+}
+
+function gateDetails(gate: ExecGate): string {
+  const s = gate.stats();
+  const passed = Object.entries(s.passed).map(([why, n]) => `${n} ${why}`).join(', ');
+  return `exec gate: ${s.held} execs of new files held (${s.released} probed in time, ${s.expired} at the deadline)${passed === '' ? '' : `, let go at once: ${passed}`}`;
+}
+
+/**
+ * The exec gate (src/containers/exec-gate.ts) for host processes: a program never run before
+ * is probed before its first instruction. Said at start-up whether it is on, and why not.
+ */
+function startExecGate(g: TlsGadget, ctx: GadgetContext<TlsEvent>): { gate: ExecGate } | undefined {
+  if (!includesHost(ctx.selector)) return undefined;
+  const gate = new ExecGate({ onExec: (file, name, pid) => g.probeBeforeExec(file, name, pid), onNote: (m) => ctx.note(m) });
+  gate.start().then(
+    () => ctx.info('exec-gate', `exec gate: on (fanotify FAN_OPEN_EXEC_PERM on ${gate.mounts.length} mount${gate.mounts.length === 1 ? '' : 's'}): a program's first exec waits up to ${gate.deadlineMs / 1000} s for its probes`),
+    (e: unknown) => {
+      void gate.close();
+      ctx.info('exec-gate', `exec gate: off (${errorMessage(e)}): a program run for the first time may make its first TLS calls before it is probed`);
+    },
+  );
+  return { gate };
 }

@@ -363,18 +363,33 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     }
   }
 
+  /**
+   * The exec gate holds an exec of `file` (a path to the very inode, valid during the call;
+   * `name` is the path it was exec'd by): probes go on the file before the process runs.
+   */
+  probeBeforeExec(file: string, name: string, pid: number): void {
+    if (this.closed || this.pids !== undefined) return;
+    const identity = fileIdentity(file);
+    if (identity === undefined) return;
+    // said and listed as the process's own path, the way its maps would have found it
+    if (this.ensureFile(identity, file, name, undefined, `/proc/${pid}/root${name}`) !== undefined) this.markTlsProcess(pid);
+  }
+
   onProcessHint(listener: (pid: number) => void): () => void {
     this.hintListeners.add(listener);
     return () => this.hintListeners.delete(listener);
   }
 
-  /** Probes a file once (per process with -p). `name` is its path as processes see it. */
-  private ensureFile(identity: string, probePath: string, name: string, pid: number | undefined): FileState | undefined {
+  /**
+   * Probes a file once (per process with -p). `name` is its path as processes see it; `shown`
+   * the path to list it by when `probePath` is only valid now (the exec gate's fd).
+   */
+  private ensureFile(identity: string, probePath: string, name: string, pid: number | undefined, shown = probePath): FileState | undefined {
     const perPid = this.pids !== undefined ? pid : undefined;
     const key = perPid === undefined ? identity : `${identity}@${perPid}`;
     const known = this.files.get(key);
     if (known !== undefined) return known.plans.length > 0 ? known : undefined;
-    const state: FileState = { plans: [], links: [], path: probePath, pid: perPid };
+    const state: FileState = { plans: [], links: [], path: shown, pid: perPid };
     this.files.set(key, state);
     const gone = (): undefined => {
       // the process went away while we looked (its /proc/PID/root with it): forget the file, so
@@ -391,7 +406,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) this.warn(`cannot read ${probePath}: ${errorMessage(e)}`);
       return undefined;
     }
-    for (const f of findings) if (!f.hook) this.warn(`TLS library found, no hook: ${f.stack === 'boringssl' ? 'openssl' : f.stack} in ${probePath}: ${f.reason ?? 'nothing to probe'}`);
+    for (const f of findings) if (!f.hook) this.warn(`TLS library found, no hook: ${f.stack === 'boringssl' ? 'openssl' : f.stack} in ${shown}: ${f.reason ?? 'nothing to probe'}`);
     const fileId = this.nextFileId++;
     this.fileNames.set(fileId, name);
     for (const plan of state.plans) {
@@ -407,8 +422,8 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
           failed.push(`${group.what}: ${errorMessage(e)}`);
         }
       }
-      if (failed.length > 0) this.warn(`cannot probe ${failed.length} place${failed.length === 1 ? '' : 's'} in ${probePath} (${plan.source}); first: ${failed[0]}`);
-      const file: AttachedFile = { path: probePath, source: plan.source, detail: plan.detail, probes: plan.probes.length, links: state.links.length - before, pid: perPid };
+      if (failed.length > 0) this.warn(`cannot probe ${failed.length} place${failed.length === 1 ? '' : 's'} in ${shown} (${plan.source}); first: ${failed[0]}`);
+      const file: AttachedFile = { path: shown, source: plan.source, detail: plan.detail, probes: plan.probes.length, links: state.links.length - before, pid: perPid };
       this.note?.(`probing ${file.source} in ${file.path}${perPid === undefined ? '' : ` for pid ${perPid}`} (${file.detail}; ${file.probes} probes${this.multi ? ` in ${file.links} uprobe_multi links` : ''})`);
       this.onProbed?.(file);
     }
