@@ -428,7 +428,7 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
       this.onProbed?.(file);
     }
     if (this.keylog !== undefined && state.plans.some((p) => p.source === 'go')) {
-      const probed = this.keylog.attach(key, probePath, perPid);
+      const probed = this.keylog.attach(key, probePath, perPid, shown);
       if (probed !== undefined) this.note?.(probed);
     }
     return state.plans.length > 0 ? state : undefined;

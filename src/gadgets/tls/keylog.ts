@@ -114,9 +114,10 @@ export class KeylogSource {
 
   /**
    * Probes writeKeyLog in a Go program (once per `key`: the file's identity, plus @pid per
-   * process). Returns what was done, for the caller's notes.
+   * process). `shown` names the file in notes and warnings when `path` is only valid now (the
+   * exec gate's fd). Returns what was done, for the caller's notes.
    */
-  attach(key: string, path: string, pid: number | undefined): string | undefined {
+  attach(key: string, path: string, pid: number | undefined, shown = path): string | undefined {
     if (this.closed || this.links.has(key)) return undefined;
     let offset: number | undefined;
     let abi: 'register' | 'stack' = 'register';
@@ -130,22 +131,22 @@ export class KeylogSource {
         elf.close();
       }
     } catch (e) {
-      this.opts.onWarning?.(`--keylog: cannot read ${path}: ${errorMessage(e)}`);
+      this.opts.onWarning?.(`--keylog: cannot read ${shown}: ${errorMessage(e)}`);
       return undefined;
     }
     if (offset === undefined) {
       this.links.set(key, undefined);
       this.stats.filesWithout++;
-      this.opts.onWarning?.(`--keylog: ${path} has no ${GO_WRITE_KEYLOG} (inlined or removed by its linker): its TLS secrets cannot be logged`);
+      this.opts.onWarning?.(`--keylog: ${shown} has no ${GO_WRITE_KEYLOG} (inlined or removed by its linker): its TLS secrets cannot be logged`);
       return undefined;
     }
     try {
       const link = this.obj.program(abi === 'register' ? 'keylog_go_reg' : 'keylog_go_stack').attachUprobe({ path, offset, ...(pid === undefined ? {} : { pid }) });
       this.links.set(key, link);
       this.stats.files++;
-      return `--keylog: ${GO_WRITE_KEYLOG} in ${path} (${abi} ABI)`;
+      return `--keylog: ${GO_WRITE_KEYLOG} in ${shown} (${abi} ABI)`;
     } catch (e) {
-      if (e instanceof TlscopeError) this.opts.onWarning?.(`--keylog: cannot probe ${GO_WRITE_KEYLOG} in ${path}: ${e.message}`);
+      if (e instanceof TlscopeError) this.opts.onWarning?.(`--keylog: cannot probe ${GO_WRITE_KEYLOG} in ${shown}: ${e.message}`);
       else throw e;
       return undefined;
     }
