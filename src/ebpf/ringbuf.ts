@@ -34,13 +34,6 @@ const EAGER_DRAIN_BYTES = 64 * 1024;
 /** Eager drains chain in microtasks, which starve timers, I/O and signal handlers; after this
  * long without a turn of the event loop the next drain waits for one (setImmediate). */
 const EAGER_BUDGET_MS = 15;
-/** Idle back-off: after this many drains in a row find nothing, the period doubles, up to
- * IDLE_MAX_MS; the first drain that finds records sets it back. The programs submit without
- * wake-ups (BPF_RB_NO_WAKEUP), so the timer is what delivers; at 5 ms an idle tracer woke 200
- * times a second. A burst after idle waits one period at most: 25 ms fill a 16 MiB ring only
- * above 670 MB/s. */
-const IDLE_PUMPS = 20;
-const IDLE_MAX_MS = 25;
 
 /**
  * Turns one record into a value. `view` is only valid during the call: copy any bytes you
@@ -331,9 +324,6 @@ abstract class RingReaderBase<B extends { readonly length: number }, T> implemen
   private readonly queue: B[] = [];
   private waiter: Waiter<B> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly baseMs: number;
-  private periodMs: number;
-  private emptyPumps = 0;
   /** undefined where epoll could not be set up: the timer alone drains then */
   private epoll: EpollWaiter | undefined;
   protected state: 'open' | 'closing' | 'closed' = 'open';
@@ -358,9 +348,7 @@ abstract class RingReaderBase<B extends { readonly length: number }, T> implemen
       epoll = undefined;
     }
     this.epoll = epoll;
-    this.baseMs = opts.intervalMs ?? 5;
-    this.periodMs = this.baseMs;
-    this.schedule();
+    this.timer = setInterval(() => this.pump(), opts.intervalMs ?? 5);
     this.armEpoll();
     this.signal = opts.signal;
     if (opts.signal !== undefined) {
@@ -388,41 +376,11 @@ abstract class RingReaderBase<B extends { readonly length: number }, T> implemen
   /** Drains now, synchronously, ignoring the queue limit; returns what was read. */
   abstract drainNow(max?: number): B;
 
-  /** The drain period now (ms): the configured one, longer while idle. */
-  get periodNowMs(): number {
-    return this.periodMs;
-  }
-
-  private schedule(): void {
-    if (this.state !== 'open') return;
-    this.timer = setTimeout(this.tick, this.periodMs);
-  }
-
-  private readonly tick = (): void => {
-    this.timer = undefined;
-    this.pump();
-    this.schedule();
-  };
-
   private pump(): void {
     if (this.state === 'closed') return;
     if (this.queue.length >= this.maxQueued) return; // slow consumer: let the kernel count drops
     const out = this.drainNow();
-    if (out.length > 0) {
-      this.deliver(out);
-      this.emptyPumps = 0;
-      if (this.periodMs !== this.baseMs) {
-        this.periodMs = this.baseMs;
-        // a pump outside the timer (epoll, an eager drain) found records: the next tick at the short period
-        if (this.timer !== undefined) {
-          clearTimeout(this.timer);
-          this.schedule();
-        }
-      }
-    } else if (++this.emptyPumps >= IDLE_PUMPS && this.periodMs < IDLE_MAX_MS) {
-      this.emptyPumps = 0;
-      this.periodMs = Math.min(IDLE_MAX_MS, this.periodMs * 2);
-    }
+    if (out.length > 0) this.deliver(out);
     this.armEpoll();
   }
 
@@ -496,8 +454,7 @@ abstract class RingReaderBase<B extends { readonly length: number }, T> implemen
   async close(opts: { drain?: boolean } = {}): Promise<void> {
     if (this.state !== 'open') return this.closedDone;
     this.state = 'closing';
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.timer !== undefined) clearInterval(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
     if (opts.drain !== false) {
       for (;;) {

@@ -166,6 +166,8 @@ test(`${LOAD_REQUESTS * 2} rows streaming: frames keep coming, a click opens its
     if (clientState.startsWith('done') || n < 50 || clicks.length >= 8) continue;
     // the newest row, pinned by its seq: `.last()` is resolved again at each action, and while rows
     // stream the last row at click time is a later one than the row whose path was read
+    // a user reaching for a row: the pointer over the table first (the table holds still under it)
+    await page.locator('[data-test=table]').hover({ position: { x: 200, y: 40 }, timeout: 2000 }).catch(() => undefined);
     const newest = page.locator('[data-test=row][data-comm=loadgen]').last();
     const [seq, path] = await Promise.all([newest.getAttribute('data-seq'), newest.getAttribute('data-path')]).catch(() => [null, null]);
     if (seq === null || path === null) continue;

@@ -2,7 +2,8 @@
 /**
  * The entries as a virtualised table: only the rows in sight (plus a margin) are in the DOM,
  * so tens of thousands of rows scroll and update without work per row. It follows the newest
- * row while scrolled to the bottom, and stays put once the user scrolls up.
+ * row while scrolled to the bottom (holding still while the pointer is over the rows), and stays
+ * put once the user scrolls up.
  */
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Entry } from '../protocol.js';
@@ -63,6 +64,9 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
   const head = useRef<HTMLDivElement>(null);
   const [scroll, setScroll] = useState({ top: 0, height: 600 });
   const follow = useRef(true);
+  // while the pointer is over the rows, following holds still: the row under it stays where it
+  // is (and in the DOM) to be clicked, however fast new rows come; it catches up on leaving
+  const hover = useRef(false);
 
   useEffect(() => {
     const el = box.current;
@@ -75,7 +79,7 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
   // new rows: stay at the bottom if we were there
   useLayoutEffect(() => {
     const el = box.current;
-    if (el === null || !follow.current) return;
+    if (el === null || !follow.current || hover.current) return;
     el.scrollTop = el.scrollHeight;
     setScroll({ top: el.scrollTop, height: el.clientHeight });
   }, [version]);
@@ -86,6 +90,17 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
     follow.current = el.scrollTop + el.clientHeight >= el.scrollHeight - ROW_HEIGHT * 2;
     // the header scrolls sideways with the rows
     if (head.current !== null && head.current.scrollLeft !== el.scrollLeft) head.current.scrollLeft = el.scrollLeft;
+    setScroll({ top: el.scrollTop, height: el.clientHeight });
+  };
+
+  const onEnter = (): void => {
+    hover.current = true;
+  };
+  const onLeave = (): void => {
+    hover.current = false;
+    const el = box.current;
+    if (el === null || !follow.current) return;
+    el.scrollTop = el.scrollHeight;
     setScroll({ top: el.scrollTop, height: el.clientHeight });
   };
 
@@ -115,7 +130,7 @@ export function Table({ entries, version, selected, onSelect }: { entries: Entry
         <span class="c-tuple">source → destination</span>
       </div>
       </div>
-      <div class="body" ref={box} onScroll={onScroll} data-test="table">
+      <div class="body" ref={box} onScroll={onScroll} onMouseEnter={onEnter} onMouseLeave={onLeave} data-test="table">
         <div class="spacer" style={{ height: `${entries.length * ROW_HEIGHT}px` }}>{rows}</div>
         {entries.length === 0 ? <div class="empty">Waiting for traffic… make a TLS request in scope (curl https://…) and it shows here.</div> : null}
       </div>
