@@ -25,7 +25,7 @@ import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type Run
 import { removeTestCertificate, startTlsServer, testName, type TestTlsServer } from '../sni/helpers.js';
 import { CliTracer, dataOf, type TlsJson } from '../tls/helpers.js';
 import { Capture, tsharkFields, waitUntil } from '../capture/helpers.js';
-import { runOnce, runsPerRuntime } from './helpers.js';
+import { gatewayOf, runOnce, runsPerRuntime } from './helpers.js';
 
 const RUNS = runsPerRuntime(30);
 
@@ -57,17 +57,6 @@ function curl(sni: string, gateway: string, path: string): string[] {
   return ['curl', '-sk', '--http1.1', '--max-time', '10', '--resolve', `${sni}:${server.port}:${gateway}`, `https://${sni}:${server.port}${path}`];
 }
 
-async function gatewayOf(c: TestContainer): Promise<string> {
-  const table = await containers.exec(c, ['cat', '/proc/net/route']);
-  for (const line of table.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === '00000000' && f[2] !== undefined && f[2] !== '00000000') {
-      const n = Number.parseInt(f[2], 16);
-      return [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255].join('.');
-    }
-  }
-  throw new Error(`no default route in ${c.name}: ${table}`);
-}
 
 /** `trace tls --host`, ready: started beside a row's tracers. */
 async function hostTracer(): Promise<CliTracer> {
@@ -106,7 +95,7 @@ async function firstAct(runtime: TestRuntime, diagnostic: (msg: string) => void)
   const cap = new Capture([...scope, '-v', '-w', file, '--timeout', '900', 'tcp']);
   stops.push(() => cap.stop());
   const warm = await containers.run(runtime, { name: warmName, ...(runtime === 'containerd' ? { cni: true } : {}) });
-  const gateway = await gatewayOf(warm);
+  const gateway = await gatewayOf(containers, warm);
   await tls.ready();
   const host = await hostTracer();
   await cap.listening(1, 60_000);
@@ -191,7 +180,7 @@ async function firstActPods(diagnostic: (msg: string) => void): Promise<void> {
   stops.push(() => cap.stop());
   const warmPod = await containers.runPod({ namespace: `${namespace}-warm`, name: podName, uid: uid('warm') }, [{ name: 'app' }]);
   const warm: TestContainer = { runtime: 'containerd', name: warmPod.containerIds[0]!, id: warmPod.containerIds[0]!, pid: warmPod.pids[0]!, namespace: 'k8s.io' };
-  const gateway = await gatewayOf(warm);
+  const gateway = await gatewayOf(containers, warm);
   await tls.ready();
   const host = await hostTracer();
   await cap.listening(1, 60_000);

@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import { notRoot } from '../../helpers/root.js';
 import { ensureRuntimes, runtimeSkipReason, TestContainers, uniqueName, type RuntimeEnvironment, type TestContainer, type TestRuntime } from '../../helpers/runtimes.js';
 import { nodeHandshake, Tracer, removeTestCertificate, startTlsServer, testName, tracerComplaints, type SniJson, type TestTlsServer } from '../sni/helpers.js';
-import { runOnce, runsPerRuntime } from './helpers.js';
+import { gatewayOf, runOnce, runsPerRuntime } from './helpers.js';
 
 const RUNS = runsPerRuntime(30);
 
@@ -52,18 +52,6 @@ function curl(name: string, gateway: string): string[] {
   return ['curl', '-sk', '--http1.1', '--max-time', '10', '--resolve', `${name}:${server.port}:${gateway}`, `https://${name}:${server.port}/`];
 }
 
-/** The default gateway a container sees (its route to the host), from /proc/net/route. */
-async function gatewayOf(c: TestContainer): Promise<string> {
-  const table = await containers.exec(c, ['cat', '/proc/net/route']);
-  for (const line of table.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === '00000000' && f[2] !== undefined && f[2] !== '00000000') {
-      const n = Number.parseInt(f[2], 16);
-      return [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255].join('.');
-    }
-  }
-  throw new Error(`no default route in ${c.name}: ${table}`);
-}
 
 /**
  * Was 3 (open defect). Cause found: the hook read runc's command line only after letting its
@@ -80,7 +68,7 @@ async function firstActRuns(runtime: TestRuntime, diagnostic: (msg: string) => v
   const unfiltered = tracer([]);
   const host = tracer(['--host']);
   const warm = await containers.run(runtime, { name: warmName, ...(runtime === 'containerd' ? { cni: true } : {}) });
-  const gateway = await gatewayOf(warm);
+  const gateway = await gatewayOf(containers, warm);
   for (const t of [filtered, unfiltered]) {
     await t.ready(async (n) => {
       await containers.exec(warm, curl(n, gateway));
@@ -142,7 +130,7 @@ async function firstActPods(diagnostic: (msg: string) => void): Promise<void> {
   const host = tracer(['--host']);
   const warmPod = await containers.runPod({ namespace: `${namespace}-warm`, name: podName, uid: uid('warm') }, [{ name: 'app' }]);
   const warm: TestContainer = { runtime: 'containerd', name: warmPod.containerIds[0]!, id: warmPod.containerIds[0]!, pid: warmPod.pids[0]!, namespace: 'k8s.io' };
-  const gateway = await gatewayOf(warm);
+  const gateway = await gatewayOf(containers, warm);
   for (const t of [filtered, unfiltered]) {
     await t.ready(async (n) => {
       await containers.exec(warm, curl(n, gateway));

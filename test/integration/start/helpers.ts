@@ -6,7 +6,8 @@
  */
 import { execFile } from 'node:child_process';
 import { OWNER_LABEL, OWNER_START_LABEL, processStart } from '../../helpers/leftovers.js';
-import type { RuntimeEnvironment, TestRuntime } from '../../helpers/runtimes.js';
+import type { RuntimeEnvironment, TestContainer, TestContainers, TestRuntime } from '../../helpers/runtimes.js';
+import { sleep } from '../../helpers/wait.js';
 
 export interface Ran {
   readonly code: number | null;
@@ -56,4 +57,23 @@ export const BRIDGES: Readonly<Record<TestRuntime, string>> = { docker: 'docker0
 export function runsPerRuntime(fallback: number): number {
   const v = Number(process.env['TLSCOPE_START_RUNS'] ?? '');
   return Number.isInteger(v) && v > 0 ? v : fallback;
+}
+
+/** The default gateway a container sees (its route to the host), from /proc/net/route. */
+export async function gatewayOf(containers: TestContainers, c: TestContainer): Promise<string> {
+  // `ctr task exec` can lose the output of a command that exits at once (one CI run read an empty
+  // table from a pod): asked again for a few seconds before it counts as no route
+  let table = '';
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(200)) {
+    table = await containers.exec(c, ['cat', '/proc/net/route']);
+    if (/^\S+\s+00000000\s+(?!00000000)[0-9A-F]{8}/m.test(table)) break;
+  }
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === '00000000' && f[2] !== undefined && f[2] !== '00000000') {
+      const n = Number.parseInt(f[2], 16);
+      return [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255].join('.');
+    }
+  }
+  throw new Error(`no default route in ${c.name}: ${table}`);
 }
