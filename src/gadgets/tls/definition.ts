@@ -105,6 +105,7 @@ Examples:
   params: [
     { name: 'http', type: 'bool', description: 'pair requests and responses per connection: HTTP/1.x, HTTP/2 (by its preface) and gRPC on it (method, path, status, latency, grpc.service/method/status)' },
     { name: 'redact', type: 'bool', description: 'mask credentials before output: Authorization, Proxy-Authorization, Cookie, Set-Cookie, gRPC *-bin metadata, and --redact-headers/--redact-json names; in raw data too: HTTP/1 header lines, and HTTP/2 header blocks through each connection\'s HPACK table (values overwritten in place)' },
+    { name: 'no-exec-gate', type: 'bool', description: 'do not hold the first exec of each program until it is probed (fanotify; at most 2 s per new file): a program run for the first time may then make its first TLS calls before its probes are on' },
     { name: 'no-redact', type: 'bool', description: 'do not mask credentials (tlscope agent and tlscope ui mask them by default: this turns that off for the session)' },
     { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
     { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
@@ -152,7 +153,7 @@ export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra
     ...(hasContainerFilter(ctx.selector) ? { ktlsMntnsFilter: true } : {}),
     ...extra,
   });
-  const gate = pids === undefined || pids.length === 0 ? startExecGate(g, ctx) : undefined;
+  const gate = pids === undefined || pids.length === 0 ? startExecGate(g, ctx, boolParam(params, 'no-exec-gate')) : undefined;
   return {
     events: g,
     scope: { kind: 'self', follow: (selector, index, warn, note) => g.followScope(selector, index, warn, note) },
@@ -188,8 +189,12 @@ function gateDetails(gate: ExecGate): string {
  * The exec gate (src/containers/exec-gate.ts) for host processes: a program never run before
  * is probed before its first instruction. Said at start-up whether it is on, and why not.
  */
-function startExecGate(g: TlsGadget, ctx: GadgetContext<TlsEvent>): { gate: ExecGate } | undefined {
+function startExecGate(g: TlsGadget, ctx: GadgetContext<TlsEvent>, off: boolean): { gate: ExecGate } | undefined {
   if (!includesHost(ctx.selector)) return undefined;
+  if (off) {
+    ctx.info('exec-gate', 'exec gate: off (--no-exec-gate): a program run for the first time may make its first TLS calls before it is probed');
+    return undefined;
+  }
   const gate = new ExecGate({ onExec: (file, name, pid) => g.probeBeforeExec(file, name, pid), onNote: (m) => ctx.note(m) });
   gate.start().then(
     () => ctx.info('exec-gate', `exec gate: on (fanotify FAN_OPEN_EXEC_PERM on ${gate.mounts.length} mount${gate.mounts.length === 1 ? '' : 's'}): a program's first exec waits up to ${gate.deadlineMs / 1000} s for its probes`),

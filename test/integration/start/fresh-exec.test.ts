@@ -105,3 +105,14 @@ test('fresh Go binaries and fresh node copies have their first request traced', 
   console.log(`# fresh-exec: ${summary}`);
   assert.deepEqual([...g.missing, ...n.missing], [], `${summary}; not traced: ${[...g.missing, ...n.missing].join(', ')}\n${tracer.stderr}`);
 });
+
+test('--no-exec-gate: the gate stays off, and start-up says so', { skip, timeout: 120_000 }, async () => {
+  const off = new CliTracer(['--no-exec-gate']);
+  try {
+    await off.ready();
+    await off.waitForStderr(/tlscope: exec gate: off \(--no-exec-gate\)/, 30_000);
+    assert.doesNotMatch(off.stderr, /exec gate: on/);
+  } finally {
+    await off.stop();
+  }
+});
