@@ -7,8 +7,9 @@
  * ignore mark, so later execs of it are not held at all. Any error: allowed at once.
  * Closing the group (also when tlscope dies) allows whatever still waits.
  */
-import { fstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { processStatus } from '../proc/process.js';
 import {
   closeFd, drainEventFd, FAN_MARK_ADD, FAN_MARK_IGNORED_MASK, FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, FanotifyGroup, openEventFd, pollReadable,
 } from '../ebpf/fanotify.js';
@@ -43,16 +44,6 @@ interface Hold {
 }
 
 const post = (m: ExecGateMessage): void => parentPort?.postMessage(m);
-
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    return Number.isInteger(ppid) ? ppid : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function run(data: ExecGateWorkerData): void {
   const control = new Int32Array(data.control);
@@ -114,7 +105,7 @@ function run(data: ExecGateWorkerData): void {
             let ino = 0;
             let path = '';
             try {
-              if (ev.pid === data.selfPid || parentOf(ev.pid) === data.selfPid) why = 'tlscope\'s own';
+              if (ev.pid === data.selfPid || processStatus(ev.pid)?.ppid === data.selfPid) why = 'tlscope\'s own';
               else if (holds.size >= EXEC_GATE_SLOTS) why = 'too many held at once';
               else {
                 const st = fstatSync(ev.fd);

@@ -41,6 +41,20 @@ function parse(log: readonly { dir: 'client' | 'server'; bytes: Uint8Array }[]):
   return out;
 }
 
+/** A recording cut into calls of the given sizes, in turn. */
+function cut(log: readonly { dir: 'client' | 'server'; bytes: Uint8Array }[], sizes: readonly number[]): { dir: 'client' | 'server'; bytes: Uint8Array }[] {
+  const pieces: { dir: 'client' | 'server'; bytes: Uint8Array }[] = [];
+  let k = 0;
+  for (const w of log) {
+    for (let at = 0; at < w.bytes.length; ) {
+      const n = sizes[k++ % sizes.length]!;
+      pieces.push({ dir: w.dir, bytes: w.bytes.subarray(at, at + n) });
+      at += n;
+    }
+  }
+  return pieces;
+}
+
 const get = (h: readonly HeaderField[], n: string): string | undefined => h.find((x) => x.name === n)?.value;
 const has = (hay: Uint8Array, needle: Uint8Array): boolean => Buffer.from(hay).includes(Buffer.from(needle));
 const SECRETS = [BEARER, COOKIE, 'id=SETCOOKIESECRET-9'].flatMap((s) => [new TextEncoder().encode(s), huffmanEncode(new TextEncoder().encode(s))]);
@@ -93,12 +107,13 @@ describe('raw HTTP/2 redaction', () => {
     // the second refers to x-api-key's name by index, with a new literal value
     const choose = (h: HeaderField): { huffman: boolean; mode: FieldRepresentation } => ({ huffman: false, mode: h.name === 'x-api-key' ? 'indexed-name-literal' : 'incremental' });
     const second = headers(enc, 3, [{ name: ':method', value: 'GET' }, { name: ':path', value: '/b' }, { name: 'x-api-key', value: 'APIKEYSECRET' }], { choose });
-    void first;
+    void first; // encoded only to fill the encoder's table: the trace starts after it
     const stats: H2RedactStats = { masked: 0, splitBlocks: 0, unframedBytes: 0 };
     const d = new H2DirectionRedactor(new Redactor(), stats, false);
     const out = d.push(second);
     assert.ok(!has(out, new TextEncoder().encode('APIKEYSECRET')), 'an unknown name is treated as secret');
-    assert.ok(has(out, new TextEncoder().encode('/b')) || stats.masked > 0);
+    assert.ok(has(out, new TextEncoder().encode('/b')), 'a field with a known, harmless name is left alone');
+    assert.equal(stats.masked, 1, 'the one unknown-name value, counted');
   });
 
   it('a block split across chunks: its part in the earlier chunk is masked whole, and counted', () => {
@@ -134,15 +149,7 @@ describe('raw HTTP/2 redaction', () => {
   it('any byte sequence, cut anywhere: never a throw, same lengths, and no secret of a generated connection survives', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 12 }), fc.boolean(), (cuts, huffman) => {
       const log = connection([exchange(1), exchange(3, [{ name: 'proxy-authorization', value: 'Basic PROXYSECRET' }])], { huffman });
-      const pieces: { dir: 'client' | 'server'; bytes: Uint8Array }[] = [];
-      let k = 0;
-      for (const w of log) {
-        for (let at = 0; at < w.bytes.length; ) {
-          const n = cuts[k++ % cuts.length]!;
-          pieces.push({ dir: w.dir, bytes: w.bytes.subarray(at, at + n) });
-          at += n;
-        }
-      }
+      const pieces = cut(log, cuts);
       const { log: masked } = maskAll(pieces);
       for (const dir of ['client', 'server'] as const) {
         const all = concat(masked.filter((m) => m.dir === dir).map((m) => m.bytes));
@@ -153,15 +160,7 @@ describe('raw HTTP/2 redaction', () => {
     // begun mid-connection (after the settings), cut anywhere: framing on trial, still no secret
     fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 12 }), fc.boolean(), fc.integer({ min: 3, max: 5 }), (cuts, huffman, skip) => {
       const log = connection([exchange(1), exchange(3), exchange(5)], { huffman }).slice(skip);
-      const pieces: { dir: 'client' | 'server'; bytes: Uint8Array }[] = [];
-      let k = 0;
-      for (const w of log) {
-        for (let at = 0; at < w.bytes.length; ) {
-          const n = cuts[k++ % cuts.length]!;
-          pieces.push({ dir: w.dir, bytes: w.bytes.subarray(at, at + n) });
-          at += n;
-        }
-      }
+      const pieces = cut(log, cuts);
       const { log: masked } = maskAll(pieces, false);
       for (const m of masked) for (const s of SECRETS) assert.ok(!has(m.bytes, s));
       const all = concat(masked.map((m) => m.bytes));
