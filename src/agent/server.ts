@@ -18,6 +18,7 @@ import type { CommonEvent } from '../fields/common.js';
 import { gadgetByName } from '../gadgets/registry.js';
 import { encodeEvent } from '../output/event-wire.js';
 import { Session, type SessionStats } from '../session/session.js';
+import { hostNamespaces, namespaceInode } from '../proc/namespaces.js';
 import { ClientStream, DEFAULT_CLIENT_LIMITS, type ClientLimits } from './client-stream.js';
 import { agentPackage, AGENT_SERVICE, HEALTH_SERVICE } from './proto.js';
 
@@ -48,6 +49,28 @@ export interface AgentOptions {
    * request's params say no-redact=true. false (`tlscope agent --no-redact`): only when asked.
    */
   redact?: boolean;
+  /**
+   * Learn containers before they start (the container start hook, src/containers/hook.ts).
+   * Default: on where the agent shares the host's mount namespace (the hook marks the runtime
+   * binaries and reads their pid files and bundles by their host paths); off in a pod, where
+   * those paths are not the agent's. Off, network gadgets scoped to containers watch every
+   * network namespace so that a pod's first packets are caught before the index knows it.
+   */
+  startHook?: boolean;
+}
+
+/** What the start-up line says about learning containers before they start. */
+function hookLine(index: ContainerIndex, asked: boolean | undefined): string {
+  const h = index.hookStatus();
+  if (h.active) return `container start hook: on (${h.runtimes.length} runtime binar${h.runtimes.length === 1 ? 'y' : 'ies'} watched)`;
+  const why = h.reason !== undefined && h.reason !== 'off' ? h.reason : asked === false ? 'turned off' : 'the agent is not in the host\'s mount namespace';
+  return `container start hook: off (${why}): pods are learnt after they start, so scoped network gadgets watch every network namespace and hold what they catch until its pod is known`;
+}
+
+/** Whether this process sees the host's mounts (its mount namespace is pid 1's). */
+function inHostMountNamespace(): boolean {
+  const own = namespaceInode(process.pid, 'mnt');
+  return own !== undefined && own === hostNamespaces()?.mnt;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -125,6 +148,7 @@ export class Agent {
     this.ownIndex = opts.index === undefined;
     this.index = opts.index ?? new ContainerIndex({
       clients: createRuntimeClients({ runtimes: opts.runtimes ?? ['containerd'], ...(opts.sockets === undefined ? {} : { sockets: opts.sockets }) }),
+      hook: opts.startHook ?? inHostMountNamespace(),
       onWarning: (w) => this.log(`warning: ${w.kind === 'runtime' ? `${w.runtime}: ` : ''}${errorMessage(w.error)}`),
     });
   }
@@ -162,7 +186,7 @@ export class Agent {
     if (this.opts.health !== undefined) await this.startHealth(this.opts.health);
     await this.index.start();
     this.ready = true;
-    this.log(`node ${this.opts.node}: ready (${this.index.all().length} containers known); ${redactionLine(this.opts.redact !== false)}`);
+    this.log(`node ${this.opts.node}: ready (${this.index.all().length} containers known); ${hookLine(this.index, this.opts.startHook)}; ${redactionLine(this.opts.redact !== false)}`);
   }
 
   private async startHealth(addr: string): Promise<void> {

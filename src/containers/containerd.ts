@@ -13,9 +13,9 @@ import { RuntimeError } from './errors.js';
 import { errorText, GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
 import { isCriSandbox, K8S_LABEL, podLabelsFromSandbox } from './k8s.js';
 import { asArray, asObject, num, str, stringMap, type Json } from './narrow.js';
-import { decodeWireFields, wireString } from './protowire.js';
+import { decodeWireFields, wireString, wireUint } from './protowire.js';
 import { AsyncQueue } from './queue.js';
-import type { Labels, RuntimeClient, RuntimeContainer, RuntimeEvent } from './types.js';
+import type { InspectOptions, Labels, RuntimeClient, RuntimeContainer, RuntimeEvent } from './types.js';
 import { isUnixSocket } from './socket.js';
 
 const NAMESPACES = 'containerd.services.namespaces.v1.Namespaces';
@@ -51,8 +51,10 @@ export function containerdEnvelopeToEvent(topic: string, namespace: string, payl
   if (containerId === '') return undefined;
   const base = { id: containerId, runtimeNamespace: namespace };
   switch (topic) {
-    case TOPICS.start: // TaskStart { container_id = 1; pid = 2 }
-      return { type: 'start', ...base };
+    case TOPICS.start: { // TaskStart { container_id = 1; pid = 2 }
+      const pid = wireUint(fields, 2);
+      return pid > 0 ? { type: 'start', ...base, pid } : { type: 'start', ...base };
+    }
     case TOPICS.exit: {
       const execId = wireString(fields, 2); // TaskExit { container_id = 1; id = 2; pid = 3; … }
       return execId === '' || execId === containerId ? { type: 'stop', ...base } : undefined;
@@ -168,7 +170,7 @@ export class ContainerdClient implements RuntimeClient {
     };
   }
 
-  async inspect(id: string, runtimeNamespace?: string, signal?: AbortSignal): Promise<RuntimeContainer | undefined> {
+  async inspect(id: string, runtimeNamespace?: string, signal?: AbortSignal, opts: InspectOptions = {}): Promise<RuntimeContainer | undefined> {
     const namespaces = runtimeNamespace !== undefined ? [runtimeNamespace] : await this.namespaces(signal);
     for (const ns of namespaces) {
       if (this.skip.has(ns)) return undefined;
@@ -176,14 +178,22 @@ export class ContainerdClient implements RuntimeClient {
       let task: Json;
       try {
         container = asObject((await this.call(CONTAINERS, 'Get', { id }, ns, signal))['container']);
-        task = asObject((await this.call(TASKS, 'Get', { container_id: id }, ns, signal))['process']);
       } catch (e) {
         if (grpcCode(asObject(e)['cause']) === GrpcStatus.NOT_FOUND) continue;
         throw e;
       }
+      try {
+        task = asObject((await this.call(TASKS, 'Get', { container_id: id }, ns, signal))['process']);
+      } catch (e) {
+        if (grpcCode(asObject(e)['cause']) !== GrpcStatus.NOT_FOUND) throw e;
+        if (opts.exited !== true) continue;
+        task = {}; // its task is deleted already; the container record is what we need
+      }
       const labels = stringMap(container['labels']);
-      if (isCriSandbox(labels) || num(task, 'status') !== TASK_RUNNING || num(task, 'pid') <= 0) return undefined;
-      return this.toRuntimeContainer(container, labels, num(task, 'pid'), ns, await this.podLabels(labels, ns, signal));
+      if (isCriSandbox(labels)) return undefined;
+      const running = num(task, 'status') === TASK_RUNNING && num(task, 'pid') > 0;
+      if (!running && opts.exited !== true) return undefined;
+      return this.toRuntimeContainer(container, labels, Math.max(0, num(task, 'pid')), ns, await this.podLabels(labels, ns, signal));
     }
     return undefined;
   }

@@ -15,7 +15,7 @@ import { errorText, GrpcConnection, grpcCode, GrpcStatus } from './grpc.js';
 import { podLabelsFromSandbox } from './k8s.js';
 import { asArray, asObject, mapLimit, num, str, stringMap, type Json } from './narrow.js';
 import { AsyncQueue } from './queue.js';
-import type { Labels, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
+import type { InspectOptions, Labels, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
 import { isUnixSocket } from './socket.js';
 
 const RUNTIME_SERVICE = 'runtime.v1.RuntimeService';
@@ -123,7 +123,7 @@ export class CriClient implements RuntimeClient {
     return asArray(res['containers']).map(asObject);
   }
 
-  private async withStatus(c: Json, sandboxes: Map<string, Sandbox>, signal?: AbortSignal): Promise<RuntimeContainer | undefined> {
+  private async withStatus(c: Json, sandboxes: Map<string, Sandbox>, signal?: AbortSignal, opts: InspectOptions = {}): Promise<RuntimeContainer | undefined> {
     const id = str(c, 'id');
     let res: Json;
     try {
@@ -133,8 +133,8 @@ export class CriClient implements RuntimeClient {
       throw e;
     }
     const status = asObject(res['status']);
-    const pid = pidFromVerboseInfo(stringMap(res['info']));
-    if (num(status, 'state') !== CONTAINER_RUNNING || pid <= 0) return undefined;
+    const pid = Math.max(0, pidFromVerboseInfo(stringMap(res['info'])));
+    if ((num(status, 'state') !== CONTAINER_RUNNING || pid <= 0) && opts.exited !== true) return undefined;
     const labels = stringMap(c['labels']);
     const sandbox = sandboxes.get(str(c, 'pod_sandbox_id'));
     return {
@@ -157,12 +157,14 @@ export class CriClient implements RuntimeClient {
     return all.filter((c): c is RuntimeContainer => c !== undefined);
   }
 
-  async inspect(id: string, _runtimeNamespace?: string, signal?: AbortSignal): Promise<RuntimeContainer | undefined> {
-    const [c] = await this.runningContainers({ id }, signal);
+  async inspect(id: string, _runtimeNamespace?: string, signal?: AbortSignal, opts: InspectOptions = {}): Promise<RuntimeContainer | undefined> {
+    const [c] = opts.exited === true
+      ? asArray((await this.call('ListContainers', { filter: { id } }, signal))['containers']).map(asObject)
+      : await this.runningContainers({ id }, signal);
     if (c === undefined) return undefined;
     const sandboxId = str(c, 'pod_sandbox_id');
     const sandboxes = sandboxId === '' ? new Map<string, Sandbox>() : await this.sandboxes({ id: sandboxId }, signal);
-    return this.withStatus(c, sandboxes, signal);
+    return this.withStatus(c, sandboxes, signal, opts);
   }
 
   watch(signal: AbortSignal): AsyncIterable<RuntimeEvent> {

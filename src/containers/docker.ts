@@ -17,7 +17,7 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { RuntimeError } from './errors.js';
 import { asArray, asObject, bool, mapLimit, num, str, stringMap } from './narrow.js';
 import { AsyncQueue } from './queue.js';
-import type { RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
+import type { InspectOptions, RuntimeClient, RuntimeContainer, RuntimeEvent, RuntimeName } from './types.js';
 import { isUnixSocket } from './socket.js';
 
 /** The API version we speak; older daemons get theirs (everything used exists since 1.24). */
@@ -59,12 +59,12 @@ export function engineEventToRuntimeEvent(event: unknown): RuntimeEvent | undefi
 }
 
 /** Turns an inspect answer into what the index needs, or undefined when not running. */
-export function inspectToRuntimeContainer(runtime: DockerClientOptions['runtime'], inspect: unknown): RuntimeContainer | undefined {
+export function inspectToRuntimeContainer(runtime: DockerClientOptions['runtime'], inspect: unknown, opts: InspectOptions = {}): RuntimeContainer | undefined {
   const c = asObject(inspect);
   const state = asObject(c['State']);
   const config = asObject(c['Config']);
-  const pid = num(state, 'Pid');
-  if (!bool(state, 'Running') || pid <= 0) return undefined;
+  const pid = Math.max(0, num(state, 'Pid'));
+  if ((!bool(state, 'Running') || pid <= 0) && opts.exited !== true) return undefined;
   const id = str(c, 'Id');
   return {
     runtime,
@@ -189,12 +189,12 @@ export class DockerEngineClient implements RuntimeClient {
     return inspected.filter((c): c is RuntimeContainer => c !== undefined);
   }
 
-  async inspect(id: string, _runtimeNamespace?: string, signal?: AbortSignal): Promise<RuntimeContainer | undefined> {
+  async inspect(id: string, _runtimeNamespace?: string, signal?: AbortSignal, opts: InspectOptions = {}): Promise<RuntimeContainer | undefined> {
     const path = await this.versioned(`/containers/${encodeURIComponent(id)}/json`);
     const { status, body } = await this.getJson(path, signal);
     if (status === 404) return undefined;
     if (status !== 200) throw this.error(`GET ${path}: HTTP ${status}: ${str(asObject(body), 'message')}`);
-    return inspectToRuntimeContainer(this.name, body);
+    return inspectToRuntimeContainer(this.name, body, opts);
   }
 
   watch(signal: AbortSignal): AsyncIterable<RuntimeEvent> {

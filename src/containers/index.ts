@@ -14,7 +14,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { errorMessage, TlscopeError } from '../errors.js';
-import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath } from '../proc/cgroup.js';
+import { cgroupIdOfPath, cgroupMemberships, primaryCgroupPath, unifiedCgroupPath, type CgroupMembership } from '../proc/cgroup.js';
 import { hostNamespaces, namespaceInode, processNamespaces, type ProcessNamespaces } from '../proc/namespaces.js';
 import { DEFAULT_CONTAINERD_NAMESPACES, type CgroupContainerRef } from './cgroup-path.js';
 import { createRuntimeClients } from './clients.js';
@@ -55,6 +55,13 @@ export type ContainerIndexListener = (event: ContainerIndexEvent) => unknown;
 const RECYCLE_SLACK_MS = 5;
 /** How long a removed container's namespace is remembered for late attribution (ms). */
 const RETIRED_KEEP_MS = 30_000;
+
+/** One process of a container as /proc showed it, for a container described after it exited. */
+interface Sighting {
+  readonly pid: number;
+  readonly ns: ProcessNamespaces;
+  readonly cgroups: CgroupMembership[];
+}
 
 /** The container start hook's state: whether containers are known before they start. */
 export interface HookStatus {
@@ -356,9 +363,20 @@ export class ContainerIndex {
   // ---- building entries ----
 
   /** Adds the kernel's view (namespaces, cgroup) to what a runtime said; undefined if the process is gone. */
-  private describe(rc: RuntimeContainer): ContainerInfo | undefined {
-    const ns = processNamespaces(rc.pid, this.procRoot);
-    const cgroups = cgroupMemberships(rc.pid, this.procRoot);
+  /**
+   * The index entry for what a runtime says, with the namespaces and cgroups of its process. A
+   * process that has exited meanwhile (a short-lived container the index learnt after it ran)
+   * is described by `seen`, what /proc said of one of its processes while it ran, if given.
+   */
+  private describe(rc: RuntimeContainer, seen?: Sighting): ContainerInfo | undefined {
+    let pid = rc.pid;
+    let ns = processNamespaces(rc.pid, this.procRoot);
+    let cgroups = cgroupMemberships(rc.pid, this.procRoot);
+    if ((ns === undefined || cgroups === undefined) && seen !== undefined) {
+      pid = seen.pid;
+      ns = seen.ns;
+      cgroups = seen.cgroups;
+    }
     if (ns === undefined || cgroups === undefined) return undefined;
     const unified = unifiedCgroupPath(cgroups);
     return {
@@ -367,7 +385,7 @@ export class ContainerIndex {
       name: rc.name,
       image: rc.image,
       labels: rc.labels,
-      pid: rc.pid,
+      pid,
       mntns: ns.mnt,
       netns: ns.net,
       cgroupPath: primaryCgroupPath(cgroups) ?? '',
@@ -485,10 +503,21 @@ export class ContainerIndex {
       if (c !== undefined) this.remove(c);
       return;
     }
-    const rc = await session.client.inspect(event.id, event.runtimeNamespace, this.controller.signal);
+    // What /proc says of the started process now, before the runtime is asked: a short-lived
+    // container may have exited by the time the answer comes, and its events still need a name.
+    const seen = event.pid === undefined ? undefined : this.sighting(event.pid);
+    const rc = await session.client.inspect(event.id, event.runtimeNamespace, this.controller.signal, { exited: seen !== undefined });
     if (rc === undefined) return; // stopped again already, or not a workload (a pod sandbox)
-    const info = this.describe(rc);
+    const info = this.describe(rc, seen !== undefined && (rc.pid === 0 || rc.pid === seen.pid) ? seen : undefined);
     if (info !== undefined) this.upsert(info, session);
+  }
+
+  /** A process's namespaces and cgroups now, or undefined when it is gone. */
+  private sighting(pid: number, mntns?: number): Sighting | undefined {
+    const ns = processNamespaces(pid, this.procRoot);
+    const cgroups = cgroupMemberships(pid, this.procRoot);
+    if (ns === undefined || cgroups === undefined || (mntns !== undefined && ns.mnt !== mntns)) return undefined;
+    return { pid, ns, cgroups };
   }
 
   // ---- the container start hook ----
@@ -576,12 +605,15 @@ export class ContainerIndex {
     }
     if (this.resolving.has(refKey)) return;
     this.resolving.add(refKey);
+    // what /proc says of the process now: the runtime's answer may come after it has exited
+    const seen = this.sighting(pid, mntns);
     void (async () => {
       try {
         for (const session of candidates) {
-          const rc = await session.client.inspect(ref.id, ref.runtimeNamespace, this.controller.signal);
+          // a process seen in it: its runtime may call it exited by now, its facts are still good
+          const rc = await session.client.inspect(ref.id, ref.runtimeNamespace, this.controller.signal, { exited: seen !== undefined });
           if (rc === undefined) continue;
-          const info = this.describe(rc);
+          const info = this.describe(rc, seen);
           if (info !== undefined) this.upsert(info, session);
           return;
         }

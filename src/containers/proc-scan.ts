@@ -18,6 +18,9 @@ import type { ContainerInfo } from './types.js';
 const SUSPECT_WINDOW_MS = 3000;
 /** Mount namespaces found not to be containers are remembered up to this many. */
 const MAX_IGNORED_MNTNS = 4096;
+/** An event's unknown pid is looked at once per this long at most. */
+const LOOK_AGAIN_MS = 100;
+const MAX_LOOKED_AT = 4096;
 
 /** Reads that treat "not allowed to look" like "gone": pid 1 or a supervisor may refuse even root. */
 function permitted<T>(read: () => T | undefined): T | undefined {
@@ -46,6 +49,8 @@ export class ProcScanner {
   private seenPids = new Set<number>();
   /** Undecided processes: pid → when first seen. */
   private readonly suspects = new Map<number, number>();
+  /** pid → when an event made us look at it last (suspect()). */
+  private readonly lookedAt = new Map<number, number>();
   /**
    * Mount namespaces that are not containers → a pid that was in it. Namespace inode numbers are
    * recycled once a namespace is freed, so an entry only holds while that pid is still there.
@@ -58,9 +63,22 @@ export class ProcScanner {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A pid seen in an event whose mount namespace is unknown: look at it on the next pass. */
+  /**
+   * A pid seen in an event whose mount namespace is unknown: looked at now, while it most likely
+   * still runs (a short-lived container's process may be gone by the next pass, and with it what
+   * /proc says about its cgroup), then again on the next passes for a while. At most one look per
+   * pid every LOOK_AGAIN_MS however many of its events come.
+   */
   suspect(pid: number, mntns: number): void {
-    if (mntns !== this.target.hostMntns() && !this.ignored.has(mntns) && !this.suspects.has(pid)) this.suspects.set(pid, this.now());
+    // isIgnored, not ignored.has: inodes are recycled within milliseconds (a pod sandbox's, found
+    // not to be a workload, is often the next pod's app container's)
+    if (mntns === this.target.hostMntns() || this.isIgnored(mntns, pid)) return;
+    const t = this.now();
+    const last = this.lookedAt.get(pid);
+    if (last !== undefined && t - last < LOOK_AGAIN_MS) return;
+    if (this.lookedAt.size >= MAX_LOOKED_AT) this.lookedAt.clear();
+    this.lookedAt.set(pid, t);
+    this.examine(pid, this.suspects.get(pid) ?? t);
   }
 
   /** Remember a mount namespace (with a process in it) as not a container: a pod sandbox, a service's private namespace. */
@@ -99,6 +117,7 @@ export class ProcScanner {
     for (const pid of pids) {
       if (!this.seenPids.has(pid)) this.examine(pid, t);
     }
+    for (const pid of this.lookedAt.keys()) if (!current.has(pid)) this.lookedAt.delete(pid);
     for (const [pid, since] of [...this.suspects]) {
       if (!current.has(pid)) {
         this.suspects.delete(pid);

@@ -75,6 +75,8 @@ export interface RuntimeEvent {
   readonly type: 'start' | 'stop';
   readonly id: string;
   readonly runtimeNamespace?: string;
+  /** The started process, where the event says it (containerd's TaskStart). */
+  readonly pid?: number;
 }
 
 /**
@@ -89,8 +91,12 @@ export interface RuntimeClient {
   isPresent(): boolean;
   /** Every running container. */
   list(signal?: AbortSignal): Promise<RuntimeContainer[]>;
-  /** One container, or undefined when it is not running (or is not a workload, like a pod sandbox). */
-  inspect(id: string, runtimeNamespace?: string, signal?: AbortSignal): Promise<RuntimeContainer | undefined>;
+  /**
+   * One container, or undefined when it is not running (or is not a workload, like a pod sandbox).
+   * With `exited`, also one whose process has exited but which its runtime still knows (its pid
+   * may then be stale or 0): for a container the index saw run in /proc before it could ask.
+   */
+  inspect(id: string, runtimeNamespace?: string, signal?: AbortSignal, opts?: InspectOptions): Promise<RuntimeContainer | undefined>;
   /**
    * Start and stop events from now on. The subscription is made when `watch` is called (not
    * on first iteration), so a `list()` that follows misses nothing. Ends when `signal` aborts;
@@ -99,4 +105,9 @@ export interface RuntimeClient {
   watch(signal: AbortSignal): AsyncIterable<RuntimeEvent>;
   /** Releases the connection; the client is unusable afterwards. */
   close(): void;
+}
+
+export interface InspectOptions {
+  /** Also a container whose process has exited (see RuntimeClient.inspect). */
+  readonly exited?: boolean;
 }

@@ -37,7 +37,7 @@ export class NetnsScope {
       this.add('host', hostNetnsPath());
     }
     for (const pid of this.selector.pids ?? []) this.add(`pid:${pid}`, `/proc/${pid}/ns/net`);
-    if (!hasContainerFilter(this.selector) && this.selector.host !== true && !this.selector.pids?.length) {
+    if (this.watchesEveryNamespace()) {
       this.discovery = new NetnsDiscovery({
         onAdded: (ns) => this.add(`netns:${ns.inode}`, ns.path, ns.inode),
         onRemoved: (inode) => this.remove(`netns:${inode}`, inode),
@@ -47,6 +47,20 @@ export class NetnsScope {
     if (this.index === undefined) return;
     for (const c of this.index.all()) this.onContainer({ type: 'added', container: c });
     this.unsubscribe = this.index.subscribe((e) => this.onContainer(e));
+  }
+
+  /**
+   * Every namespace on the host is watched when the scope is the whole host (unfiltered), and
+   * also when the scope names containers but the index learns containers only after they start
+   * (no start hook: an agent in a pod, a kernel without fanotify permission events, the hook
+   * turned off). Then a container's first packets come before the index knows it is in scope;
+   * they are caught in its namespace all the same, wait in the session's late binding until the
+   * index knows the container, and are kept or dropped by the scope there (counted either way).
+   */
+  watchesEveryNamespace(): boolean {
+    if (this.selector.host === true || (this.selector.pids?.length ?? 0) > 0) return false;
+    if (!hasContainerFilter(this.selector)) return true;
+    return this.index !== undefined && this.index.hookStatus().active === false;
   }
 
   private inScope(c: ContainerInfo): boolean {

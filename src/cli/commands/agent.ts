@@ -20,6 +20,7 @@ const options: OptionSpecs = {
   'containerd-socket': { type: 'string', arg: 'PATH', description: 'the node\'s containerd socket (default /run/containerd/containerd.sock)' },
   'max-queued-events': { type: 'string', arg: 'N', description: 'events held for a slow client before they are dropped and counted (default 20000)' },
   'no-redact': { type: 'boolean', description: 'do not mask credentials in trace tls sessions (by default Authorization, Proxy-Authorization, Cookie, Set-Cookie and gRPC *-bin metadata are masked before events leave the agent; a client may also ask with --no-redact)' },
+  'no-start-hook': { type: 'boolean', description: 'do not learn containers before they start (the container start hook; on by default where the agent shares the host\'s mount namespace, off in a pod): pods are then learnt from containerd\'s events, and scoped network gadgets watch every network namespace meanwhile' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
@@ -59,6 +60,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     ...(maxEvents === undefined ? {} : { limits: { maxEvents } }),
     ...(str(values, 'health') === undefined ? {} : { health: str(values, 'health') as string }),
     redact: !bool(values, 'no-redact'),
+    ...(bool(values, 'no-start-hook') ? { startHook: false } : {}),
     doctor: () => buildReport(),
     log: (text) => ctx.err.write(`tlscope agent: ${text}\n`),
   });

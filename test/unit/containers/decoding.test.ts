@@ -40,7 +40,7 @@ test('protowire reads strings, varints, and skips fixed-width and unknown fields
 
 test('containerd task events: start, exit and delete of the container task; exec processes ignored', () => {
   // TaskStart { container_id = 1; pid = 2 }
-  assert.deepEqual(containerdEnvelopeToEvent('/tasks/start', 'default', msg(str(1, 'web'), uint(2, 1234))), { type: 'start', id: 'web', runtimeNamespace: 'default' });
+  assert.deepEqual(containerdEnvelopeToEvent('/tasks/start', 'default', msg(str(1, 'web'), uint(2, 1234))), { type: 'start', id: 'web', runtimeNamespace: 'default', pid: 1234 });
   // TaskExit { container_id = 1; id = 2; pid = 3; exit_status = 4 }
   assert.deepEqual(containerdEnvelopeToEvent('/tasks/exit', 'k8s.io', msg(str(1, 'web'), str(2, 'web'), uint(3, 1234), uint(4, 137))), { type: 'stop', id: 'web', runtimeNamespace: 'k8s.io' });
   assert.equal(containerdEnvelopeToEvent('/tasks/exit', 'default', msg(str(1, 'web'), str(2, 'exec-42'), uint(3, 999))), undefined);

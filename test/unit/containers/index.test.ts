@@ -22,7 +22,7 @@ class ScriptedRuntime implements RuntimeClient {
   containers = new Map<string, RuntimeContainer>();
   listCalls = 0;
   closed = false;
-  private readonly queues = new Set<AsyncQueue<RuntimeEvent>>();
+  protected readonly queues = new Set<AsyncQueue<RuntimeEvent>>();
   constructor(readonly name: RuntimeName, readonly socketPath = `/run/${name}.sock`) {}
   isPresent(): boolean {
     return this.present;
@@ -334,4 +334,68 @@ test('close() leaves no timer behind', async () => {
   await new Promise((r) => setTimeout(r, 60));
   await index.close();
   assert.equal(timers(), before);
+});
+
+/** A runtime that answers an inspect only when the test lets it (after the process has exited), as an exited container (pid 0) when asked with `exited`. */
+class SlowRuntime extends ScriptedRuntime {
+  private gate: (() => void) | undefined;
+  private readonly opened = new Promise<void>((resolve) => { this.gate = resolve; });
+  asked: { id: string; exited: boolean }[] = [];
+  answer(): void {
+    this.gate?.();
+  }
+  override async inspect(id: string, _ns?: string, _signal?: AbortSignal, opts?: { exited?: boolean }): Promise<RuntimeContainer | undefined> {
+    this.asked.push({ id, exited: opts?.exited === true });
+    await this.opened;
+    const c = this.containers.get(id);
+    if (c === undefined) return undefined;
+    return opts?.exited === true ? { ...c, pid: 0 } : undefined; // exited: only `exited` gets it
+  }
+  startWithPid(c: RuntimeContainer): void {
+    this.containers.set(c.id, c);
+    for (const q of this.queues) q.push({ type: 'start', id: c.id, pid: c.pid });
+  }
+}
+
+test('a short-lived container whose start event names its pid: described from what /proc said then, though its runtime answers after the exit', async () => {
+  const containerd = new SlowRuntime('containerd');
+  const index = new ContainerIndex({ clients: [containerd], procRoot: proc.root, rescanIntervalMs: 0, sessionTiming: fast });
+  try {
+    await index.start();
+    proc.add({ pid: 900, mnt: 5090, net: 6090, cgroup: '/k8s.io/quick' });
+    containerd.startWithPid(container('containerd', 'quick', 900, { name: 'quick', runtimeNamespace: 'k8s.io' }));
+    await until('asked', () => containerd.asked.length === 1);
+    proc.remove(900); // it exits before the runtime answers
+    containerd.answer();
+    await until('indexed', () => index.size === 1);
+    const c = index.byMntns(5090);
+    assert.equal(c?.name, 'quick');
+    assert.equal(c?.netns, 6090);
+    assert.deepEqual(containerd.asked, [{ id: 'quick', exited: true }]);
+  } finally {
+    await index.close();
+    proc.remove(900);
+  }
+});
+
+test('byPid of a process in an unknown namespace is looked at at once (no rescan), and the runtime\'s answer after its exit still names it', async () => {
+  const containerd = new SlowRuntime('containerd');
+  const index = new ContainerIndex({ clients: [containerd], procRoot: proc.root, rescanIntervalMs: 0, sessionTiming: fast });
+  try {
+    await index.start();
+    proc.add({ pid: 910, mnt: 5091, net: 6091, cgroup: '/k8s.io/brief' });
+    containerd.containers.set('brief', container('containerd', 'brief', 910, { name: 'brief', runtimeNamespace: 'k8s.io' }));
+    assert.equal(index.byPid(910), undefined);
+    await until('asked', () => containerd.asked.length === 1);
+    proc.remove(910);
+    containerd.answer();
+    await until('indexed', () => index.size === 1);
+    assert.equal(index.byMntns(5091)?.name, 'brief');
+    // a second event of that pid soon after does not look again
+    index.byPid(910);
+    assert.equal(containerd.asked.length, 1);
+  } finally {
+    await index.close();
+    proc.remove(910);
+  }
 });
