@@ -368,7 +368,12 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     if (mntns === undefined || mntns === 0 || e.proc.pid <= 0) return { kind: 'host' };
     if (mntns === this.hostMnt) return { kind: 'host' };
     const c = this.index.byMntns(mntns, e.timestamp);
-    if (c !== undefined) return { kind: 'container', c };
+    // A container's processes share its network namespace. Mount namespace inodes are recycled
+    // within milliseconds: an event of a new container that the index does not know yet can
+    // carry the inode of one that has just exited (seen: a pod on another node of the test
+    // cluster, same kernel, named as this node's pod). Its network namespace tells them apart:
+    // it waits as unknown rather than take the old one's name.
+    if (c !== undefined && !(e.proc.netns !== undefined && e.proc.netns !== 0 && c.netns !== 0 && e.proc.netns !== c.netns)) return { kind: 'container', c };
     if (this.hostMnt === undefined) return { kind: 'host' }; // no host namespaces known: nothing to hold for
     return { kind: 'unknown', mntns };
   }
