@@ -11,7 +11,7 @@ import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
-import { RawRedaction } from './raw-redact.js';
+import { RawRedaction, redactionSummary } from './raw-redact.js';
 import { loadProtoDir, type DescribeMessage } from './proto-schema.js';
 
 const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'ktls'];
@@ -43,9 +43,20 @@ function details(g: TlsGadget): string {
   return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}${keylog}`;
 }
 
-/** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
-export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage): Stage<TlsEvent, TlsHttpEvent> {
-  const pairing = new TlsHttp({ ...(redactor === undefined ? {} : { redactor }), ...(describeMessage === undefined ? {} : { describeMessage }) });
+/**
+ * --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. With
+ * `keepCalls` (trace tls -w) each exchange also carries the raw calls it was read from, masked
+ * as the redact stage masks raw data when a redactor is given: the pairing itself reads the
+ * unmasked bytes (an HPACK block masked in place is still decodable, but the pairing masks the
+ * decoded headers anyway), so the calls are masked on a copy.
+ */
+export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage, keepCalls = false): Stage<TlsEvent, TlsHttpEvent> {
+  const raw = keepCalls && redactor !== undefined ? new RawRedaction(redactor) : undefined;
+  const pairing = new TlsHttp({
+    ...(redactor === undefined ? {} : { redactor }),
+    ...(describeMessage === undefined ? {} : { describeMessage }),
+    ...(keepCalls ? { keepCalls: { view: (e: TlsEvent) => (raw === undefined ? e : raw.process([e])[0] ?? e) } } : {}),
+  });
   return {
     name: 'http',
     process: (batch) => pairing.process(batch),
@@ -53,8 +64,9 @@ export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage
     flush: () => pairing.flush(),
     details: () => {
       const h = pairing.stats;
-      return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection`;
+      return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection${keepCalls ? `, ${h.callsNotKept} calls not kept for -w (a connection with more than 4096 calls and no exchange)` : ''}`;
     },
+    summary: () => (raw === undefined ? undefined : redactionSummary(raw)),
   };
 }
 
@@ -66,8 +78,9 @@ function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
     process: (batch) => raw.process(batch),
     details: () => {
       const h = raw.h2;
-      return `redaction: ${h.masked} HTTP/2 header values masked, ${h.splitBlocks} header blocks split across calls (their earlier part masked whole), ${h.unframedBytes} HTTP/2 bytes that could not be framed masked whole`;
+      return `redaction: ${raw.h1.masked} HTTP/1 header values masked, ${h.masked} HTTP/2 header values masked, ${h.splitBlocks} header blocks split across calls (their earlier part masked whole), ${h.unframedBytes} HTTP/2 bytes that could not be framed masked whole`;
     },
+    summary: () => redactionSummary(raw),
   };
 }
 
@@ -125,12 +138,14 @@ Examples:
   processEvents: true,
   stages: (params) => {
     const redactor = redactorOf(params);
-    // -w FILE's stage is the front end's (it writes a file): src/cli/commands/trace-tls.ts
+    // -w FILE is the front end's (it writes a file from the shown events: src/cli/commands/trace-tls.ts);
+    // with --http it needs the exchanges to carry their raw calls
     const stages: Stage<any, any>[] = [];
+    const keepCalls = typeof params['write'] === 'string';
     // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
     const protoDir = params['proto'];
     if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
-    if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined));
+    if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined, keepCalls));
     else if (redactor !== undefined) stages.push(redactStage(redactor));
     return stages;
   },
