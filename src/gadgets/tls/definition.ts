@@ -122,7 +122,7 @@ Examples:
     { name: 'no-redact', type: 'bool', description: 'do not mask credentials (tlscope agent and tlscope ui mask them by default: this turns that off for the session)' },
     { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
     { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
-    { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the plaintext to a pcapng file as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys); one interface per process',
+    { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the calls shown to a pcapng file, as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys): only what the scope, --filter/--query keep, masked by --redact; with --http the shown exchanges\' raw calls; one interface per container (pod container) or host process, each packet\'s comment names pid, tid, comm, function and container',
       check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
     { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
