@@ -4,7 +4,7 @@ import { openSync, writeSync } from 'node:fs';
 import type { GadgetDefinition } from '../../gadgets/definition.js';
 import type { TraceTlsEvent } from '../../gadgets/tls/fields.js';
 import type { TlsEvent } from '../../gadgets/tls/gadget.js';
-import { openTls, tlsDefinition } from '../../gadgets/tls/definition.js';
+import { openTls, tlsDefinition, tlsStages } from '../../gadgets/tls/definition.js';
 import type { CommandContext } from '../context.js';
 import { runTraceCommand } from '../trace-command.js';
 import { pcapngFileTap } from '../tls-pcapng.js';
@@ -21,7 +21,7 @@ function keylogSink(path: string): (line: string) => void {
   };
 }
 
-/** trace tls with the front end's own flags: --proto and --keylog (-w is the tap below). */
+/** trace tls with the front end's own flags: --proto, --keylog, and -w's needs of the stages (the file is the tap below). */
 const withFrontEnd: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
   ...tlsDefinition,
   params: [
@@ -33,6 +33,8 @@ const withFrontEnd: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
     const path = params['keylog'];
     return openTls(params, ctx, typeof path === 'string' ? { keylog: keylogSink(path) } : {});
   },
+  // -w: --http exchanges carry their raw calls for the pcapng (tls-pcapng.ts)
+  stages: (params) => tlsStages(params, { keepCalls: typeof params['write'] === 'string' }),
 };
 
 /**
@@ -40,8 +42,9 @@ const withFrontEnd: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
  * a stage: a stage runs before attribution, scope and --filter/--query, so it would write calls
  * the run does not show and could only name processes. With --http the shown events are
  * exchanges; the --http stage keeps the raw (masked) calls with each exchange for -w (the
- * definition's stages see `write`), so the file still holds the calls, and only the shown
- * exchanges' ones.
+ * stages above ask for it), so the file still holds the calls, and only the shown exchanges'.
+ * Placing the writer between the redact and --http stages instead would not do: --filter and
+ * --query are over the exchanges' fields, so only the exchanges say which calls are shown.
  */
 export function run(argv: string[], ctx: CommandContext): Promise<number> {
   return runTraceCommand(withFrontEnd, argv, ctx, {

@@ -66,7 +66,15 @@ export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage
       const h = pairing.stats;
       return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection${keepCalls ? `, ${h.callsNotKept} calls not kept for -w (a connection with more than 4096 calls and no exchange)` : ''}`;
     },
-    summary: () => (raw === undefined ? undefined : redactionSummary(raw)),
+    summary: () => {
+      const n = pairing.stats.maskedHeaders;
+      const rawText = raw === undefined ? undefined : redactionSummary(raw);
+      const parts = [
+        ...(n > 0 ? [`${n} header value${n === 1 ? '' : 's'} masked in the exchanges`] : []),
+        ...(rawText === undefined ? [] : [`in -w's raw calls: ${rawText.replace(/^redaction: /, '')}`]),
+      ];
+      return parts.length === 0 ? undefined : `redaction: ${parts.join('; ')}`;
+    },
   };
 }
 
@@ -136,22 +144,27 @@ Examples:
   },
   requirements: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']],
   processEvents: true,
-  stages: (params) => {
-    const redactor = redactorOf(params);
-    // -w FILE is the front end's (it writes a file from the shown events: src/cli/commands/trace-tls.ts);
-    // with --http it needs the exchanges to carry their raw calls
-    const stages: Stage<any, any>[] = [];
-    const keepCalls = typeof params['write'] === 'string';
-    // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
-    const protoDir = params['proto'];
-    if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
-    if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined, keepCalls));
-    else if (redactor !== undefined) stages.push(redactStage(redactor));
-    return stages;
-  },
+  stages: (params) => tlsStages(params),
   open: (params, ctx) => openTls(params, ctx),
 };
 
+
+/**
+ * trace tls's stages: --http's pairing, or --redact's raw masking. `keepCalls` (the local CLI's
+ * -w, which writes a pcapng from the shown events) makes --http exchanges carry their raw
+ * calls; only the front end that writes the file asks for it (an agent would ship them for
+ * nothing).
+ */
+export function tlsStages(params: ParamValues, opts: { keepCalls?: boolean } = {}): Stage<any, any>[] {
+  const redactor = redactorOf(params);
+  const stages: Stage<any, any>[] = [];
+  // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
+  const protoDir = params['proto'];
+  if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
+  if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined, opts.keepCalls === true));
+  else if (redactor !== undefined) stages.push(redactStage(redactor));
+  return stages;
+}
 
 /** Opens trace tls; the front end adds what only it may ask for (--keylog's line sink). */
 export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra: Pick<TlsOptions, 'keylog'> = {}): GadgetInstance<TlsEvent> {

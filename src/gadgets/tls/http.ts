@@ -94,6 +94,8 @@ export interface HttpPairingStats {
   incomplete: number;
   /** with keepCalls: calls forgotten because their connection held too many without an exchange */
   callsNotKept: number;
+  /** header values (trailers included) the redactor masked in the exchanges */
+  maskedHeaders: number;
 }
 
 export interface TlsHttpOptions {
@@ -134,7 +136,7 @@ export class TlsHttp {
   private readonly opts: TlsHttpOptions;
   private readonly maxConnections: number;
   private lastSweep = 0;
-  private readonly counts = { reusedSessions: 0, incomplete: 0, h2: 0, h1: 0, callsNotKept: 0 };
+  private readonly counts = { reusedSessions: 0, incomplete: 0, h2: 0, h1: 0, callsNotKept: 0, maskedHeaders: 0 };
 
   constructor(opts: TlsHttpOptions = {}) {
     this.opts = opts;
@@ -177,6 +179,15 @@ export class TlsHttp {
     }
   }
 
+  /** Header fields through the redactor (if any), counted. */
+  private masked<H extends HeaderField>(hs: readonly H[]): readonly H[] {
+    const r = this.opts.redactor;
+    if (r === undefined) return hs;
+    const out = r.headers(hs);
+    for (let i = 0; i < out.length; i++) if (out[i] !== hs[i]) this.counts.maskedHeaders++;
+    return out;
+  }
+
   /** The calls kept on a connection so far, handed to the exchange being made (and forgotten). */
   private takeCalls(c: Conn): Pick<TlsHttpEvent, 'calls'> {
     if (this.opts.keepCalls === undefined) return {};
@@ -202,6 +213,7 @@ export class TlsHttp {
       reusedSessions: this.counts.reusedSessions,
       incomplete: this.counts.incomplete,
       callsNotKept: this.counts.callsNotKept,
+      maskedHeaders: this.counts.maskedHeaders,
     };
   }
 
@@ -293,8 +305,8 @@ export class TlsHttp {
       responseBytes: x.responseBytes,
       end: complete ? 'complete' : 'cut-off',
       note: complete ? undefined : `the connection ended after ${x.response.bodyBytes} body bytes of the response`,
-      requestHeaders: r === undefined ? reqHeaders : r.headers(reqHeaders),
-      responseHeaders: r === undefined ? x.response.headers : r.headers(x.response.headers),
+      requestHeaders: this.masked(reqHeaders),
+      responseHeaders: this.masked(x.response.headers),
       requestBody: redactBody(r, x.request?.body ?? new Uint8Array(0)),
       responseBody: redactBody(r, x.response.body),
       requestBodyBytes: x.request?.bodyBytes ?? 0,
@@ -359,8 +371,8 @@ export class TlsHttp {
       responseBytes: x.response.frameBytes,
       end: x.end,
       note: notes.length === 0 ? undefined : notes.join('; '),
-      requestHeaders: r === undefined ? x.request.headers : r.headers(x.request.headers),
-      responseHeaders: r === undefined ? responseHeaders : r.headers(responseHeaders),
+      requestHeaders: this.masked(x.request.headers),
+      responseHeaders: this.masked(responseHeaders),
       requestBody: redactBody(r, x.request.body),
       responseBody: redactBody(r, x.response.body),
       requestBodyBytes: x.request.bodyBytes,
