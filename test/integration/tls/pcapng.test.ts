@@ -82,19 +82,27 @@ test('--filter: only the shown calls are in the file (curl\'s, not the python se
   for (const c of [a, b]) assert.ok(convs.some((l) => l.includes(`127.0.0.1:${c.port} `) || l.endsWith(`127.0.0.1:${c.port}`)), `${c.port} in ${convs.join('; ')}`);
 });
 
-test('--http --query: the file holds the raw calls of the shown exchanges only (both sides of /keep, nothing of /drop)', { skip }, async () => {
+test('--http --query --redact: the file holds the raw calls of the shown exchanges only (both sides of /keep, nothing of /drop), masked', { skip }, async () => {
   const file = join(work.dir, 'query.pcapng');
-  const tracer = new CliTracer(['--host', '--http', '--query', 'http.path == "/keep"', '-w', file]);
+  const secret = `HTTPSECRET${process.pid}`;
+  const tracer = new CliTracer(['--host', '--http', '--redact', '--query', 'http.path == "/keep"', '-w', file]);
   let keep: { pid: number; port: number } | undefined;
   let drop: { pid: number; port: number } | undefined;
   try {
     await tracer.ready();
     drop = await curl('/drop');
-    keep = await curl('/keep');
+    keep = await curl('/keep', '-H', `Authorization: Bearer ${secret}`);
     await waitUntil('/keep on both sides', () => tracer.events.filter((e) => (e as unknown as { http?: { path?: string } }).http?.path === '/keep').length >= 2, 20_000);
   } finally {
     const s = await tracer.stop();
     assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stderr, /^tlscope: redaction: 2 header values masked in the exchanges; in -w's raw calls: [1-9]\d* HTTP\/1 header values? and 0 HTTP\/2 header values masked in the raw data$/m, s.stderr);
+  }
+  const raw = execFileSync('tshark', ['-r', file, '-Y', 'frame contains "GET /keep "', '-T', 'fields', '-e', 'tcp.payload'], { encoding: 'utf8' }).trim().split('\n').map((h) => Buffer.from(h, 'hex').toString('latin1'));
+  assert.equal(raw.length, 2);
+  for (const r of raw) {
+    assert.match(r, /\r\nAuthorization: \*+\r\n/);
+    assert.ok(!r.includes(secret));
   }
   assert.deepEqual(interfaces(file), [`pid ${keep.pid} (curl)`, `pid ${py.pid} (python3)`].sort());
   // both ends were traced: the stream is in the file twice with the same sequence numbers (tshark
