@@ -7,7 +7,7 @@ import { hasContainerFilter, SCOPE_HELP } from '../containers/selector.js';
 import { TlscopeError, UsageError } from '../errors.js';
 import { defaultVisible, type CommonEvent } from '../fields/common.js';
 import { selectFields } from '../fields/field.js';
-import type { GadgetDefinition } from '../gadgets/definition.js';
+import type { GadgetDefinition, ParamValues } from '../gadgets/definition.js';
 import { parseParams } from '../gadgets/params.js';
 import { ColumnWriter } from '../output/columns.js';
 import { compileQuery } from '../query/query.js';
@@ -18,6 +18,20 @@ import { bool, helpText, int, parse, str } from './args.js';
 import type { CommandContext } from './context.js';
 import { startCpuProfile } from './profile.js';
 import { outputOptions, paramOptions, paramValuesFrom, scopeOptions, selectorFrom } from './scope.js';
+
+/**
+ * Something besides the printed output that takes the events the session shows, in the same
+ * batches (trace tls -w's pcapng file); closed when the command ends, however it ends.
+ */
+export interface EventTap<E> {
+  events(batch: readonly E[]): void;
+  close(): void;
+}
+
+export interface TraceCommandOptions<E> {
+  /** a tap for these (checked) parameter values, opened once the session has started */
+  tap?(params: ParamValues): EventTap<E> | undefined;
+}
 
 export function traceHelp(def: GadgetDefinition<any, any>): string {
   const fields = def.fields(parseParams(def.params, {}));
@@ -49,7 +63,7 @@ export function problemError(st: SessionStats): TlscopeError | undefined {
   return p === undefined ? undefined : new TlscopeError(p.code, p.text, p.hint === undefined ? {} : { hint: p.hint });
 }
 
-export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefinition<E, any>, argv: string[], ctx: CommandContext): Promise<number> {
+export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefinition<E, any>, argv: string[], ctx: CommandContext, opts: TraceCommandOptions<E> = {}): Promise<number> {
   const { values } = parse(argv, { ...scopeOptions, ...outputOptions, ...paramOptions(def.params) }, false);
   if (bool(values, 'help')) {
     ctx.out.write(traceHelp(def));
@@ -80,7 +94,9 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
     view: { json: format !== 'columns' },
   });
   const profile = await startCpuProfile();
+  let tap: EventTap<E> | undefined;
   try {
+    tap = opts.tap?.(session.params);
     const pods = selector.k8sNamespace !== undefined || selector.k8sPodName !== undefined || selector.k8sContainerName !== undefined || selector.k8sSelector !== undefined;
     const containers = hasContainerFilter(selector) || selector.host !== true;
     const shown = format === 'columns'
@@ -92,6 +108,7 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
     let final: SessionStats | undefined;
     for await (const m of session as AsyncIterable<SessionMessage<E>>) {
       if (m.type === 'events') {
+        tap?.events(m.events);
         if (detail === undefined) writer.write(m.events);
         else {
           for (const e of m.events) {
@@ -107,11 +124,14 @@ export async function runTraceCommand<E extends CommonEvent>(def: GadgetDefiniti
     const st = final ?? (await session.stop());
     const details = verbose ? session.details() : undefined;
     ctx.err.write(`tlscope: ${summaryLine(st, session.holdBounds.holdMs)}${details === undefined ? '' : `; ${details}`}\n`);
+    // said with or without -v (e.g. that --redact changed the data, and where it masked whole)
+    for (const text of session.summaries()) ctx.err.write(`tlscope: ${text}\n`);
     const err = problemError(st);
     if (err !== undefined) throw err;
     return 0;
   } finally {
     await session.stop();
+    tap?.close();
     await profile?.stop();
   }
 }

@@ -114,6 +114,8 @@ export interface Stage<I, O> {
   flush?(): O[];
   /** what it counts, for the -v summary */
   details?(): string;
+  /** what must be said at the end of every run, -v or not (e.g. that data was masked); undefined: nothing */
+  summary?(): string | undefined;
   /** shown counts are what the stage makes: what it consumed is not "shown" */
 }
 

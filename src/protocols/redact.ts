@@ -70,9 +70,10 @@ export class Redactor {
   /**
    * HTTP/1 plaintext with secret header values overwritten by '*' in place (same length).
    * Header lines are found anywhere in the bytes (a call may hold several messages or half a
-   * line; a value cut at the end of the bytes is masked to the end).
+   * line; a value cut at the end of the bytes is masked to the end). `count.masked` counts the
+   * values masked, when given.
    */
-  http1Bytes(bytes: Uint8Array): Uint8Array {
+  http1Bytes(bytes: Uint8Array, count?: { masked: number }): Uint8Array {
     let out: Uint8Array | undefined;
     let lineStart = 0;
     for (let i = 0; i <= bytes.length; i++) {
@@ -86,6 +87,7 @@ export class Redactor {
           while (s < i && (out[s] === 0x20 || out[s] === 0x09)) s++;
           const e = i > 0 && out[i - 1] === 0x0d ? i - 1 : i;
           for (let k = s; k < e; k++) out[k] = 0x2a;
+          if (count !== undefined) count.masked++;
         }
       }
       lineStart = i + 1;

@@ -493,6 +493,11 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     return parts.length ? parts.join('; ') : undefined;
   }
 
+  /** What the stages say at the end of every run, -v or not (e.g. how much --redact masked). */
+  summaries(): string[] {
+    return this.stages.map((s) => s.summary?.()).filter((x): x is string => x !== undefined && x !== '');
+  }
+
   /** The gadget's own counters (capture: captured, received, dropped), when it has them. */
   gadgetCounters(): Record<string, number> {
     return this.instance?.counters?.() ?? {};

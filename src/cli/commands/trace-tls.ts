@@ -1,52 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-/** `tlscope trace tls`: flags → session (with the --http stage, and -w's pcapng stage) → columns or JSON. */
-import { closeSync, openSync, writeSync } from 'node:fs';
-import type { GadgetDefinition, Stage } from '../../gadgets/definition.js';
+/** `tlscope trace tls`: flags → session (with the --http stage) → columns or JSON, and -w's pcapng of the shown events. */
+import { openSync, writeSync } from 'node:fs';
+import type { GadgetDefinition } from '../../gadgets/definition.js';
 import type { TraceTlsEvent } from '../../gadgets/tls/fields.js';
 import type { TlsEvent } from '../../gadgets/tls/gadget.js';
-import { openTls, redactorOf, tlsDefinition } from '../../gadgets/tls/definition.js';
-import { PlaintextPcapngWriter } from '../../output/plaintext-pcapng.js';
-import type { Redactor } from '../../protocols/redact.js';
+import { openTls, tlsDefinition, tlsStages } from '../../gadgets/tls/definition.js';
 import type { CommandContext } from '../context.js';
 import { runTraceCommand } from '../trace-command.js';
-import { RawRedaction } from '../../gadgets/tls/raw-redact.js';
-
-/** -w FILE: writes each batch's plaintext (masked by --redact first) to a pcapng file as it passes. */
-function pcapngStage(path: string, redactor: Redactor | undefined): Stage<TlsEvent, TlsEvent> {
-  let fd: number | undefined;
-  let w: PlaintextPcapngWriter | undefined;
-  const open = (): PlaintextPcapngWriter => {
-    const f = openSync(path, 'w');
-    fd = f;
-    return new PlaintextPcapngWriter((chunk) => void writeSync(f, chunk));
-  };
-  // its own masking state per connection: it sees the calls before the redact stage does
-  const raw = redactor === undefined ? undefined : new RawRedaction(redactor);
-  return {
-    name: 'pcapng',
-    process(batch) {
-      w ??= open();
-      w.write((raw === undefined ? batch : raw.process(batch)).filter((e) => e.local !== undefined && e.remote !== undefined).map((e) => ({
-        timestampMs: e.timestamp,
-        direction: e.direction,
-        local: e.local ?? '',
-        remote: e.remote ?? '',
-        data: e.data,
-        owner: `pid ${e.proc.pid} (${e.proc.comm})`,
-        comment: `pid ${e.proc.pid} tid ${e.proc.tid} ${e.proc.comm} ${e.function}${e.truncated ? ' (cut by --max-bytes)' : ''}`,
-        connection: e.conn,
-      })));
-      return [...batch];
-    },
-    flush() {
-      (w ?? open()).close();
-      if (fd !== undefined) closeSync(fd);
-      w = undefined;
-      fd = undefined;
-      return [];
-    },
-  };
-}
+import { pcapngFileTap } from '../tls-pcapng.js';
 
 /**
  * --keylog FILE: Go programs' TLS secrets as NSS key log lines, appended as they come (mode
@@ -60,8 +21,8 @@ function keylogSink(path: string): (line: string) => void {
   };
 }
 
-/** trace tls, with -w FILE's stage first (it sees every call, before --http pairs them), and --keylog. */
-const withPcapng: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
+/** trace tls with the front end's own flags: --proto, --keylog, and -w's needs of the stages (the file is the tap below). */
+const withFrontEnd: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
   ...tlsDefinition,
   params: [
     ...tlsDefinition.params,
@@ -72,13 +33,21 @@ const withPcapng: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
     const path = params['keylog'];
     return openTls(params, ctx, typeof path === 'string' ? { keylog: keylogSink(path) } : {});
   },
-  stages: (params) => {
-    const path = params['write'];
-    const rest = tlsDefinition.stages?.(params) ?? [];
-    return typeof path === 'string' ? [pcapngStage(path, redactorOf(params)), ...rest] : rest;
-  },
+  // -w: --http exchanges carry their raw calls for the pcapng (tls-pcapng.ts)
+  stages: (params) => tlsStages(params, { keepCalls: typeof params['write'] === 'string' }),
 };
 
+/**
+ * -w FILE is fed by the front end with the events the session shows (see tls-pcapng.ts), not by
+ * a stage: a stage runs before attribution, scope and --filter/--query, so it would write calls
+ * the run does not show and could only name processes. With --http the shown events are
+ * exchanges; the --http stage keeps the raw (masked) calls with each exchange for -w (the
+ * stages above ask for it), so the file still holds the calls, and only the shown exchanges'.
+ * Placing the writer between the redact and --http stages instead would not do: --filter and
+ * --query are over the exchanges' fields, so only the exchanges say which calls are shown.
+ */
 export function run(argv: string[], ctx: CommandContext): Promise<number> {
-  return runTraceCommand(withPcapng, argv, ctx);
+  return runTraceCommand(withFrontEnd, argv, ctx, {
+    tap: (params) => (typeof params['write'] === 'string' ? pcapngFileTap(params['write']) : undefined),
+  });
 }

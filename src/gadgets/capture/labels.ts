@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /** How a captured network namespace is named on each line and in pcapng interface descriptions. */
-import type { ContainerInfo } from '../../containers/types.js';
+import type { ContainerInfo, K8sIdentity } from '../../containers/types.js';
+
+/** What a label needs of a container: what the index knows, or what an enriched event carries. */
+export type ContainerIdentity = Pick<ContainerInfo, 'name'> & {
+  readonly runtime: string;
+  readonly k8s?: Pick<K8sIdentity, 'namespace' | 'podName' | 'containerName'> | undefined;
+};
 
 export interface NamespaceLabel {
   /** on each printed line: "web", "shop/cart-7d9f" (a pod), "host" */
@@ -10,7 +16,7 @@ export interface NamespaceLabel {
 }
 
 /** The label of the containers sharing one network namespace (a pod's, or one container's). */
-export function labelFor(containers: readonly ContainerInfo[]): NamespaceLabel | undefined {
+export function labelFor(containers: readonly ContainerIdentity[]): NamespaceLabel | undefined {
   const first = containers[0];
   if (first === undefined) return undefined;
   const runtime = [...new Set(containers.map((x) => x.runtime))].join(',');
@@ -27,7 +33,7 @@ export function labelFor(containers: readonly ContainerInfo[]): NamespaceLabel |
  * pod (one network namespace, one interface label) are told apart: "client of pod shop/cart-7d9f
  * (containerd)", "web (docker)". A process's container is known by its mount namespace.
  */
-export function containerPlace(container: ContainerInfo): string {
+export function containerPlace(container: ContainerIdentity): string {
   const pod = labelFor([container]);
   if (container.k8s === undefined || container.k8s.podName === '' || pod === undefined) return pod?.long ?? container.name;
   const name = container.k8s.containerName === '' ? container.name : container.k8s.containerName;

@@ -11,7 +11,7 @@ import { TlsHttp, type TlsHttpEvent } from './http.js';
 import type { ProbeSource } from './targets.js';
 import { UsageError } from '../../errors.js';
 import { Redactor } from '../../protocols/redact.js';
-import { RawRedaction } from './raw-redact.js';
+import { RawRedaction, redactionSummary } from './raw-redact.js';
 import { loadProtoDir, type DescribeMessage } from './proto-schema.js';
 
 const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'ktls'];
@@ -43,9 +43,20 @@ function details(g: TlsGadget): string {
   return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}${keylog}`;
 }
 
-/** --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. */
-export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage): Stage<TlsEvent, TlsHttpEvent> {
-  const pairing = new TlsHttp({ ...(redactor === undefined ? {} : { redactor }), ...(describeMessage === undefined ? {} : { describeMessage }) });
+/**
+ * --http: pairs HTTP/1.x and HTTP/2 (gRPC) requests and responses per connection. With
+ * `keepCalls` (trace tls -w) each exchange also carries the raw calls it was read from, masked
+ * as the redact stage masks raw data when a redactor is given: the pairing itself reads the
+ * unmasked bytes (an HPACK block masked in place is still decodable, but the pairing masks the
+ * decoded headers anyway), so the calls are masked on a copy.
+ */
+export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage, keepCalls = false): Stage<TlsEvent, TlsHttpEvent> {
+  const raw = keepCalls && redactor !== undefined ? new RawRedaction(redactor) : undefined;
+  const pairing = new TlsHttp({
+    ...(redactor === undefined ? {} : { redactor }),
+    ...(describeMessage === undefined ? {} : { describeMessage }),
+    ...(keepCalls ? { keepCalls: { view: (e: TlsEvent) => (raw === undefined ? e : raw.process([e])[0] ?? e) } } : {}),
+  });
   return {
     name: 'http',
     process: (batch) => pairing.process(batch),
@@ -53,7 +64,16 @@ export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage
     flush: () => pairing.flush(),
     details: () => {
       const h = pairing.stats;
-      return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection`;
+      return `HTTP: ${h.exchanges} exchanges (${h.http2Exchanges} HTTP/2, ${h.incomplete} not complete), ${h.unmatchedResponses} responses without a request, ${h.notHttpStreams} streams neither HTTP/1 nor HTTP/2, ${h.reusedSessions} TLS sessions reused by a new connection${keepCalls ? `, ${h.callsNotKept} calls not kept for -w (a connection with more than 4096 calls and no exchange)` : ''}`;
+    },
+    summary: () => {
+      const n = pairing.stats.maskedHeaders;
+      const rawText = raw === undefined ? undefined : redactionSummary(raw);
+      const parts = [
+        ...(n > 0 ? [`${n} header value${n === 1 ? '' : 's'} masked in the exchanges`] : []),
+        ...(rawText === undefined ? [] : [`in -w's raw calls: ${rawText.replace(/^redaction: /, '')}`]),
+      ];
+      return parts.length === 0 ? undefined : `redaction: ${parts.join('; ')}`;
     },
   };
 }
@@ -66,8 +86,9 @@ function redactStage(redactor: Redactor): Stage<TlsEvent, TlsEvent> {
     process: (batch) => raw.process(batch),
     details: () => {
       const h = raw.h2;
-      return `redaction: ${h.masked} HTTP/2 header values masked, ${h.splitBlocks} header blocks split across calls (their earlier part masked whole), ${h.unframedBytes} HTTP/2 bytes that could not be framed masked whole`;
+      return `redaction: ${raw.h1.masked} HTTP/1 header values masked, ${h.masked} HTTP/2 header values masked, ${h.splitBlocks} header blocks split across calls (their earlier part masked whole), ${h.unframedBytes} HTTP/2 bytes that could not be framed masked whole`;
     },
+    summary: () => redactionSummary(raw),
   };
 }
 
@@ -109,7 +130,7 @@ Examples:
     { name: 'no-redact', type: 'bool', description: 'do not mask credentials (tlscope agent and tlscope ui mask them by default: this turns that off for the session)' },
     { name: 'redact-headers', type: 'list', arg: 'LIST', description: 'more header names to mask with --redact' },
     { name: 'redact-json', type: 'list', arg: 'LIST', description: 'JSON body keys whose values --redact masks' },
-    { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the plaintext to a pcapng file as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys); one interface per process',
+    { name: 'write', type: 'string', short: 'w', arg: 'FILE', description: 'also write the calls shown to a pcapng file, as TCP streams of the real 4-tuples (Wireshark dissects HTTP/1, HTTP/2, gRPC with no keys): only what the scope, --filter/--query keep, masked by --redact; with --http the shown exchanges\' raw calls; one interface per container (pod container) or host process, each packet\'s comment names pid, tid, comm, function and container',
       check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
     { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
@@ -123,20 +144,27 @@ Examples:
   },
   requirements: [['ringbuf'], ['uprobe'], ['tp_btf'], ['tracepoint']],
   processEvents: true,
-  stages: (params) => {
-    const redactor = redactorOf(params);
-    // -w FILE's stage is the front end's (it writes a file): src/cli/commands/trace-tls.ts
-    const stages: Stage<any, any>[] = [];
-    // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
-    const protoDir = params['proto'];
-    if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
-    if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined));
-    else if (redactor !== undefined) stages.push(redactStage(redactor));
-    return stages;
-  },
+  stages: (params) => tlsStages(params),
   open: (params, ctx) => openTls(params, ctx),
 };
 
+
+/**
+ * trace tls's stages: --http's pairing, or --redact's raw masking. `keepCalls` (the local CLI's
+ * -w, which writes a pcapng from the shown events) makes --http exchanges carry their raw
+ * calls; only the front end that writes the file asks for it (an agent would ship them for
+ * nothing).
+ */
+export function tlsStages(params: ParamValues, opts: { keepCalls?: boolean } = {}): Stage<any, any>[] {
+  const redactor = redactorOf(params);
+  const stages: Stage<any, any>[] = [];
+  // --proto DIR (a front-end flag: src/cli/commands/trace-tls.ts) names gRPC messages
+  const protoDir = params['proto'];
+  if (typeof protoDir === 'string' && !boolParam(params, 'http')) throw new UsageError('--proto names gRPC messages in --http exchanges: add --http');
+  if (boolParam(params, 'http')) stages.push(httpStage(redactor, typeof protoDir === 'string' ? loadProtoDir(protoDir).describe : undefined, opts.keepCalls === true));
+  else if (redactor !== undefined) stages.push(redactStage(redactor));
+  return stages;
+}
 
 /** Opens trace tls; the front end adds what only it may ask for (--keylog's line sink). */
 export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra: Pick<TlsOptions, 'keylog'> = {}): GadgetInstance<TlsEvent> {

@@ -76,6 +76,11 @@ export interface TlsHttpEvent extends CommonEvent {
   client: string | undefined;
   server: string | undefined;
   conn: string;
+  /**
+   * The raw calls of its connection since the exchange before it, as `trace tls -w` writes them
+   * (masked when --redact masks raw data); only when the pairing was asked to keep them.
+   */
+  calls?: readonly TlsEvent[];
 }
 
 export interface HttpPairingStats {
@@ -87,6 +92,10 @@ export interface HttpPairingStats {
   reusedSessions: number;
   /** exchanges reported at a connection's end or the trace's, not complete */
   incomplete: number;
+  /** with keepCalls: calls forgotten because their connection held too many without an exchange */
+  callsNotKept: number;
+  /** header values (trailers included) the redactor masked in the exchanges */
+  maskedHeaders: number;
 }
 
 export interface TlsHttpOptions {
@@ -97,6 +106,12 @@ export interface TlsHttpOptions {
   maxConnections?: number;
   /** how often dead processes' connections are ended (default 1000 ms) */
   sweepMs?: number;
+  /**
+   * Keep each connection's raw calls and hand them out with the next exchange made on it
+   * (TlsHttpEvent.calls), each through `view` first (the raw masking). A connection's calls
+   * after its last exchange (or of a stream that is not HTTP) are never handed out.
+   */
+  keepCalls?: { view(e: TlsEvent): TlsEvent; maxPerConnection?: number };
 }
 
 interface Conn {
@@ -109,6 +124,8 @@ interface Conn {
   grpc: Map<number, { request?: GrpcMessageReader; response?: GrpcMessageReader }>;
   last: TlsEvent;
   lastMs: number;
+  /** with keepCalls: its calls since its latest exchange */
+  calls: TlsEvent[];
 }
 
 export class TlsHttp {
@@ -119,7 +136,7 @@ export class TlsHttp {
   private readonly opts: TlsHttpOptions;
   private readonly maxConnections: number;
   private lastSweep = 0;
-  private readonly counts = { reusedSessions: 0, incomplete: 0, h2: 0, h1: 0 };
+  private readonly counts = { reusedSessions: 0, incomplete: 0, h2: 0, h1: 0, callsNotKept: 0, maskedHeaders: 0 };
 
   constructor(opts: TlsHttpOptions = {}) {
     this.opts = opts;
@@ -134,6 +151,7 @@ export class TlsHttp {
       const conn = this.connectionOf(e, ms, out);
       conn.last = e;
       conn.lastMs = ms;
+      if (this.opts.keepCalls !== undefined) this.keep(conn, e, this.opts.keepCalls);
       const direction = e.direction === 'write' ? 'outbound' : 'inbound';
       if (conn.proto === undefined) conn.proto = sniff(e.data);
       if (conn.proto === 'h2') {
@@ -152,6 +170,32 @@ export class TlsHttp {
     return out;
   }
 
+  private keep(conn: Conn, e: TlsEvent, k: NonNullable<TlsHttpOptions['keepCalls']>): void {
+    conn.calls.push(k.view(e));
+    // a stream that never completes an exchange (not HTTP, one endless response) must not grow without bound
+    if (conn.calls.length > (k.maxPerConnection ?? 4096)) {
+      conn.calls.shift();
+      this.counts.callsNotKept++;
+    }
+  }
+
+  /** Header fields through the redactor (if any), counted. */
+  private masked<H extends HeaderField>(hs: readonly H[]): readonly H[] {
+    const r = this.opts.redactor;
+    if (r === undefined) return hs;
+    const out = r.headers(hs);
+    for (let i = 0; i < out.length; i++) if (out[i] !== hs[i]) this.counts.maskedHeaders++;
+    return out;
+  }
+
+  /** The calls kept on a connection so far, handed to the exchange being made (and forgotten). */
+  private takeCalls(c: Conn): Pick<TlsHttpEvent, 'calls'> {
+    if (this.opts.keepCalls === undefined) return {};
+    const calls = c.calls;
+    c.calls = [];
+    return { calls };
+  }
+
   /** The trace ends: every connection's open exchanges, as they stand. */
   flush(): TlsHttpEvent[] {
     const out: TlsHttpEvent[] = [];
@@ -168,6 +212,8 @@ export class TlsHttp {
       notHttpStreams: s.notHttpStreams,
       reusedSessions: this.counts.reusedSessions,
       incomplete: this.counts.incomplete,
+      callsNotKept: this.counts.callsNotKept,
+      maskedHeaders: this.counts.maskedHeaders,
     };
   }
 
@@ -189,7 +235,7 @@ export class TlsHttp {
         this.endConnection(oldest.value, ms, out);
       }
       const key = `${session}:${tuple ?? '?'}:${ms}`;
-      conn = { key, session, tuple, proto: undefined, h2: undefined, grpc: new Map(), last: e, lastMs: ms };
+      conn = { key, session, tuple, proto: undefined, h2: undefined, grpc: new Map(), last: e, lastMs: ms, calls: [] };
       this.conns.set(key, conn);
       this.sessions.set(session, key);
     } else {
@@ -259,14 +305,15 @@ export class TlsHttp {
       responseBytes: x.responseBytes,
       end: complete ? 'complete' : 'cut-off',
       note: complete ? undefined : `the connection ended after ${x.response.bodyBytes} body bytes of the response`,
-      requestHeaders: r === undefined ? reqHeaders : r.headers(reqHeaders),
-      responseHeaders: r === undefined ? x.response.headers : r.headers(x.response.headers),
+      requestHeaders: this.masked(reqHeaders),
+      responseHeaders: this.masked(x.response.headers),
       requestBody: redactBody(r, x.request?.body ?? new Uint8Array(0)),
       responseBody: redactBody(r, x.response.body),
       requestBodyBytes: x.request?.bodyBytes ?? 0,
       responseBodyBytes: x.response.bodyBytes,
       bodyTruncated: x.response.bodyTruncated || (x.request?.bodyTruncated ?? false),
       grpc: undefined,
+      ...this.takeCalls(c),
     };
   }
 
@@ -324,14 +371,15 @@ export class TlsHttp {
       responseBytes: x.response.frameBytes,
       end: x.end,
       note: notes.length === 0 ? undefined : notes.join('; '),
-      requestHeaders: r === undefined ? x.request.headers : r.headers(x.request.headers),
-      responseHeaders: r === undefined ? responseHeaders : r.headers(responseHeaders),
+      requestHeaders: this.masked(x.request.headers),
+      responseHeaders: this.masked(responseHeaders),
       requestBody: redactBody(r, x.request.body),
       responseBody: redactBody(r, x.response.body),
       requestBodyBytes: x.request.bodyBytes,
       responseBodyBytes: x.response.bodyBytes,
       bodyTruncated: x.request.bodyTruncated || x.response.bodyTruncated,
       grpc,
+      ...this.takeCalls(c),
     };
   }
 

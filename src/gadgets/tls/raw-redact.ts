@@ -26,6 +26,8 @@ export class RawRedaction {
   private readonly conns = new Map<string, RawConn>();
   private readonly maxConnections: number;
   readonly h2: H2RedactStats = { masked: 0, splitBlocks: 0, unframedBytes: 0 };
+  /** HTTP/1 header values masked */
+  readonly h1 = { masked: 0 };
 
   constructor(redactor: Redactor, maxConnections = 4096) {
     this.redactor = redactor;
@@ -42,7 +44,7 @@ export class RawRedaction {
   private mask(e: TlsEvent): Uint8Array {
     if (e.data.length === 0) return e.data;
     const conn = this.connectionOf(e);
-    if (conn.proto === 'h1') return this.redactor.http1Bytes(e.data);
+    if (conn.proto === 'h1') return this.redactor.http1Bytes(e.data, this.h1);
     const side = e.direction === 'write' ? 'write' : 'read';
     const d = (conn[side] ??= new H2DirectionRedactor(this.redactor, this.h2, conn.fromStart));
     // zeros where bytes were lost: the framing after them is not known
@@ -73,4 +75,20 @@ export class RawRedaction {
     this.conns.set(key, c);
     return c;
   }
+}
+
+/**
+ * The summary said at the end of every run (not only with -v) once anything was masked or a
+ * fallback masked bytes whole: a user must know that the data shown was changed, and where
+ * masking could not read the framing (HTTP/2 blocks split across calls, bytes it could not
+ * frame) and so hid more than the secrets. Undefined when nothing was masked.
+ */
+export function redactionSummary(r: RawRedaction): string | undefined {
+  const { h1, h2 } = r;
+  if (h1.masked + h2.masked + h2.splitBlocks + h2.unframedBytes === 0) return undefined;
+  const fallback = [
+    ...(h2.splitBlocks > 0 ? [`${h2.splitBlocks} HTTP/2 header block${h2.splitBlocks === 1 ? '' : 's'} split across calls (the earlier part masked whole)`] : []),
+    ...(h2.unframedBytes > 0 ? [`${h2.unframedBytes} HTTP/2 byte${h2.unframedBytes === 1 ? '' : 's'} that could not be framed (trace begun mid-connection, or bytes lost) masked whole`] : []),
+  ];
+  return `redaction: ${h1.masked} HTTP/1 header value${h1.masked === 1 ? '' : 's'} and ${h2.masked} HTTP/2 header value${h2.masked === 1 ? '' : 's'} masked in the raw data${fallback.length === 0 ? '' : `; raw fallback: ${fallback.join(', ')}`}`;
 }
