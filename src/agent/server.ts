@@ -69,6 +69,8 @@ function hookLine(index: ContainerIndex, asked: boolean | undefined): string {
 
 /** Whether this process sees the host's mounts (its mount namespace is pid 1's). */
 function inHostMountNamespace(): boolean {
+  // "the host" as every layer defines it (pid 1's namespaces where readable, else our own). Where
+  // pid 1 cannot be read in a pod, the hook starts and finds no runtime binary at its paths: off.
   const own = namespaceInode(process.pid, 'mnt');
   return own !== undefined && own === hostNamespaces()?.mnt;
 }
@@ -256,6 +258,12 @@ export class Agent {
       }) as Session<CommonEvent>;
       this.sessions.add(session);
       out.control({ started: { node, gadget: def.name, version: this.opts.version } });
+      // Without the start hook (an agent in a pod) a pod is learnt after it starts; network
+      // gadgets catch its first packets anyway (every namespace is watched), but probes go on a
+      // pod's TLS libraries only once it is known: what it says before that is not seen.
+      if (def.name === 'trace tls' && !this.index.hookStatus().active) {
+        out.control({ warning: { code: 'late-attach', text: `pods are learnt after they start here (${hookLine(this.index, this.opts.startHook).replace(/\): .*$/, ')')}): a pod's TLS calls made before its libraries are probed (typically its first ~100 ms) are not seen` } });
+      }
       this.log(`node ${node}: ${def.name} started for a client (${this.sessions.size} sessions)`);
       const s = session;
       for await (const m of s) {

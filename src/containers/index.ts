@@ -545,6 +545,13 @@ export class ContainerIndex {
     });
     try {
       await hook.start();
+      if (hook.runtimes.length === 0) {
+        // nothing to hold: no runc or crun at the paths it looks at (a mount namespace that is
+        // not the host's, or another runtime): containers are learnt after they start
+        await hook.close();
+        this.hookReason = 'no OCI runtime binary (runc, crun) found at the usual paths';
+        return;
+      }
       this.hook = hook;
       if (this.closed) await hook.close();
     } catch (e) {

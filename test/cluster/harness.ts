@@ -129,8 +129,11 @@ export function startServer(ns: string, name: string, node: string, image: strin
 }
 
 /** A pod whose first act is `curl https://SNI:8443/` to the server. */
-export function startClient(ns: string, name: string, node: string, image: string, sni: string, serverIp: string): void {
-  kubectl(['apply', '-f', '-'], podYaml({ name, namespace: ns, node, image, command: ['curl', '-sk', '--max-time', '10', '--resolve', `${sni}:8443:${serverIp}`, `https://${sni}:8443/`] }));
+/** A pod pinned to `node` whose first act is an HTTPS request for `sni` (after `delayS` seconds of sleep, if given). */
+export function startClient(ns: string, name: string, node: string, image: string, sni: string, serverIp: string, delayS = 0): void {
+  const curl = ['curl', '-sk', '--max-time', '10', '--resolve', `${sni}:8443:${serverIp}`, `https://${sni}:8443/`];
+  const command = delayS > 0 ? ['sh', '-c', `sleep ${delayS} && exec ${curl.map((a) => `'${a}'`).join(' ')}`] : curl;
+  kubectl(['apply', '-f', '-'], podYaml({ name, namespace: ns, node, image, command }));
 }
 
 export function waitSucceeded(ns: string, name: string): void {
