@@ -29,7 +29,7 @@ import { runCliSync } from '../../helpers/cli.js';
 import { waitUntil } from '../../helpers/wait.js';
 import { CliTracer, dataOf, makeWorkDir, type TlsJson } from '../tls/helpers.js';
 import { gatewayOf } from '../start/helpers.js';
-import { muslOpenSsl, tlsgetGlibc, tlsgetMusl } from './toolchains.js';
+import { MUSL_OPENSSL_DIR, muslOpenSsl, tlsgetGlibc, tlsgetMusl } from './toolchains.js';
 
 const kernelSkip = featureSkip(...NEEDS.tls);
 const RUNTIMES = (['containerd', 'docker'] as const).filter((r) => runtimeSkipReason(r) === false);
@@ -43,7 +43,7 @@ const muslSkip = (() => {
   }
 })();
 
-const MUSL_LIB_DIR = '/opt/openssl-musl/lib';
+const MUSL_LIB_DIR = MUSL_OPENSSL_DIR;
 const GLIBC_LIB_DIR = '/opt/tls/lib';
 
 let env: RuntimeEnvironment;

@@ -212,6 +212,9 @@ export function tlsgetGlibc(): string {
   return out;
 }
 
+/** Where the musl test's root holds the musl-built libssl/libcrypto: the RPATH tlsgetMusl links with. */
+export const MUSL_OPENSSL_DIR = '/opt/openssl-musl/lib';
+
 /** Debian 12's OpenSSL source (the version its main archive has), as built for musl below. */
 export const MUSL_OPENSSL_SOURCE = 'openssl';
 
@@ -289,7 +292,7 @@ export function muslOpenSsl(): MuslOpenSsl {
  * of `rpath` (where the container holds the libraries; not a directory musl's loader looks in
  * by itself); cached.
  */
-export function tlsgetMusl(rpath: string): string {
+export function tlsgetMusl(rpath: string = MUSL_OPENSSL_DIR): string {
   const ossl = muslOpenSsl();
   const src = join(FIXTURES, 'tlsget');
   const tag = createHash('sha256').update(rpath).update(ossl.version).digest('hex').slice(0, 6);
