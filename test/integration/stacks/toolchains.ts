@@ -49,7 +49,8 @@ export type GoVariant = keyof typeof GO_VARIANTS;
 
 function sh(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 600_000, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }), ...(opts.env === undefined ? {} : { env: opts.env }) });
+    // maxBuffer: a make's output passes 1 MiB (node's default, which kills the child)
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024, timeout: opts.timeoutMs ?? 600_000, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }), ...(opts.env === undefined ? {} : { env: opts.env }) });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
@@ -252,7 +253,7 @@ function debianSourceTarball(pkg: string): string {
  * OpenSSL 3 from Debian 12's source package, built with musl-gcc (musl-tools) as shared
  * libssl.so.3/libcrypto.so.3 (no-asm: musl-gcc's specs and OpenSSL's perlasm agree, but C is
  * the safer common ground; no-afalgeng: it needs kernel headers musl does not ship). Cached;
- * the first build measured 9-10 min on the 2 shared cores here (only `build_libs`).
+ * the first build (only `build_libs`) measured BUILD_TIME on the 2 shared, loaded cores here.
  */
 export function muslOpenSsl(): MuslOpenSsl {
   const tarball = debianSourceTarball(MUSL_OPENSSL_SOURCE);
@@ -262,10 +263,11 @@ export function muslOpenSsl(): MuslOpenSsl {
   const result = { version, lib: join(dir, 'lib'), include: join(dir, 'include') };
   if (existsSync(join(result.lib, 'libssl.so.3'))) return result;
   if (!existsSync('/usr/bin/musl-gcc')) throw new Error('musl-gcc is missing: apt-get install musl-tools (scripts/setup.sh --test)');
-  const work = `${dir}.build${process.pid}`;
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  try {
+  // a build cut short (timeout, a killed setup) is taken up where it stopped: make keeps its objects
+  const work = `${dir}.build`;
+  if (!existsSync(join(work, 'Makefile'))) {
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(work, { recursive: true });
     sh('tar', ['-xf', tarball, '-C', work, '--strip-components=1']);
     // musl-gcc's include path has no kernel headers (crypto/mem_sec.c needs linux/mman.h):
     // Debian's linux-libc-dev ones, and no more of /usr/include than them
@@ -273,17 +275,16 @@ export function muslOpenSsl(): MuslOpenSsl {
     mkdirSync(kernel);
     for (const [n, from] of [['linux', '/usr/include/linux'], ['asm-generic', '/usr/include/asm-generic'], ['asm', '/usr/include/x86_64-linux-gnu/asm']] as const) symlinkSync(from, join(kernel, n));
     sh('nice', ['-n', '10', './Configure', 'linux-x86_64', 'no-asm', 'no-afalgeng', 'no-tests', 'shared', '--prefix=/opt/openssl-musl', '--libdir=lib', 'CC=musl-gcc', `-I${kernel}`], { cwd: work });
-    sh('nice', ['-n', '10', 'make', '-j2', 'build_libs'], { cwd: work, timeoutMs: 3_600_000 });
-    const tmp = `${dir}.tmp${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(join(tmp, 'lib'), { recursive: true });
-    for (const l of ['libssl.so.3', 'libcrypto.so.3']) sh('cp', [join(work, l), join(tmp, 'lib', l)]);
-    sh('cp', ['-r', join(work, 'include'), join(tmp, 'include')]);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
   }
+  sh('nice', ['-n', '10', 'make', '-j2', 'build_libs'], { cwd: work, timeoutMs: 3_600_000 });
+  const tmp = `${dir}.tmp${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, 'lib'), { recursive: true });
+  for (const l of ['libssl.so.3', 'libcrypto.so.3']) sh('cp', [join(work, l), join(tmp, 'lib', l)]);
+  sh('cp', ['-r', join(work, 'include'), join(tmp, 'include')]);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  rmSync(work, { recursive: true, force: true });
   return result;
 }
 
