@@ -10,7 +10,8 @@
  * The search order, per object that needs a library:
  * - glibc (ld-linux): DT_RPATH of the object and the program (when the object has no
  *   DT_RUNPATH), LD_LIBRARY_PATH, DT_RUNPATH, [ld.so.cache: not read], the default directories.
- * - musl (ld-musl-*): LD_LIBRARY_PATH, DT_RPATH/DT_RUNPATH (musl treats them alike), the
+ * - musl (ld-musl-*): LD_LIBRARY_PATH, DT_RPATH/DT_RUNPATH (musl treats them alike; of the
+ *   object, then of the program), the
  *   directories of /etc/ld-musl-ARCH.path, else /lib, /usr/local/lib, /usr/lib. Its libc.so
  *   (and the other names it reserves) is the loader itself.
  * `$ORIGIN` is the object's own directory. Symlinks are followed inside the root (an absolute
@@ -169,12 +170,15 @@ export function programLibraries(root: string, program: string, p: ProgramEnviro
   const names = new Set<string>();
   const queue: { object: string; info: DynamicInfo }[] = [{ object: program, info: main }];
   const programRpath = main.runpath.length === 0 ? origin(main.rpath, program) : [];
+  // musl walks up the chain of objects that needed a library, each one's RPATH/RUNPATH; the
+  // program's stands for the chain here (the objects in between rarely carry their own)
+  const programMusl = origin([...main.rpath, ...main.runpath], program);
   while (queue.length > 0 && found.length < MAX_LIBRARIES) {
     const { object, info } = queue.shift() as { object: string; info: DynamicInfo };
     const own = origin(info.rpath, object);
     const run = origin(info.runpath, object);
     const dirs = kind === 'musl'
-      ? [...ldLibraryPath, ...own, ...run, ...defaults]
+      ? [...ldLibraryPath, ...own, ...run, ...(object === program ? [] : programMusl), ...defaults]
       : [...(info.runpath.length === 0 ? [...own, ...(object === program ? [] : programRpath)] : []), ...ldLibraryPath, ...run, ...defaults];
     for (const name of info.needed) {
       if (names.has(name)) continue;

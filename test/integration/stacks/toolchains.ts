@@ -301,7 +301,7 @@ export function tlsgetMusl(rpath: string = MUSL_OPENSSL_DIR): string {
   if (existsSync(out)) return out;
   mkdirSync(join(CACHE, 'bin'), { recursive: true });
   const tmp = `${out}.tmp${process.pid}`;
-  sh('musl-gcc', ['-O2', '-o', tmp, join(src, 'tlsget.c'), `-I${ossl.include}`, `-L${ossl.lib}`, `-Wl,-rpath,${rpath}`, '-lssl', '-lcrypto']);
+  sh('musl-gcc', ['-O2', '-o', tmp, join(src, 'tlsget.c'), `-I${ossl.include}`, `-Wl,-rpath,${rpath}`, join(ossl.lib, 'libssl.so.3'), join(ossl.lib, 'libcrypto.so.3')]);
   renameSync(tmp, out);
   return out;
 }

@@ -158,6 +158,12 @@ test('musl rules: RPATH after LD_LIBRARY_PATH, libc.so is the loader itself, /et
     '/lib/ld-musl-x86_64.so.1': {},
   });
   assert.deepEqual(programLibraries(root, '/app/tlsget', { env: [] }), ['/opt/openssl-musl/lib/libssl.so.3.0', '/opt/openssl-musl/lib/libcrypto.so.3']);
+  const indirect = makeRoot({
+    '/app/prog': { interp: MUSL, needed: ['libcurl.so.4', 'libc.so'], runpath: '/opt/o' },
+    '/opt/o/libcurl.so.4': { needed: ['libssl.so.3'] },
+    '/opt/o/libssl.so.3': {},
+  });
+  assert.deepEqual(programLibraries(indirect, '/app/prog', { env: [] }), ['/opt/o/libcurl.so.4', '/opt/o/libssl.so.3'], 'a library\'s need through the program\'s RUNPATH');
   const pathFile = makeRoot({
     '/bin/prog': { interp: MUSL, needed: ['libgnutls.so.30'] },
     '/usr/lib/libgnutls.so.30': {},
