@@ -85,8 +85,8 @@ test('pid files: one decimal pid, with or without a newline', () => {
 });
 
 test("the spec's process (args, env, cwd) becomes the container's entry: its first program, for probes before it runs", () => {
-  const spec = parseOciSpec(JSON.stringify({ process: { args: ['/app/tlsget', 'x'], env: ['PATH=/bin', 'LD_LIBRARY_PATH=/opt/tls/lib', 7], cwd: '/work' } }));
-  assert.deepEqual(spec.process, { args: ['/app/tlsget', 'x'], env: ['PATH=/bin', 'LD_LIBRARY_PATH=/opt/tls/lib'], cwd: '/work' });
+  const spec = parseOciSpec(JSON.stringify({ process: { args: ['/app/tlsget', 'x'], env: ['PATH=/bin', 'LD_LIBRARY_PATH=/opt/tls/lib', 7], cwd: '/srv' } }));
+  assert.deepEqual(spec.process, { args: ['/app/tlsget', 'x'], env: ['PATH=/bin', 'LD_LIBRARY_PATH=/opt/tls/lib'], cwd: '/srv' });
   assert.equal(parseOciSpec(JSON.stringify({ process: { args: [] } })).process, undefined, 'no program, no entry');
   assert.deepEqual(parseOciSpec(JSON.stringify({ process: { args: ['sh'] } })).process, { args: ['sh'], env: [], cwd: '/' });
   const c = containerFromHook({
