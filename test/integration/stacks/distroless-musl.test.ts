@@ -11,7 +11,7 @@
 // reached at the container's gateway); `trace tls -r RT -c NAME` must show the request and
 // the reply byte-exact, under the container's name. With the container still there, `tlscope
 // doctor -p PID` and `containers --tls` must name the musl-built OpenSSL as hooked.
-// Runtimes: containerd (ctr run --rm --cni) and docker (docker run --rm).
+// Runtimes: containerd (ctr run --rm --cni), docker and podman (run --rm), each that is installed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -32,8 +32,8 @@ import { gatewayOf } from '../start/helpers.js';
 import { MUSL_OPENSSL_DIR, muslOpenSsl, tlsgetGlibc, tlsgetMusl } from './toolchains.js';
 
 const kernelSkip = featureSkip(...NEEDS.tls);
-const RUNTIMES = (['containerd', 'docker'] as const).filter((r) => runtimeSkipReason(r) === false);
-const runtimeSkip = RUNTIMES.length === 0 ? `no container runtime: ${runtimeSkipReason('containerd')}; ${runtimeSkipReason('docker')}` : false;
+const RUNTIMES = (['containerd', 'docker', 'podman'] as const).filter((r) => runtimeSkipReason(r) === false);
+const runtimeSkip = RUNTIMES.length === 0 ? `no container runtime: ${runtimeSkipReason('containerd')}; ${runtimeSkipReason('docker')}; ${runtimeSkipReason('podman')}` : false;
 const muslSkip = (() => {
   try {
     readFileSync('/usr/bin/musl-gcc');
