@@ -74,6 +74,9 @@ export interface OciSpec {
   readonly process?: ContainerEntry;
 }
 
+/** The environment a program's loader reads; the rest (which may hold secrets) is not kept. */
+const ENTRY_ENV = /^(PATH|LD_LIBRARY_PATH)=/;
+
 export function parseOciSpec(text: string): OciSpec {
   const j = JSON.parse(text) as unknown;
   const o = (typeof j === 'object' && j !== null ? j : {}) as Record<string, unknown>;
@@ -90,7 +93,7 @@ export function parseOciSpec(text: string): OciSpec {
     annotations,
     rootPath: typeof root?.['path'] === 'string' ? root['path'] : '',
     hostname: typeof o['hostname'] === 'string' ? o['hostname'] : '',
-    ...(args.length === 0 ? {} : { process: { args, env: strings(proc?.['env']), cwd: typeof proc?.['cwd'] === 'string' ? proc['cwd'] : '/' } }),
+    ...(args.length === 0 ? {} : { process: { args, env: strings(proc?.['env']).filter((e) => ENTRY_ENV.test(e)), cwd: typeof proc?.['cwd'] === 'string' ? proc['cwd'] : '/' } }),
   };
 }
 

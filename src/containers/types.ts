@@ -25,6 +25,7 @@ export interface K8sIdentity {
 /** A container's first program as its OCI spec says (process.args/env/cwd), known from the start hook. */
 export interface ContainerEntry {
   readonly args: readonly string[];
+  /** only PATH and LD_LIBRARY_PATH (`KEY=value`): what finding the program and its libraries needs */
   readonly env: readonly string[];
   readonly cwd: string;
 }
