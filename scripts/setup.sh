@@ -31,6 +31,9 @@ if [ "$want_tests" = 1 ]; then
   # the BoringSSL fixture (test/fixtures/stacks/boring): boring-sys builds BoringSSL with cmake
   # and a C++ compiler, and runs bindgen on clang's libclang
   pkgs+=(cmake g++)
+  # the musl fixture (test/integration/stacks/distroless-musl): musl-gcc builds OpenSSL 3 from
+  # Debian's source package and a client against it (dpkg-dev: apt-get source)
+  pkgs+=(musl-tools dpkg-dev)
   # a JVM for test/integration/cli/doctor-pid: a JSSE client run from source (`java Client.java`
   # needs the jdk.compiler module, so the JDK's headless package, not only the JRE's)
   command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)

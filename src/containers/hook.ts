@@ -114,6 +114,7 @@ export function containerFromHook(facts: HookStartFacts, dockerDataRoot?: string
     labels,
     pid: facts.pid,
     ...(owner.runtimeNamespace === undefined ? {} : { runtimeNamespace: owner.runtimeNamespace }),
+    ...(facts.spec.process === undefined ? {} : { entry: facts.spec.process }),
   };
 }
 

@@ -393,6 +393,7 @@ export class ContainerIndex {
       k8s: k8sIdentityFromLabels(rc.labels, rc.podLabels),
       runtimeNamespace: rc.runtimeNamespace,
       source: 'runtime',
+      ...(rc.entry === undefined ? {} : { entry: rc.entry }),
     };
   }
 

@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import type { Labels, RuntimeName } from './types.js';
+import type { ContainerEntry, Labels, RuntimeName } from './types.js';
 
 /** `runc`/`crun … create --bundle B --pid-file P ID`, as the hook reads it from /proc/PID/cmdline. */
 export interface RuntimeCreate {
@@ -70,7 +70,12 @@ export interface OciSpec {
   readonly annotations: Labels;
   readonly rootPath: string;
   readonly hostname: string;
+  /** process.args/env/cwd: the container's first program */
+  readonly process?: ContainerEntry;
 }
+
+/** The environment a program's loader reads; the rest (which may hold secrets) is not kept. */
+const ENTRY_ENV = /^(PATH|LD_LIBRARY_PATH)=/;
 
 export function parseOciSpec(text: string): OciSpec {
   const j = JSON.parse(text) as unknown;
@@ -81,10 +86,14 @@ export function parseOciSpec(text: string): OciSpec {
     for (const [k, v] of Object.entries(a)) if (typeof v === 'string') annotations[k] = v;
   }
   const root = o['root'] as Record<string, unknown> | undefined;
+  const proc = o['process'] as Record<string, unknown> | undefined;
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  const args = strings(proc?.['args']);
   return {
     annotations,
     rootPath: typeof root?.['path'] === 'string' ? root['path'] : '',
     hostname: typeof o['hostname'] === 'string' ? o['hostname'] : '',
+    ...(args.length === 0 ? {} : { process: { args, env: strings(proc?.['env']).filter((e) => ENTRY_ENV.test(e)), cwd: typeof proc?.['cwd'] === 'string' ? proc['cwd'] : '/' } }),
   };
 }
 

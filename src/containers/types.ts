@@ -22,6 +22,14 @@ export interface K8sIdentity {
 }
 
 /** What a runtime says about one running container; the index adds what the kernel says. */
+/** A container's first program as its OCI spec says (process.args/env/cwd), known from the start hook. */
+export interface ContainerEntry {
+  readonly args: readonly string[];
+  /** only PATH and LD_LIBRARY_PATH (`KEY=value`): what finding the program and its libraries needs */
+  readonly env: readonly string[];
+  readonly cwd: string;
+}
+
 export interface RuntimeContainer {
   readonly runtime: RuntimeName;
   readonly id: string;
@@ -34,6 +42,8 @@ export interface RuntimeContainer {
   readonly runtimeNamespace?: string;
   /** Pod labels, when the runtime knows the pod (CRI sandboxes). */
   readonly podLabels?: Labels;
+  /** The first program, when the start hook read the bundle (the container has not run yet). */
+  readonly entry?: ContainerEntry;
 }
 
 /** How the index learnt about a container. */
@@ -68,6 +78,8 @@ export interface ContainerInfo {
   readonly k8s: K8sIdentity | undefined;
   readonly runtimeNamespace: string | undefined;
   readonly source: ContainerSource;
+  /** See RuntimeContainer.entry: only on entries the start hook made. */
+  readonly entry?: ContainerEntry;
 }
 
 /** A change a runtime reports; the index asks the runtime for details on `start`. */

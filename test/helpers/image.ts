@@ -96,21 +96,23 @@ function buildRootfs(root: string, busybox: string): void {
   writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
 }
 
+/** What an image built from a root filesystem runs. */
+export interface ImageConfig {
+  readonly env: readonly string[];
+  readonly cmd: readonly string[];
+  /** recorded in the image's history */
+  readonly createdBy: string;
+}
+
 /**
- * Builds (or reuses, when the same content was built before) the test image under `workDir`.
- * Needs `tar` and a static busybox on the host.
+ * A docker-archive tarball of the root filesystem `root` under `workDir` (or the one already
+ * there: the tag is the config's digest, which names the layer's digest). `root` is left as it is.
  */
-export function buildTestImage(workDir: string, repository = 'tlscope-test'): BuiltImage {
-  const busybox = findBusybox();
-  if (busybox === undefined) throw new Error('no static busybox on this host (install the busybox-static package)');
-  const stage = join(workDir, `stage-${process.pid}`);
+export function archiveRootfs(root: string, workDir: string, repository: string, image: ImageConfig): BuiltImage {
+  const stage = join(workDir, `stage-${repository}-${process.pid}`);
   rmSync(stage, { recursive: true, force: true });
-  const root = join(stage, 'rootfs');
-  const archive = join(stage, 'archive');
-  mkdirSync(root, { recursive: true });
-  mkdirSync(archive, { recursive: true });
+  mkdirSync(stage, { recursive: true });
   try {
-    buildRootfs(root, busybox);
     const layerTmp = join(stage, 'layer.tar');
     deterministicTar(root, layerTmp, ['.']);
     const layer = readFileSync(layerTmp);
@@ -118,16 +120,16 @@ export function buildTestImage(workDir: string, repository = 'tlscope-test'): Bu
     const config = JSON.stringify({
       architecture: process.arch === 'arm64' ? 'arm64' : 'amd64',
       os: 'linux',
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: DEFAULT_CMD, WorkingDir: '/' },
+      config: { Env: image.env, Cmd: image.cmd, WorkingDir: '/' },
       rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
-      history: [{ created_by: 'tlscope test harness: busybox-static + host curl/openssl' }],
+      history: [{ created_by: image.createdBy }],
     });
     const configDigest = sha256(config);
     const tag = configDigest.slice(0, 12);
     const tarball = join(workDir, `${repository}-${tag}.tar`);
     if (existsSync(tarball)) return { repository, tag, tarball };
-
-    mkdirSync(join(archive, diffId));
+    const archive = join(stage, 'archive');
+    mkdirSync(join(archive, diffId), { recursive: true });
     writeFileSync(join(archive, diffId, 'layer.tar'), layer);
     writeFileSync(join(archive, `${configDigest}.json`), config);
     writeFileSync(join(archive, 'manifest.json'), JSON.stringify([
@@ -140,5 +142,27 @@ export function buildTestImage(workDir: string, repository = 'tlscope-test'): Bu
     return { repository, tag, tarball };
   } finally {
     rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds (or reuses, when the same content was built before) the test image under `workDir`.
+ * Needs `tar` and a static busybox on the host.
+ */
+export function buildTestImage(workDir: string, repository = 'tlscope-test'): BuiltImage {
+  const busybox = findBusybox();
+  if (busybox === undefined) throw new Error('no static busybox on this host (install the busybox-static package)');
+  const root = join(workDir, `rootfs-${repository}-${process.pid}`);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  try {
+    buildRootfs(root, busybox);
+    return archiveRootfs(root, workDir, repository, {
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      cmd: DEFAULT_CMD,
+      createdBy: 'tlscope test harness: busybox-static + host curl/openssl',
+    });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 }

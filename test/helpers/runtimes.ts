@@ -339,6 +339,27 @@ async function loadImage(runtime: TestRuntime, image: TestImage, name: string): 
   }
 }
 
+/**
+ * Loads an image built by image.ts (`archiveRootfs`) into a runtime that is up, unless it holds
+ * it already; returns the reference to run it by there.
+ */
+export async function loadBuiltImage(runtime: TestRuntime, built: { repository: string; tag: string; tarball: string }): Promise<string> {
+  const ref = `${built.repository}:${built.tag}`;
+  switch (runtime) {
+    case 'docker':
+      if (!(await ok('docker', ['image', 'inspect', ref]))) await out('docker', ['load', '-i', built.tarball]);
+      return ref;
+    case 'podman':
+      if (!(await ok('podman', ['image', 'exists', `localhost/${ref}`]))) await out('podman', ['load', '-i', built.tarball]);
+      return `localhost/${ref}`;
+    case 'containerd': {
+      const full = `docker.io/library/${ref}`;
+      if (!(await out('ctr', ['-n', 'default', 'images', 'ls', '-q'])).split('\n').includes(full)) await out('ctr', ['-n', 'default', 'images', 'import', built.tarball]);
+      return full;
+    }
+  }
+}
+
 let environment: Promise<RuntimeEnvironment> | undefined;
 
 /**

@@ -8,6 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { ContainerIndex } from '../../containers/index.js';
+import type { ContainerEntry } from '../../containers/types.js';
 import type { ContainerSelector } from '../../containers/selector.js';
 import { includesHost, hasContainerFilter, matches } from '../../containers/selector.js';
 import { errorMessage, NotSupportedError, TlscopeError } from '../../errors.js';
@@ -29,7 +30,7 @@ import { KtlsSource, mergeBatches } from './ktls.js';
 import { ProcessScope, type ProcessWatcher } from './process-scope.js';
 import { socketConn } from './rustls.js';
 import { analyzeFile, PROBE_SOURCES, processCodeFiles, type StackFinding } from './stacks.js';
-import { fileIdentity, tlsLibrariesUnder, type PlannedProbe, type ProbePlan, type ProbeSource } from './targets.js';
+import { entryTlsLibraries, fileIdentity, tlsLibrariesUnder, type PlannedProbe, type ProbePlan, type ProbeSource } from './targets.js';
 
 export interface TlsEvent extends CommonEvent {
   kind: 'data';
@@ -354,9 +355,13 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
     }
   }
 
-  watchRoot(root: string): void {
+  watchRoot(root: string, entry?: ContainerEntry): void {
     if (this.closed || this.pids !== undefined) return; // per-process probes come from the processes' maps
-    for (const path of tlsLibrariesUnder(root)) {
+    const paths = tlsLibrariesUnder(root);
+    // the TLS libraries the first program loads, wherever they are (an RPATH, LD_LIBRARY_PATH):
+    // resolved as its loader will, since it may make its first request before any mapping is seen
+    if (entry !== undefined) for (const p of entryTlsLibraries(root, entry, (m) => this.warn(m))) if (!paths.includes(p)) paths.push(p);
+    for (const path of paths) {
       const full = `${root}${path}`;
       const identity = fileIdentity(full);
       if (identity !== undefined) this.ensureFile(identity, full, path, undefined);

@@ -12,15 +12,18 @@
 import { readdirSync } from 'node:fs';
 import type { ContainerIndex, ContainerIndexEvent } from '../../containers/index.js';
 import { includesHost, matches, type ContainerSelector } from '../../containers/selector.js';
-import type { ContainerInfo } from '../../containers/types.js';
+import type { ContainerEntry, ContainerInfo } from '../../containers/types.js';
 import { errorMessage, PermissionError } from '../../errors.js';
 import { DEFAULT_PROC_ROOT, listPids, namespaceInode } from '../../proc/index.js';
 
 export interface ProcessWatcher {
   /** Look at what `pid` has mapped now (called again when it may have mapped more). */
   watchProcess(pid: number): void;
-  /** Look into a root filesystem (e.g. `/proc/PID/root`) for code worth probing before it runs. */
-  watchRoot?(root: string): void;
+  /**
+   * Look into a root filesystem (e.g. `/proc/PID/root`) for code worth probing before it runs;
+   * `entry`, when known, is the program that is about to start in it.
+   */
+  watchRoot?(root: string, entry?: ContainerEntry): void;
   /** The process is gone. */
   forgetProcess?(pid: number): void;
   /** Kernel hints that a process exec'd or mapped code; returns the unsubscribe function. */
@@ -124,9 +127,9 @@ export class ProcessScope {
     }
   }
 
-  private root(path: string): void {
+  private root(path: string, entry?: ContainerEntry): void {
     try {
-      this.watcher.watchRoot?.(path);
+      this.watcher.watchRoot?.(path, entry);
     } catch (e) {
       this.warn(`cannot look into ${path}: ${errorMessage(e)}`);
     }
@@ -135,7 +138,7 @@ export class ProcessScope {
   private onContainer(e: ContainerIndexEvent): void {
     if (e.type === 'removed' || !matches(this.selector, e.container)) return;
     const c: ContainerInfo = e.container;
-    this.root(`${this.procRoot}/${c.pid}/root`);
+    this.root(`${this.procRoot}/${c.pid}/root`, c.entry);
     // its processes may have been seen (and skipped) before the index knew the container
     for (const pid of listPids(this.procRoot)) {
       if (this.mntnsOf(pid) === c.mntns) this.consider(pid, true);

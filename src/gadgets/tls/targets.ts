@@ -6,7 +6,10 @@
  * its build info and pclntab.
  */
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import type { ContainerEntry } from '../../containers/types.js';
+import { errorMessage, TlscopeError } from '../../errors.js';
+import { programLibraries, programPath } from '../../proc/loader.js';
 import { ElfFile } from '../../proc/elf.js';
 import { functionReturns, goAbi, goFunctions, isGoBinary, readGoBuildInfo } from '../../proc/go.js';
 import type { TlsSource } from './decode.js';
@@ -147,6 +150,27 @@ export function tlsLibrariesUnder(root: string): string[] {
     for (const n of names.filter((x) => TLS_LIBRARY.test(x)).sort((a, b) => b.length - a.length)) out.push(`${dir}/${n}`);
   }
   return out;
+}
+
+/**
+ * The TLS libraries (libssl, libgnutls) a container's first program will load, as paths inside
+ * `root`: resolved as its dynamic loader resolves them (src/proc/loader.ts: RPATH/RUNPATH,
+ * LD_LIBRARY_PATH of its environment, glibc's or musl's default directories; no ld.so.cache).
+ * A program that cannot be found or read gives none (said through `note`): the mappings find its
+ * libraries later.
+ */
+export function entryTlsLibraries(root: string, entry: ContainerEntry, note?: (message: string) => void): string[] {
+  const arg0 = entry.args[0];
+  if (arg0 === undefined) return [];
+  const env = { env: entry.env, cwd: entry.cwd };
+  const program = programPath(root, arg0, env);
+  if (program === undefined) return [];
+  try {
+    return programLibraries(root, program, env).filter((p) => TLS_LIBRARY.test(basename(p)));
+  } catch (e) {
+    if (!(e instanceof TlscopeError && e.code === 'ERR_ELF')) note?.(`cannot read the libraries of ${program} in ${root}: ${errorMessage(e)}`);
+    return [];
+  }
 }
 
 /**

@@ -83,3 +83,17 @@ test('pid files: one decimal pid, with or without a newline', () => {
   assert.equal(parsePidFile('12ab'), undefined);
   assert.equal(parsePidFile('99999999999'), undefined);
 });
+
+test("the spec's process (args, PATH and LD_LIBRARY_PATH of its env, cwd) becomes the container's entry: its first program, for probes before it runs", () => {
+  const spec = parseOciSpec(JSON.stringify({ process: { args: ['/app/tlsget', 'x'], env: ['PATH=/bin', 'API_TOKEN=s3cret', 'LD_LIBRARY_PATH=/opt/tls/lib', 7], cwd: '/srv' } }));
+  assert.deepEqual(spec.process, { args: ['/app/tlsget', 'x'], env: ['PATH=/bin', 'LD_LIBRARY_PATH=/opt/tls/lib'], cwd: '/srv' });
+  assert.equal(parseOciSpec(JSON.stringify({ process: { args: [] } })).process, undefined, 'no program, no entry');
+  assert.deepEqual(parseOciSpec(JSON.stringify({ process: { args: ['sh'] } })).process, { args: ['sh'], env: [], cwd: '/' });
+  const c = containerFromHook({
+    create: { verb: 'create', bundle: '/run/containerd/io.containerd.runtime.v2.task/default/c2', pidFile: '/x/init.pid', id: 'c2' },
+    spec,
+    pid: 44,
+    readerArgv: [],
+  });
+  assert.deepEqual(c?.entry, spec.process);
+});
