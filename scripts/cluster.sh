@@ -6,12 +6,13 @@
 # cgroup parent, pods wired by the bridge and host-local CNI plugins (one subnet per node,
 # routes between them).
 #
-# usage: scripts/cluster.sh build | up | kubeconfig | load-image IMAGE|TARBALL... | status | down
+# usage: scripts/cluster.sh build | built | up | kubeconfig | load-image IMAGE|TARBALL... | status | down
 #        scripts/cluster.sh user NAME [GROUP] (a kubeconfig for a user without roles) | kubectl ARGS...
 #   build       builds the binaries once into the cache (TLSCOPE_CLUSTER_CACHE,
 #               /var/cache/tlscope-cluster): Kubernetes from the k8s.io/kubernetes Go module,
 #               its staging modules pinned to their published k8s.io/* versions of the same
 #               release; etcd from go.etcd.io/etcd/server/v3. Needs only the Go module proxy.
+#   built       exits 0 when the binaries are cached (up would not build), 1 otherwise
 #   up          builds if needed, starts everything, waits until every node is Ready, prints
 #               the kubeconfig's path
 #   kubeconfig  prints the kubeconfig's path (admin)
@@ -584,8 +585,16 @@ cmd_status() {
   return 0
 }
 
+cmd_built() { # exit 0 when every binary is in the cache (up starts at once), 1 when up would build first
+  local c
+  [ -x "$ETCD_BIN/etcd" ] || exit 1
+  for c in $K8S_COMPONENTS; do [ -x "$K8S_BIN/$c" ] || exit 1; done
+  exit 0
+}
+
 case "${1:-}" in
   build) cmd_build ;;
+  built) cmd_built ;;
   up) cmd_up ;;
   kubeconfig) cmd_kubeconfig ;;
   load-image) shift; cmd_load_image "$@" ;;
@@ -593,5 +602,5 @@ case "${1:-}" in
   user) shift; cmd_user "$@" ;;
   kubectl) shift; [ -f "$KUBECONFIG_ADMIN" ] || die "no cluster (scripts/cluster.sh up)"; exec "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@" ;;
   down) cmd_down ;;
-  *) echo "usage: $0 build | up | kubeconfig | load-image IMAGE|TARBALL... | status | user NAME [GROUP] | kubectl ARGS... | down" >&2; exit 2 ;;
+  *) echo "usage: $0 build | built | up | kubeconfig | load-image IMAGE|TARBALL... | status | user NAME [GROUP] | kubectl ARGS... | down" >&2; exit 2 ;;
 esac

@@ -70,14 +70,15 @@ export class ProcScanner {
    * pid every LOOK_AGAIN_MS however many of its events come.
    */
   suspect(pid: number, mntns: number): void {
-    // isIgnored, not ignored.has: inodes are recycled within milliseconds (a pod sandbox's, found
-    // not to be a workload, is often the next pod's app container's)
-    if (mntns === this.target.hostMntns() || this.isIgnored(mntns, pid)) return;
+    if (mntns === this.target.hostMntns()) return;
     const t = this.now();
     const last = this.lookedAt.get(pid);
     if (last !== undefined && t - last < LOOK_AGAIN_MS) return;
     if (this.lookedAt.size >= MAX_LOOKED_AT) this.lookedAt.clear();
     this.lookedAt.set(pid, t);
+    // isIgnored, not ignored.has: inodes are recycled within milliseconds (a pod sandbox's, found
+    // not to be a workload, is often the next pod's app container's)
+    if (this.isIgnored(mntns, pid)) return;
     this.examine(pid, this.suspects.get(pid) ?? t);
   }
 
