@@ -12,6 +12,7 @@
  * names the pid, tid, comm, function and container.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { errorMessage, UsageError } from '../errors.js';
 import { containerPlace } from '../gadgets/capture/labels.js';
 import type { TraceTlsEvent } from '../gadgets/tls/fields.js';
 import type { TlsEvent } from '../gadgets/tls/gadget.js';
@@ -51,7 +52,12 @@ export function plaintextChunks(e: TraceTlsEvent): PlaintextChunk[] {
 
 /** A pcapng writer on a file, fed by the front end with the shown events; close() ends the streams and the file. */
 export function pcapngFileTap(path: string): EventTap<TraceTlsEvent> {
-  const fd = openSync(path, 'w');
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (e) {
+    throw new UsageError(`-w ${path}: cannot write the file: ${errorMessage(e)}`, 'give a path in a directory that exists and that you may write to');
+  }
   const w = new PlaintextPcapngWriter((chunk) => void writeSync(fd, chunk));
   let closed = false;
   return {
