@@ -369,15 +369,12 @@ export class ContainerIndex {
    * is described by `seen`, what /proc said of one of its processes while it ran, if given.
    */
   private describe(rc: RuntimeContainer, seen?: Sighting): ContainerInfo | undefined {
-    let pid = rc.pid;
-    let ns = processNamespaces(rc.pid, this.procRoot);
-    let cgroups = cgroupMemberships(rc.pid, this.procRoot);
-    if ((ns === undefined || cgroups === undefined) && seen !== undefined) {
-      pid = seen.pid;
-      ns = seen.ns;
-      cgroups = seen.cgroups;
-    }
-    if (ns === undefined || cgroups === undefined) return undefined;
+    // the runtime's pid while it is the container's (an exited task's pid may belong to another
+    // process by now: then only what was seen counts)
+    const live = rc.pid > 0 ? this.sighting(rc.pid, seen?.ns.mnt) : undefined;
+    const facts = live ?? seen;
+    if (facts === undefined) return undefined;
+    const { pid, ns, cgroups } = facts;
     const unified = unifiedCgroupPath(cgroups);
     return {
       runtime: rc.runtime,
@@ -509,7 +506,7 @@ export class ContainerIndex {
     const seen = event.pid === undefined ? undefined : this.sighting(event.pid);
     const rc = await session.client.inspect(event.id, event.runtimeNamespace, this.controller.signal, { exited: seen !== undefined });
     if (rc === undefined) return; // stopped again already, or not a workload (a pod sandbox)
-    const info = this.describe(rc, seen !== undefined && (rc.pid === 0 || rc.pid === seen.pid) ? seen : undefined);
+    const info = this.describe(rc, seen);
     if (info !== undefined) this.upsert(info, session);
   }
 
