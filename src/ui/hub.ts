@@ -29,7 +29,7 @@ export interface SourceSpec<E extends CommonEvent> {
   /** masks the headers of the exchanges this hub pairs (HTTP/2's are compressed in the raw calls) */
   redactor?: Redactor;
   messages: AsyncIterable<SourceMessage<E>>;
-  /** the node of each event (a cluster's: its k8s.node); default: the hub's node */
+  /** the node of each event (a cluster's: its k8s.node; its pids are that node's, not this host's); default: the hub's node */
   nodeOf?: (e: E) => string | undefined;
 }
 
@@ -131,7 +131,7 @@ export class UiHub {
     const makers = new Map<string | undefined, EntryMaker<E>>();
     const makerOf = (node: string | undefined): EntryMaker<E> => {
       let m = makers.get(node);
-      if (m === undefined) makers.set(node, (m = new EntryMaker<E>(spec.gadget, spec.fields, node, spec.httpFields, spec.redactor)));
+      if (m === undefined) makers.set(node, (m = new EntryMaker<E>(spec.gadget, spec.fields, node, spec.httpFields, spec.redactor, spec.nodeOf !== undefined)));
       return m;
     };
     const nodeOf = spec.nodeOf;

@@ -48,6 +48,28 @@ test('hub with nodeOf: entries carry their event\'s node; the same pid:conn on t
   hub.stop();
 });
 
+test('hub with nodeOf: a node\'s pid is not looked up on this host (a slow response is not cut off because no local process has that pid)', async () => {
+  const hub = new UiHub({ ring: new EntryRing({ capacity: 100, maxBytes: 1 << 20 }), node: 'this-host' });
+  // pid_max is at most 4194304: no process here has this pid
+  const c = { pid: 4_194_400, comm: 'curl', conn: 'c9', local: '10.0.0.5:40009', remote: '10.0.0.9:8443' };
+  const other = { ...c, conn: 'c10', local: '10.0.0.5:40010' };
+  const at = (e: TlsEvent, ms: number): NodeTls => on('n1', { ...e, timestamp: ms, monotonicNs: BigInt(ms) * 1_000_000n });
+  const t = 5_000_000;
+  // the response comes 1.6 s after the request; another connection's call in between lets the pairing sweep
+  const events = [
+    at(tlsEvent({ ...c, direction: 'write', text: 'GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\n' }), t),
+    at(tlsEvent({ ...other, direction: 'write', text: 'x' }), t + 1500),
+    at(tlsEvent({ ...c, direction: 'read', text: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok' }), t + 1600),
+  ];
+  await hub.run<NodeTls>({
+    gadget: 'trace tls', fields: tlsDataFields({ json: true, hex: false }), httpFields: tlsHttpFields(), nodeOf: (e) => e.k8s?.node,
+    messages: feed(events.map((e) => ({ type: 'events', events: [e] }))),
+  });
+  const http = [...hub.ring.values()].map((x) => x.entry).filter((e) => e.kind === 'http');
+  assert.deepEqual(http.map((e) => [e.path, e.status, (e.json['http'] as { end?: string } | undefined)?.end]), [['/slow', 200, 'complete']]);
+  hub.stop();
+});
+
 test('hub without nodeOf: every entry has the hub\'s node (tlscope ui, local)', async () => {
   const hub = new UiHub({ ring: new EntryRing({ capacity: 100, maxBytes: 1 << 20 }), node: 'this-host' });
   const c = { pid: 201, comm: 'curl', conn: 'c2', local: '127.0.0.1:40001', remote: '127.0.0.1:8443' };
