@@ -142,8 +142,9 @@ test('kubectl tlscope trace tls: the request plaintext of a pod on each node (it
 // The page of `tlscope ui` over the cluster: an HTTPS API on one node, a curl pod pinned to the
 // other (its request 2 s after its start: the late-attach gap above) — the exchange shows with
 // method, path, status, the lock, and each side's own node and pod; the nodes' line says both
-// agents run. Without the token: 401.
-test('kubectl tlscope ui: the token is required; a pod\'s HTTPS exchange shows with method, path, status, the lock, its node and pod; both nodes\' agents are shown running', { skip: chromiumSkip }, async () => {
+// agents run, then that the client node's agent is gone when its pod is deleted, and back when
+// the DaemonSet's next one is ready. Without the token: 401.
+test('kubectl tlscope ui: the token is required; a pod\'s HTTPS exchange shows with method, path, status, the lock, its node and pod; both nodes\' agents are shown running, one gone and back', { skip: chromiumSkip }, async () => {
   const apiIp = startApiServer(NS, 'api', NODES[0] as string, images.test);
   const p = plugin(['ui', '-n', NS, '--port', '0', '-v']);
   const profile = mkdtempSync(join(tmpdir(), 'tlscope-kubeui-profile-'));
@@ -190,6 +191,19 @@ test('kubectl tlscope ui: the token is required; a pod\'s HTTPS exchange shows w
     await row.click();
     await page.waitForSelector('text=HTTP/1.1 200 OK', { timeout: 5000 });
     await page.screenshot({ path: join(SHOTS, 'kubectl-tlscope-ui-detail.png') });
+    await page.locator('button.x').click();
+
+    // the client's node loses its agent: the nodes line says so (and why), then that it is back
+    const agent = kubectl(['get', 'pods', '-n', 'tlscope', '-l', 'app.kubernetes.io/name=tlscope-agent', '--field-selector', `spec.nodeName=${client}`, '-o', 'jsonpath={.items[0].metadata.name}']);
+    kubectl(['delete', 'pod', '-n', 'tlscope', agent, '--grace-period=0', '--force', '--wait=false']);
+    const status = page.locator(`[data-test=node-status][data-node="${client}"]`);
+    await page.locator(`[data-test=node-status][data-node="${client}"][data-state="gone"]`).waitFor({ timeout: 60_000 });
+    assert.match((await status.textContent()) ?? '', /agent gone \(.+\)/);
+    assert.equal(await page.locator(`[data-test=node-status][data-node="${NODES[0]}"]`).getAttribute('data-state'), 'running');
+    await page.screenshot({ path: join(SHOTS, 'kubectl-tlscope-ui-agent-gone.png') });
+    for (const g of ['tls', 'sni']) await p.waitFor(new RegExp(`trace ${g}: node ${client}: agent back \\(`), 120_000);
+    await page.locator(`[data-test=node-status][data-node="${client}"][data-state="running"]`).waitFor({ timeout: 10_000 });
+    assert.match((await status.textContent()) ?? '', /running \(agent back after 1 loss\)/);
   } finally {
     await browser?.close();
     rmSync(profile, { recursive: true, force: true });
