@@ -5,6 +5,7 @@ import { gadgets } from '../gadgets/registry.js';
 import { runDeploy, runUndeploy } from './deploy.js';
 import { runContainers, runDoctor } from './nodes.js';
 import { runKubeTrace, type KubeContext } from './trace.js';
+import { runKubeUi } from './ui.js';
 
 const USAGE = `kubectl tlscope: tlscope across a Kubernetes cluster, through a node agent on every node.
 
@@ -15,11 +16,13 @@ Commands:
   undeploy      remove everything deploy made
   trace sni     TLS server names asked for, on every node, with K8S.NODE
   trace tls     TLS plaintext, on every node
+  ui            the web UI of tlscope ui over every node (trace tls and trace sni), with each node's agent
   containers    the containers and pods every node's agent sees
   doctor        every node's kernel and gadget readiness, side by side
 
 Common: --kubeconfig FILE, --context NAME; trace: --node NAME…, -n NS (pods' namespace),
---k8s-podname POD, -l K=V, -o json, --timeout SECONDS, and tlscope's own flags.
+--k8s-podname POD, -l K=V, -o json, --timeout SECONDS, and tlscope's own flags;
+ui: the same scope flags, --port N, --listen ADDR --tls-cert F --tls-key F | --insecure, --query Q.
 `;
 
 export async function kubeMain(argv: string[], ctx: KubeContext): Promise<number> {
@@ -32,6 +35,7 @@ export async function kubeMain(argv: string[], ctx: KubeContext): Promise<number
   if (a === 'undeploy') return runUndeploy(argv.slice(1), ctx);
   if (a === 'containers') return runContainers(argv.slice(1), ctx);
   if (a === 'doctor') return runDoctor(argv.slice(1), ctx);
+  if (a === 'ui') return runKubeUi(argv.slice(1), ctx);
   if (a === 'trace' && (b === 'sni' || b === 'tls')) {
     const def = gadgets[`trace ${b}`];
     if (def === undefined) throw new UsageError(`no gadget trace ${b}`);

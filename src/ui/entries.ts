@@ -124,9 +124,11 @@ export class EntryMaker<E extends CommonEvent> {
     private readonly node: string | undefined,
     httpFields?: readonly Field<TlsHttpEvent>[],
     redactor?: Redactor,
+    /** the events' pids are another host's (a cluster node's): their liveness is not read from this host's /proc */
+    remotePids = false,
   ) {
     this.httpFields = httpFields;
-    this.pairing = new TlsHttp(redactor === undefined ? {} : { redactor });
+    this.pairing = new TlsHttp({ ...(redactor === undefined ? {} : { redactor }), ...(remotePids ? { processAlive: () => true } : {}) });
   }
 
   make(batch: readonly E[]): PendingEntry[] {

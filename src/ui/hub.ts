@@ -29,6 +29,8 @@ export interface SourceSpec<E extends CommonEvent> {
   /** masks the headers of the exchanges this hub pairs (HTTP/2's are compressed in the raw calls) */
   redactor?: Redactor;
   messages: AsyncIterable<SourceMessage<E>>;
+  /** the node of each event (a cluster's: its k8s.node; its pids are that node's, not this host's); default: the hub's node */
+  nodeOf?: (e: E) => string | undefined;
 }
 
 /** Where a view writes; false: the socket's buffer is full, wait for `drain`. */
@@ -90,6 +92,8 @@ export class View {
 export interface HubOptions {
   ring: EntryRing;
   node: string | undefined;
+  /** what the page's header names instead of the node (a cluster: its context) */
+  label?: string;
   /** ms between sends to the views (default 100) */
   flushMs?: number;
 }
@@ -105,24 +109,47 @@ export class UiHub {
   readonly gadgets: string[] = [];
   /** each gadget's fields: the names a view's query sees */
   readonly fieldSets: GadgetFields[] = [];
+  /** what the page's header names instead of the node (a cluster: its context) */
+  label: string | undefined;
 
   constructor(private readonly opts: HubOptions) {
     this.ring = opts.ring;
+    this.label = opts.label;
     this.timer = setInterval(() => this.flush(), opts.flushMs ?? 100);
     this.timer.unref();
   }
 
+  /** what the page's header names */
   get node(): string | undefined {
-    return this.opts.node;
+    return this.label ?? this.opts.node;
   }
 
   /** Reads a session's messages until they end. */
   async run<E extends CommonEvent>(spec: SourceSpec<E>): Promise<void> {
     this.register(spec);
-    const maker = new EntryMaker<E>(spec.gadget, spec.fields, this.opts.node, spec.httpFields, spec.redactor);
+    // one maker (HTTP pairing state) per node: pids and connections are per node
+    const makers = new Map<string | undefined, EntryMaker<E>>();
+    const makerOf = (node: string | undefined): EntryMaker<E> => {
+      let m = makers.get(node);
+      if (m === undefined) makers.set(node, (m = new EntryMaker<E>(spec.gadget, spec.fields, node, spec.httpFields, spec.redactor, spec.nodeOf !== undefined)));
+      return m;
+    };
+    const nodeOf = spec.nodeOf;
     for await (const m of spec.messages) {
-      if (m.type === 'events') this.add(maker.make(m.events));
-      else if (m.type === 'stats') this.sessions[spec.gadget] = m.stats;
+      if (m.type === 'events') {
+        if (nodeOf === undefined) this.add(makerOf(this.opts.node).make(m.events));
+        else {
+          // runs of one node's events, in the batch's (time) order
+          let i = 0;
+          while (i < m.events.length) {
+            const node = nodeOf(m.events[i] as E);
+            let j = i + 1;
+            while (j < m.events.length && nodeOf(m.events[j] as E) === node) j++;
+            this.add(makerOf(node).make(m.events.slice(i, j)));
+            i = j;
+          }
+        }
+      } else if (m.type === 'stats') this.sessions[spec.gadget] = m.stats;
       else if (m.type === 'info') this.note(`${spec.gadget}: ${m.text}`);
       else this.warn(`${spec.gadget}: ${m.text}`);
     }

@@ -90,6 +90,23 @@ export interface UiSessionStats {
   missingContainers?: string[];
   /** why the run does not do what was asked (a container that never appeared, …) */
   problems?: string[];
+  /** a cluster session (`kubectl tlscope ui`): each node's agent, its state and counts */
+  nodes?: UiNodeStatus[];
+}
+
+/** One node of a cluster session. */
+export interface UiNodeStatus {
+  node: string;
+  /** starting, running, gone (its agent went away: waiting for it), not ready, unreachable, ended */
+  state: string;
+  /** the agent pod */
+  pod?: string;
+  /** why it is gone, not ready or unreachable */
+  reason?: string;
+  /** times its agent went away */
+  gone: number;
+  shown: number;
+  lost: number;
 }
 
 export interface UiStats {

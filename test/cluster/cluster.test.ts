@@ -3,12 +3,19 @@
  * tlscope on a real Kubernetes cluster (scripts/cluster.sh: etcd, kube-apiserver,
  * kube-controller-manager, kube-scheduler, two kubelet nodes on containerd): deploy, pods whose
  * first act is a TLS request seen by `kubectl tlscope trace sni|tls` on their own node with
- * namespace and pod, --node narrowing, an agent killed mid-trace, RBAC, undeploy.
+ * namespace and pod, --node narrowing, an agent killed mid-trace, `kubectl tlscope ui` in Debian's
+ * chromium (its screenshot under test/.work/cluster/, not committed), RBAC, undeploy.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { cluster, jsonLines, kubectl, loadImages, NODES, plugin, pluginRun, sleep, startClient, startServer, tryKubectl, waitSucceeded, type Images } from './harness.js';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromiumSkip, launchBrowser } from '../browser/browser.js';
+import { cluster, jsonLines, kubectl, loadImages, NODES, plugin, pluginRun, sleep, startApiServer, startClient, startServer, tryKubectl, waitSucceeded, type Images } from './harness.js';
+
+const SHOTS = fileURLToPath(new URL('../../../test/.work/cluster/', import.meta.url));
 
 const NS = 'tlscope-e2e';
 let images: Images;
@@ -130,6 +137,82 @@ test('kubectl tlscope trace tls: the request plaintext of a pod on each node (it
     for (const e of writes) assert.equal(e['k8s']?.['node'], node);
     assert.match(p.stderr(), new RegExp(`node ${node}: warning: pods are learnt after they start here`));
   });
+});
+
+// The page of `tlscope ui` over the cluster: an HTTPS API on one node, a curl pod pinned to the
+// other (its request 2 s after its start: the late-attach gap above) — the exchange shows with
+// method, path, status, the lock, and each side's own node and pod; the nodes' line says both
+// agents run, then that the client node's agent is gone when its pod is deleted, and back when
+// the DaemonSet's next one is ready. Without the token: 401.
+test('kubectl tlscope ui: the token is required; a pod\'s HTTPS exchange shows with method, path, status, the lock, its node and pod; both nodes\' agents are shown running, one gone and back', { skip: chromiumSkip }, async () => {
+  const apiIp = startApiServer(NS, 'api', NODES[0] as string, images.test);
+  const p = plugin(['ui', '-n', NS, '--port', '0', '-v']);
+  const profile = mkdtempSync(join(tmpdir(), 'tlscope-kubeui-profile-'));
+  let browser: Awaited<ReturnType<typeof launchBrowser>>['browser'] | undefined;
+  try {
+    for (const n of NODES) for (const g of ['tls', 'sni']) await p.waitFor(new RegExp(`trace ${g}: node ${n}: trace ${g} started`), 60_000);
+    let url = '';
+    for (let i = 0; i < 100 && url === ''; i++) {
+      url = /open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(p.stdout())?.[1] ?? '';
+      if (url === '') await sleep(100);
+    }
+    assert.ok(url !== '', `no URL printed: ${p.stdout()}\n${p.stderr()}`);
+    const base = url.replace(/\?token=.*$/, '');
+    assert.equal((await fetch(base)).status, 401);
+    assert.equal((await fetch(`${base}api/stream`)).status, 401);
+    assert.equal((await fetch(`${base}?token=not-the-token`)).status, 401);
+
+    mkdirSync(SHOTS, { recursive: true });
+    let page;
+    ({ browser, page } = await launchBrowser(profile, { width: 1500, height: 700 }));
+    assert.equal((await page.goto(url))?.status(), 200);
+    const client = NODES[1] as string;
+    startClient(NS, 'ui-client', client, images.test, 'api.test', apiIp, 2, '/orders/42');
+    waitSucceeded(NS, 'ui-client');
+    const row = page.locator('[data-test=row][data-path="/orders/42"][data-comm="curl"]');
+    await row.first().waitFor({ timeout: 30_000 });
+    assert.equal(await row.count(), 1, 'the exchange shows once');
+    assert.equal(await row.locator('[data-test=method]').textContent(), 'GET');
+    assert.equal(await row.locator('[data-test=status]').textContent(), '200');
+    assert.equal(await row.locator('[data-test=lock]').count(), 1, 'no lock on the row');
+    assert.equal(await row.locator('.c-node').textContent(), client);
+    assert.equal(await row.locator('.c-pod').textContent(), `${NS}/ui-client`);
+    // the server's side of it, on the other node, with its own node and pod
+    const served = page.locator('[data-test=row][data-path="/orders/42"][data-comm="openssl"]');
+    await served.first().waitFor({ timeout: 15_000 });
+    assert.equal(await served.first().locator('.c-node').textContent(), NODES[0]);
+    assert.equal(await served.first().locator('.c-pod').textContent(), `${NS}/api`);
+    for (const n of NODES) {
+      const st = page.locator(`[data-test=node-status][data-node="${n}"]`);
+      await st.waitFor({ timeout: 5000 });
+      assert.equal(await st.getAttribute('data-state'), 'running', `${n}: ${await st.textContent()}`);
+    }
+    await page.screenshot({ path: join(SHOTS, 'kubectl-tlscope-ui.png') });
+    await row.click();
+    await page.waitForSelector('text=HTTP/1.1 200 OK', { timeout: 5000 });
+    await page.screenshot({ path: join(SHOTS, 'kubectl-tlscope-ui-detail.png') });
+    await page.locator('button.x').click();
+
+    // the client's node loses its agent: the nodes line says so (and why), then that it is back
+    const agent = kubectl(['get', 'pods', '-n', 'tlscope', '-l', 'app.kubernetes.io/name=tlscope-agent', '--field-selector', `spec.nodeName=${client}`, '-o', 'jsonpath={.items[0].metadata.name}']);
+    kubectl(['delete', 'pod', '-n', 'tlscope', agent, '--grace-period=0', '--force', '--wait=false']);
+    const status = page.locator(`[data-test=node-status][data-node="${client}"]`);
+    await page.locator(`[data-test=node-status][data-node="${client}"][data-state="gone"]`).waitFor({ timeout: 60_000 });
+    assert.match((await status.textContent()) ?? '', /agent gone \(.+\)/);
+    assert.equal(await page.locator(`[data-test=node-status][data-node="${NODES[0]}"]`).getAttribute('data-state'), 'running');
+    await page.screenshot({ path: join(SHOTS, 'kubectl-tlscope-ui-agent-gone.png') });
+    for (const g of ['tls', 'sni']) await p.waitFor(new RegExp(`trace ${g}: node ${client}: agent back \\(`), 120_000);
+    await page.locator(`[data-test=node-status][data-node="${client}"][data-state="running"]`).waitFor({ timeout: 10_000 });
+    assert.match((await status.textContent()) ?? '', /running \(agent back after 1 loss\)/);
+  } finally {
+    await browser?.close();
+    rmSync(profile, { recursive: true, force: true });
+    p.child.kill('SIGINT');
+    tryKubectl(['delete', 'pod', '-n', NS, 'api', 'ui-client', '--wait=false']);
+  }
+  assert.equal(await p.exit, 0, p.stderr());
+  assert.match(p.stderr(), /trace tls: \d+ events? shown from 2 nodes/);
+  assert.match(p.stderr(), /trace sni: \d+ events? shown from 2 nodes/);
 });
 
 test('an agent killed mid-trace: the stream goes on, the loss is said and counted, the new pod rejoins', async () => {

@@ -128,10 +128,24 @@ export function startServer(ns: string, name: string, node: string, image: strin
   return kubectl(['get', 'pod', '-n', ns, name, '-o', 'jsonpath={.status.podIP}']);
 }
 
-/** A pod whose first act is `curl https://SNI:8443/` to the server. */
-/** A pod pinned to `node` whose first act is an HTTPS request for `sni` (after `delayS` seconds of sleep, if given). */
-export function startClient(ns: string, name: string, node: string, image: string, sni: string, serverIp: string, delayS = 0): void {
-  const curl = ['curl', '-sk', '--max-time', '10', '--resolve', `${sni}:8443:${serverIp}`, `https://${sni}:8443/`];
+/**
+ * An HTTPS API pod (openssl s_server -HTTP, self-signed) on a node: GET /orders/42 answers
+ * 200 with a JSON body and its Content-Length (so an exchange is complete when its response
+ * is, not when a connection or process ends); its pod IP.
+ */
+export function startApiServer(ns: string, name: string, node: string, image: string): string {
+  const body = '{"order":42,"items":["tea","cake"],"ok":true}';
+  kubectl(['apply', '-f', '-'], podYaml({
+    name, namespace: ns, node, image, restart: 'Always',
+    command: ['sh', '-c', `export OPENSSL_CONF=/etc/ssl/openssl.cnf; mkdir -p /tmp/www/orders && cd /tmp/www && printf 'HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: ${body.length}\\r\\nConnection: close\\r\\n\\r\\n%s' '${body}' > orders/42 && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=api.test -keyout /tmp/k -out /tmp/c -days 1 2>/dev/null && exec openssl s_server -accept 8443 -cert /tmp/c -key /tmp/k -HTTP -quiet`],
+  }));
+  kubectl(['wait', '-n', ns, '--for=condition=Ready', `pod/${name}`, '--timeout=90s']);
+  return kubectl(['get', 'pod', '-n', ns, name, '-o', 'jsonpath={.status.podIP}']);
+}
+
+/** A pod pinned to `node` whose first act is an HTTPS request for `sni` (after `delayS` seconds of sleep, if given), of `path` (default /). */
+export function startClient(ns: string, name: string, node: string, image: string, sni: string, serverIp: string, delayS = 0, path = '/'): void {
+  const curl = ['curl', '-sk', '--max-time', '10', '--resolve', `${sni}:8443:${serverIp}`, `https://${sni}:8443${path}`];
   const command = delayS > 0 ? ['sh', '-c', `sleep ${delayS} && exec ${curl.map((a) => `'${a}'`).join(' ')}`] : curl;
   kubectl(['apply', '-f', '-'], podYaml({ name, namespace: ns, node, image, command }));
 }

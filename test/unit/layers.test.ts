@@ -38,7 +38,8 @@ export const LAYERS: Record<string, readonly string[]> = {
   cli: [...FRONT_END_MAY, 'ui', 'agent'],
   agent: FRONT_END_MAY,
   ui: FRONT_END_MAY,
-  kube: FRONT_END_MAY,
+  // `kubectl tlscope ui` serves the UI's hub and server over the cluster streams
+  kube: [...FRONT_END_MAY, 'ui'],
 };
 
 interface Edge {

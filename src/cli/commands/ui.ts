@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `tlscope ui`: a live web UI of every gadget, on 127.0.0.1 behind a token. */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { UsageError } from '../../errors.js';
-import { runUi } from '../../ui/run.js';
+import { runUi, uiListen } from '../../ui/run.js';
 import { bool, helpText, int, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { scopeOptions, selectorFrom } from '../scope.js';
@@ -43,24 +40,13 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
     return 0;
   }
   const selector = selectorFrom(values);
-  const port = int(values, 'port', { min: 0, max: 65535 }) ?? 7483;
-  const listen = str(values, 'listen');
-  const certFile = str(values, 'tls-cert');
-  const keyFile = str(values, 'tls-key');
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-  if (listen !== undefined && isIP(listen) === 0) throw new UsageError(`--listen wants an IP address, got "${listen}"`);
-  const loopback = listen === undefined || listen === '127.0.0.1' || listen === '::1';
-  if (!loopback && certFile === undefined && !bool(values, 'insecure')) {
-    throw new UsageError(`--listen ${listen} would show decrypted traffic to the network`, 'give --tls-cert and --tls-key (HTTPS), or --insecure to serve plain HTTP anyway');
-  }
-  const read = (flag: string, f: string): Buffer => {
-    try {
-      return readFileSync(f);
-    } catch (e) {
-      throw new UsageError(`--${flag}: cannot read ${f}: ${(e as Error).message}`);
-    }
-  };
-  const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: read('tls-cert', certFile), key: read('tls-key', keyFile) };
+  const { host, port, tls } = uiListen({
+    port: int(values, 'port', { min: 0, max: 65535 }),
+    listen: str(values, 'listen'),
+    certFile: str(values, 'tls-cert'),
+    keyFile: str(values, 'tls-key'),
+    insecure: bool(values, 'insecure'),
+  });
   const ringEntries = int(values, 'ring', { min: 100, max: 1_000_000 }) ?? 10_000;
   const timeout = int(values, 'timeout', { min: 1 });
 
@@ -71,7 +57,7 @@ export async function run(argv: string[], ctx: CommandContext): Promise<number> 
   try {
     await runUi({
       selector,
-      host: listen ?? '127.0.0.1',
+      host,
       port,
       tls,
       ringEntries,

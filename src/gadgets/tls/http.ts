@@ -107,6 +107,12 @@ export interface TlsHttpOptions {
   /** how often dead processes' connections are ended (default 1000 ms) */
   sweepMs?: number;
   /**
+   * Whether a process still runs (default: its /proc entry on this host). A reader of another
+   * host's events (kubectl tlscope ui) cannot tell: \`() => true\`, and their connections end
+   * only on a new tuple, eviction or flush.
+   */
+  processAlive?: (pid: number) => boolean;
+  /**
    * Keep each connection's raw calls and hand them out with the next exchange made on it
    * (TlsHttpEvent.calls), each through `view` first (the raw masking). A connection's calls
    * after its last exchange (or of a stream that is not HTTP) are never handed out.
@@ -263,7 +269,7 @@ export class TlsHttp {
       if (now - c.lastMs < 500) continue;
       const pid = c.last.proc.pid;
       let gone = dead.get(pid);
-      if (gone === undefined) dead.set(pid, (gone = !processAlive(pid)));
+      if (gone === undefined) dead.set(pid, (gone = !(this.opts.processAlive ?? processAlive)(pid)));
       if (gone) this.endConnection(c, c.lastMs, out);
     }
   }

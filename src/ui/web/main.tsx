@@ -2,7 +2,7 @@
 /** The page: a live table of entries, a detail pane, the query bar, the counts and a service map. */
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { Entry, QueryErrorBody, StreamEvent, UiSessionStats, UiStats } from '../protocol.js';
+import type { Entry, QueryErrorBody, StreamEvent, UiNodeStatus, UiSessionStats, UiStats } from '../protocol.js';
 import { auth, params, token } from './api.js';
 import { Detail } from './detail.js';
 import { Lock } from './icons.js';
@@ -68,6 +68,45 @@ function Counts({ stats, shown, waiting }: { stats: UiStats | undefined; shown: 
       <span class="chip dim" title="entries the server keeps; older ones are evicted" data-test="count-ring">
         ring {(stats?.ring.size ?? 0).toLocaleString()}/{(stats?.ring.capacity ?? 0).toLocaleString()}
       </span>
+    </div>
+  );
+}
+
+/** A state's weight: the node line shows a node's worst state over its gadgets' sessions. */
+const NODE_STATES = ['running', 'ended', 'starting', 'not ready', 'unreachable', 'gone'];
+
+function nodeLabel(n: UiNodeStatus): string {
+  if (n.state === 'running') return n.gone > 0 ? `running (agent back after ${n.gone} loss${n.gone === 1 ? '' : 'es'})` : 'running';
+  if (n.state === 'gone') return `agent gone${n.reason ? ` (${n.reason})` : ''}`;
+  if (n.state === 'not ready' || n.state === 'unreachable') return `agent ${n.state}${n.reason ? ` (${n.reason})` : ''}`;
+  return n.state;
+}
+
+/** A cluster's nodes (kubectl tlscope ui): each node's agent as its sessions see it, and its counts. */
+function Nodes({ stats }: { stats: UiStats | undefined }) {
+  const byNode = new Map<string, [string, UiNodeStatus][]>();
+  for (const [g, x] of Object.entries(stats?.sessions ?? {})) {
+    for (const n of x.nodes ?? []) {
+      const l = byNode.get(n.node) ?? [];
+      l.push([g, n]);
+      byNode.set(n.node, l);
+    }
+  }
+  if (byNode.size === 0) return null;
+  return (
+    <div class="nodes" data-test="nodes">
+      <span class="nodes-title">nodes</span>
+      {[...byNode.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([node, per]) => {
+        const worst = per.reduce((w, [, n]) => (NODE_STATES.indexOf(n.state) > NODE_STATES.indexOf(w.state) ? n : w), (per[0] as [string, UiNodeStatus])[1]);
+        const shown = per.reduce((a, [, n]) => a + n.shown, 0);
+        const lost = per.reduce((a, [, n]) => a + n.lost, 0);
+        const title = per.map(([g, n]) => `${g}: ${nodeLabel(n)}${n.pod ? `, pod ${n.pod}` : ''}, ${n.shown} shown, ${n.lost} lost${n.gone > 0 ? `, agent gone ${n.gone}×` : ''}`).join('\n');
+        return (
+          <span class={`node st-${worst.state.replace(/ /g, '-')}`} title={title} data-test="node-status" data-node={node} data-state={worst.state}>
+            <i class="dot" /> <b>{node}</b> {nodeLabel(worst)} <small>{shown.toLocaleString()} shown{lost > 0 ? `, ${lost.toLocaleString()} lost` : ''}</small>
+          </span>
+        );
+      })}
     </div>
   );
 }
@@ -223,6 +262,7 @@ function App() {
         </div>
       </header>
       <Counts stats={stats} shown={list.length} waiting={pending.current.length} />
+      <Nodes stats={stats} />
       <Messages stats={stats} />
       <main class={selectedEntry && tab === 'table' ? 'split' : ''}>
         {tab === 'table' ? (
