@@ -2,7 +2,8 @@
 /* trace tls: the plaintext that processes hand to TLS libraries and get back from them.
  *
  * - C libraries (OpenSSL SSL_write/SSL_read/SSL_write_ex/SSL_read_ex, GnuTLS
- *   gnutls_record_send/recv): a uprobe at entry remembers the buffer, keyed by thread; a
+ *   gnutls_record_send/recv, NSS through NSPR's PR_Write/PR_Read/PR_Send/PR_Recv on SSL
+ *   descriptors only): a uprobe at entry remembers the buffer, keyed by thread; a
  *   uretprobe reads the return value and, when the call moved bytes, that many bytes of the
  *   buffer.
  * - Go crypto/tls (*Conn).Write/Read: a uprobe at entry and one on every RET instruction of the
@@ -121,6 +122,8 @@ enum {
 	STAT_RECORDS,    /* records written to the ring */
 	STAT_TRUNCATED,  /* calls cut by max_bytes */
 	STAT_HINTS,
+	STAT_NSS_OTHER,  /* NSPR calls on descriptors without NSS's SSL layer (files, plain sockets): skipped */
+	STAT_NSS_BUSY,   /* NSPR calls whose SSL layer could not be confirmed (the memory map was busy): missed */
 	STAT_MAX,
 };
 
@@ -455,6 +458,124 @@ int tls_rustls_read(struct pt_regs *ctx)
 	return enter_rustls(ctx, TLS_FN_RUSTLS_READ, TLS_DIR_READ);
 }
 
+/* ---- NSS: NSPR's PR_Write/PR_Read/PR_Send/PR_Recv, on SSL descriptors only ------------------
+ *
+ * NSS encrypts inside an NSPR I/O layer: the application calls PR_Write(fd, …) on a descriptor
+ * (PRFileDesc) whose stack of layers holds NSS's SSL layer, and that layer's methods encrypt and
+ * call the layer below it directly (never back through PR_Write). The same four functions serve
+ * every other NSPR descriptor too (files, pipes, plain sockets), so a call is taken only when one
+ * of the descriptor's top layers is NSS's: a layer whose write method is code of libssl3.so (the
+ * SSL layer's method table, filled at run time, points into it). The layer ids NSPR hands out are
+ * assigned at run time and its method tables sit in NSS's .bss, so neither can be known from the
+ * files; the mapping that holds the method is, through bpf_find_vma. Confirmed methods are kept
+ * per process (dropped at its exec and exit), so the walk costs one lookup after the first call.
+ *
+ * PRFileDesc (NSPR's prio.h, unchanged since NSPR 4.0): methods @0, secret @8, lower @16,
+ * higher @24, dtor @32, identity @40. PRIOMethods: file_type (PRDescType, 4 bytes, padded)
+ * @0, close @8, read @16, write @24. */
+#define NSS_MAX_LAYERS 4
+#define NSS_FD_LOWER 16
+#define NSS_METHOD_WRITE 24
+#define NSS_EBUSY 16
+
+struct nss_method_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 method;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct nss_method_key);
+	__type(value, __u8);
+} tls_nss_methods SEC(".maps");
+
+struct nss_vma_ctx {
+	__u8 ssl;
+};
+
+static long nss_vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct nss_vma_ctx *c)
+{
+	static const char want[] = "libssl3.so";
+	char name[sizeof(want)] = {};
+	const unsigned char *n = BPF_CORE_READ(vma, vm_file, f_path.dentry, d_name.name);
+	if (!n || bpf_probe_read_kernel_str(name, sizeof(name), n) != sizeof(want))
+		return 0;
+#pragma unroll
+	for (int i = 0; i < sizeof(want) - 1; i++)
+		if (name[i] != want[i])
+			return 0;
+	c->ssl = 1;
+	return 0;
+}
+
+/* The descriptor's SSL layer (the session's id), or 0: not an SSL descriptor (or not confirmed). */
+static __always_inline __u64 nss_ssl_layer(__u64 fd)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = bpf_get_current_task_btf();
+	int busy = 0;
+#pragma unroll
+	for (int i = 0; i < NSS_MAX_LAYERS; i++) {
+		__u64 methods = 0, write = 0;
+		if (!fd || bpf_probe_read_user(&methods, sizeof(methods), (const void *)fd) < 0 || !methods)
+			break;
+		if (bpf_probe_read_user(&write, sizeof(write), (const void *)(methods + NSS_METHOD_WRITE)) < 0)
+			break;
+		if (write) {
+			struct nss_method_key k = { .tgid = tgid, .pad = 0, .method = write };
+			if (bpf_map_lookup_elem(&tls_nss_methods, &k))
+				return fd;
+			struct nss_vma_ctx c = { .ssl = 0 };
+			if (bpf_find_vma(task, write, nss_vma_cb, &c, 0) == -NSS_EBUSY)
+				busy = 1;
+			if (c.ssl) {
+				__u8 one = 1;
+				bpf_map_update_elem(&tls_nss_methods, &k, &one, BPF_ANY);
+				return fd;
+			}
+		}
+		if (bpf_probe_read_user(&fd, sizeof(fd), (const void *)(fd + NSS_FD_LOWER)) < 0)
+			break;
+	}
+	stat_add(busy ? STAT_NSS_BUSY : STAT_NSS_OTHER, 1);
+	return 0;
+}
+
+static __always_inline int enter_nss(struct pt_regs *ctx, __u8 func, __u8 direction)
+{
+	__u64 layer = nss_ssl_layer(PT_REGS_PARM1(ctx));
+	if (!layer)
+		return 0;
+	return enter_c(ctx, TLS_SRC_NSS, func, direction, layer, PT_REGS_PARM2(ctx), 0);
+}
+
+/* PR_Write(fd, buf, amount), PR_Read(fd, buf, amount), PR_Send/PR_Recv(fd, buf, amount, flags, timeout) */
+SEC("uprobe")
+int tls_nss_write(struct pt_regs *ctx)
+{
+	return enter_nss(ctx, TLS_FN_NSS_WRITE, TLS_DIR_WRITE);
+}
+
+SEC("uprobe")
+int tls_nss_read(struct pt_regs *ctx)
+{
+	return enter_nss(ctx, TLS_FN_NSS_READ, TLS_DIR_READ);
+}
+
+SEC("uprobe")
+int tls_nss_send(struct pt_regs *ctx)
+{
+	return enter_nss(ctx, TLS_FN_NSS_SEND, TLS_DIR_WRITE);
+}
+
+SEC("uprobe")
+int tls_nss_recv(struct pt_regs *ctx)
+{
+	return enter_nss(ctx, TLS_FN_NSS_RECV, TLS_DIR_READ);
+}
+
 SEC("uretprobe")
 int tls_lib_ret(struct pt_regs *ctx)
 {
@@ -481,7 +602,9 @@ int tls_lib_ret(struct pt_regs *ctx)
 		if ((__u8)PT_REGS_RC(ctx) != 0)
 			goto empty;
 		moved = ctx->dx;
-	} else if (call.func == TLS_FN_SSL_WRITE || call.func == TLS_FN_SSL_READ) {
+	} else if (call.func == TLS_FN_SSL_WRITE || call.func == TLS_FN_SSL_READ ||
+		   (call.func >= TLS_FN_NSS_WRITE && call.func <= TLS_FN_NSS_RECV)) {
+		/* int / PRInt32 */
 		int r = (int)PT_REGS_RC(ctx);
 		if (r <= 0)
 			goto empty;
@@ -615,6 +738,13 @@ static long drop_conn_of(struct bpf_map *map, struct tls_conn_key *k, struct tls
 	return 0;
 }
 
+static long drop_nss_of(struct bpf_map *map, struct nss_method_key *k, __u8 *v, __u32 *tgid)
+{
+	if (k->tgid == *tgid)
+		bpf_map_delete_elem(map, k);
+	return 0;
+}
+
 /* A thread exits: forget its call and socket; the last thread of a process: everything of it. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tls_exit, struct task_struct *p)
@@ -632,6 +762,7 @@ int BPF_PROG(tls_exit, struct task_struct *p)
 		return 0;
 	bpf_for_each_map_elem(&tls_calls, drop_call_of, &tgid, 0);
 	bpf_for_each_map_elem(&tls_conns, drop_conn_of, &tgid, 0);
+	bpf_for_each_map_elem(&tls_nss_methods, drop_nss_of, &tgid, 0);
 	bpf_map_delete_elem(&tls_pids, &tgid);
 	bpf_map_delete_elem(&tls_hinted, &tgid);
 	return 0;
@@ -658,6 +789,10 @@ static __always_inline int hint(__u32 kind)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tls_exec, struct task_struct *p)
 {
+	/* a new program: NSS methods confirmed in the old one's memory map say nothing any more */
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (bpf_map_lookup_elem(&tls_pids, &tgid))
+		bpf_for_each_map_elem(&tls_nss_methods, drop_nss_of, &tgid, 0);
 	return hint(TLS_HINT_EXEC);
 }
 

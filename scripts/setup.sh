@@ -34,6 +34,9 @@ if [ "$want_tests" = 1 ]; then
   # the musl fixture (test/integration/stacks/distroless-musl): musl-gcc builds OpenSSL 3 from
   # Debian's source package and a client against it (dpkg-dev: apt-get source)
   pkgs+=(musl-tools dpkg-dev)
+  # the NSS fixtures (test/integration/stacks/nss): a client on NSS's own API (libnss3-dev) and
+  # one on libcurl's NSS flavour (libcurl3-nss)
+  pkgs+=(libnss3-dev libcurl3-nss)
   # a JVM for test/integration/cli/doctor-pid: a JSSE client run from source (`java Client.java`
   # needs the jdk.compiler module, so the JDK's headless package, not only the JRE's)
   command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)

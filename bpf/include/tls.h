@@ -15,6 +15,7 @@ enum tls_source {
 	TLS_SRC_GO = 3,      /* crypto/tls */
 	TLS_SRC_KTLS = 4,    /* kernel TLS (bpf/ktls.bpf.c) */
 	TLS_SRC_RUSTLS = 6,  /* rustls Writer::write / Reader::read (src/gadgets/tls/rustls.ts) */
+	TLS_SRC_NSS = 7,     /* NSS, through NSPR's PR_Write/PR_Read/PR_Send/PR_Recv on SSL descriptors */
 };
 
 enum tls_func {
@@ -38,6 +39,11 @@ enum tls_func {
 	TLS_FN_RUSTLS_WRITE = 20,
 	TLS_FN_RUSTLS_READ = 21,
 	TLS_FN_RUSTLS_WRITEV = 22, /* Writer::write_vectored: buf is an iovec (IoSlice) array, outlen its count */
+	/* NSPR (libnspr4.so) I/O on a descriptor whose stack holds NSS's SSL layer: PRInt32 back */
+	TLS_FN_NSS_WRITE = 23,
+	TLS_FN_NSS_READ = 24,
+	TLS_FN_NSS_SEND = 25,
+	TLS_FN_NSS_RECV = 26,
 };
 
 enum tls_direction {

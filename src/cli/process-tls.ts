@@ -35,9 +35,10 @@ export function processTls(pid: number, cache: AnalysisCache = new Map()): Proce
   return { pid, comm: processComm(pid), stacks };
 }
 
-/** "yes: 8 probes (…)" or "no: reason". */
+/** "yes: 8 probes (…)", "yes (…)" for a stack hooked in another file (NSS through NSPR), or "no: reason". */
 export function hookWords(s: StackFinding): string {
-  return s.hook ? `yes: ${s.probes} probes (${s.detail})` : `no: ${s.reason ?? 'nothing to probe'}`;
+  if (!s.hook) return `no: ${s.reason ?? 'nothing to probe'}`;
+  return s.probes === 0 ? `yes (${s.detail})` : `yes: ${s.probes} probes (${s.detail})`;
 }
 
 /** A short summary for one column: "OpenSSL 3.0.19 (libssl.so.3) hooked; JVM 17 (libjvm.so) not hooked". */

@@ -56,7 +56,7 @@ export const gadgetCatalog: GadgetRequirement[] = [
     uses: (has) => (has('tp_tcp_sendmsg_locked')
       ? 'owner hook: the tcp_sendmsg_locked tracepoint'
       : 'owner hook: write/writev/sendto/sendmsg/sendmmsg system call tracepoints (no tcp_sendmsg_locked before Linux 6.16; io_uring, sendfile and splice sends are not attributed)') },
-  { gadget: 'trace tls: OpenSSL, GnuTLS, node', what: 'TLS plaintext through library uprobes', requires: tlsDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
+  { gadget: 'trace tls: OpenSSL, GnuTLS, node, NSS, rustls', what: 'TLS plaintext through library uprobes', requires: tlsDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
   { gadget: 'trace tls: Go crypto/tls', what: 'TLS plaintext of Go programs (uprobes on each RET)', requires: tlsDefinition.requirements, implemented: true, caps: COMMAND_CAPABILITIES['trace tls'] },
   // the ktls probe covers the hooks too: it attaches them on this kernel's tls_sw_* functions
   { gadget: 'trace tls: kTLS', what: 'kernel TLS plaintext (--sources ktls)', requires: [['ringbuf'], ['ktls']], implemented: true, caps: COMMAND_CAPABILITIES['trace tls'],

@@ -20,7 +20,7 @@ const options: OptionSpecs = {
 
 export const help = helpText(
   'tlscope doctor [-o json]\n       tlscope doctor -p PID[,PID…] [-o json]',
-  'Probe this host: privileges, libbpf, and each kernel feature tlscope may use (each one loaded\nand attached for real), then say which gadgets can run here and why not.\n\nWith -p: for each process, the TLS stacks it maps (OpenSSL/libssl with its version, node\'s\nbuilt-in OpenSSL, OpenSSL linked statically, GnuTLS, Go crypto/tls with its version, rustls,\nBoringSSL, NSS, the JVM) and whether trace tls would hook each, decided by trace tls\'s own\nanalysis of the files in /proc/PID/maps, with the reason when not (stripped BoringSSL, NSS,\njava: plaintext needs an in-process agent). Nothing is attached.',
+  'Probe this host: privileges, libbpf, and each kernel feature tlscope may use (each one loaded\nand attached for real), then say which gadgets can run here and why not.\n\nWith -p: for each process, the TLS stacks it maps (OpenSSL/libssl with its version, node\'s\nbuilt-in OpenSSL, OpenSSL linked statically, GnuTLS, Go crypto/tls with its version, rustls,\nBoringSSL, NSS, the JVM) and whether trace tls would hook each, decided by trace tls\'s own\nanalysis of the files in /proc/PID/maps, with the reason when not (stripped BoringSSL,\njava: plaintext needs an in-process agent). Nothing is attached.',
   options,
   'Exit status: 0 when at least one gadget can run, 1 when none can (no BPF, no libbpf, or no\ngadget has the capabilities it needs). With -p: 0, or 1 for a process that does not exist.\nFor each container\'s processes: tlscope containers --tls.',
 );

@@ -26,12 +26,12 @@ export const TLS_EVENT_LAYOUT = {
 export const TLS_HINT_SIZE = 8;
 
 /** `openssl+ktls`, `gnutls+ktls`: a library call whose bytes the kTLS hooks saw too (shown once). */
-export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'rustls' | 'ktls' | 'openssl+ktls' | 'gnutls+ktls';
+export type TlsSource = 'openssl' | 'gnutls' | 'go' | 'rustls' | 'nss' | 'ktls' | 'openssl+ktls' | 'gnutls+ktls';
 export type TlsDirection = 'write' | 'read';
 /** How the connection tuple was found: see the README. */
 export type TupleSource = 'socket' | 'session' | 'thread';
 
-export const SOURCES: Readonly<Record<number, TlsSource>> = { 1: 'openssl', 2: 'gnutls', 3: 'go', 4: 'ktls', 6: 'rustls' };
+export const SOURCES: Readonly<Record<number, TlsSource>> = { 1: 'openssl', 2: 'gnutls', 3: 'go', 4: 'ktls', 6: 'rustls', 7: 'nss' };
 export const FUNCTIONS: Readonly<Record<number, string>> = {
   1: 'SSL_write',
   2: 'SSL_read',
@@ -50,6 +50,10 @@ export const FUNCTIONS: Readonly<Record<number, string>> = {
   20: 'rustls::Writer::write',
   21: 'rustls::Reader::read',
   22: 'rustls::Writer::write_vectored',
+  23: 'PR_Write',
+  24: 'PR_Read',
+  25: 'PR_Send',
+  26: 'PR_Recv',
 };
 const TUPLE_SOURCES: Readonly<Record<number, TupleSource>> = { 1: 'socket', 2: 'session', 3: 'thread' };
 

@@ -14,7 +14,7 @@ import { Redactor } from '../../protocols/redact.js';
 import { RawRedaction, redactionSummary } from './raw-redact.js';
 import { loadProtoDir, type DescribeMessage } from './proto-schema.js';
 
-const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'ktls'];
+const SOURCE_NAMES: readonly TlsSourceName[] = ['openssl', 'gnutls', 'go', 'rustls', 'nss', 'ktls'];
 
 function describe(g: TlsGadget): string {
   const files = g.attachedFiles();
@@ -40,7 +40,7 @@ function details(g: TlsGadget): string {
   const ktls = kt === undefined ? '' : `; kTLS: ${kt.calls} calls with data, ${kt.shared} inside library calls (shown as <library>+ktls), ${kt.control} control records skipped, ${kt.peek} MSG_PEEK reads skipped, ${kt.filtered} filtered in the kernel, ${kt.faults} unreadable, ${kt.unknownIter} of unread iterator types`;
   const kl = g.keylog?.stats;
   const keylog = kl === undefined ? '' : `; key log: ${kl.lines} lines from ${kl.files} Go programs`;
-  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks; ${s.files} files, ${s.links} probes${ktls}${keylog}`;
+  return `${s.bytes} bytes in ${s.events} calls (${s.truncatedCalls} cut by --max-bytes, ${s.incompleteCalls} incomplete); kernel: ${k['calls']} calls with data, ${k['empty']} without, ${k['nested']} nested skipped, ${k['faults']} unreadable chunks, ${k['nssOther']} NSPR calls on descriptors without SSL skipped; ${s.files} files, ${s.links} probes${ktls}${keylog}`;
 }
 
 /**
@@ -134,7 +134,7 @@ Examples:
       check: (v) => { if (v === '-') throw new UsageError('trace tls -w - is not supported: give a file name (standard output carries the events)'); } },
     { name: 'hex', type: 'bool', description: 'show the data as a hex dump under each line (with -o json: data in hex)' },
     { name: 'max-bytes', type: 'size', arg: 'N', min: 1, description: 'capture at most N bytes of each call (e.g. 4096, 64k, 4m; default 4m); cut calls say truncated' },
-    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go,rustls,ktls (default all; ktls where the kernel has kTLS, see doctor)' },
+    { name: 'sources', type: 'list', arg: 'LIST', choices: SOURCE_NAMES, choiceNoun: 'TLS stack', description: 'TLS stacks to probe: openssl,gnutls,go,rustls,nss,ktls (default all; ktls where the kernel has kTLS, see doctor)' },
     ringSizeParam(16),
   ],
   fields: (params, view) => (boolParam(params, 'http') ? tlsHttpFields() : tlsDataFields({ json: view?.json === true, hex: boolParam(params, 'hex') })),
@@ -189,6 +189,8 @@ export function openTls(params: ParamValues, ctx: GadgetContext<TlsEvent>, extra
     misses: () => {
       const s = g.stats();
       const m: Record<string, number> = s.incompleteCalls > 0 ? { 'incomplete call': s.incompleteCalls } : {};
+      const busy = Number(g.kernelStats()['nssBusy'] ?? 0n);
+      if (busy > 0) m[`NSS call${busy === 1 ? '' : 's'} missed (the SSL layer of the descriptor could not be confirmed: the process's memory map was busy)`] = busy;
       const gs = gate?.gate.stats();
       if (gs !== undefined && gs.expired > 0) m[`exec${gs.expired === 1 ? '' : 's'} let go at the exec gate's ${gate!.gate.deadlineMs / 1000} s deadline (late attach: the first TLS calls may be missing)`] = gs.expired;
       const k = g.keylog?.stats;

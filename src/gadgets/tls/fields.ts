@@ -97,7 +97,7 @@ export function tlsDataFields(opts: TlsFieldOptions): CommonField<TraceTlsEvent>
     { name: 'local', column: 'LOCAL', width: 22, description: "the socket's local address:port", visible: false, get: (e) => data(e)?.local },
     { name: 'remote', column: 'REMOTE', width: 22, description: "the socket's remote address:port", visible: false, get: (e) => data(e)?.remote },
     { name: 'tupleSource', column: 'TUPLE', width: 7, description: 'how the socket was found: socket (I/O during the call), session (remembered for the TLS session), thread (inferred: the thread\'s latest socket I/O)', visible: false, get: (e) => data(e)?.tupleSource },
-    { name: 'source', column: 'SOURCE', width: 7, description: 'TLS stack: openssl, gnutls, go, rustls (ktls later)', visible: false, get: (e) => data(e)?.source },
+    { name: 'source', column: 'SOURCE', width: 7, description: 'TLS stack: openssl, gnutls, go, rustls, nss, ktls (openssl+ktls, gnutls+ktls: a library call kTLS saw too)', visible: false, get: (e) => data(e)?.source },
     { name: 'function', column: 'FUNCTION', width: 24, description: 'the probed function', visible: false, get: (e) => data(e)?.function },
     { name: 'library', column: 'LIBRARY', width: 36, description: 'the file that holds it, as the process sees it', visible: false, get: (e) => data(e)?.library },
     { name: 'latencyNs', type: 'int', column: 'LATENCY', width: 10, align: 'right', description: 'ns from entering the call to its return', visible: false, get: (e) => data(e)?.latencyNs },
@@ -148,7 +148,7 @@ export function tlsHttpFields(): CommonField<TraceTlsEvent>[] {
     { name: 'grpc.responseMessages', type: 'int', column: 'GRPC.RESPS', width: 5, align: 'right', description: 'length-prefixed messages the server sent', visible: false, get: (e) => http(e)?.grpc?.responseMessages },
     { name: 'grpc.request', column: 'GRPC.REQ', width: 30, description: 'the request messages, decoded as protobuf (field numbers, or names with --proto), one per line', visible: false, get: (e) => http(e)?.grpc?.requestText.join('\n') || undefined },
     { name: 'grpc.response', column: 'GRPC.RESP', width: 30, description: 'the response messages, decoded as protobuf', visible: false, get: (e) => http(e)?.grpc?.responseText.join('\n') || undefined },
-    { name: 'source', column: 'SOURCE', width: 7, description: 'TLS stack: openssl, gnutls, go, rustls', visible: false, get: (e) => http(e)?.source },
+    { name: 'source', column: 'SOURCE', width: 7, description: 'TLS stack: openssl, gnutls, go, rustls, nss, ktls', visible: false, get: (e) => http(e)?.source },
     { name: 'conn', column: 'CONN', width: 14, description: 'the TLS session within the process, hex', visible: false, get: (e) => http(e)?.conn },
     { name: 'http.path', column: 'PATH', width: 40, description: 'request path and query (:path for HTTP/2)', visible: true, get: (e) => http(e)?.path },
   ];

@@ -103,12 +103,12 @@ export type TupleHooks = 'sock' | 'syscalls';
 export type TlsSourceName = ProbeSource | 'ktls';
 
 const COMMON_PROGRAMS = [
-  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_rustls_write', 'tls_rustls_writev', 'tls_rustls_read', 'tls_lib_ret',
+  'tls_ssl_write', 'tls_ssl_read', 'tls_ssl_write_ex', 'tls_ssl_read_ex', 'tls_ssl_write_int', 'tls_ssl_read_int', 'tls_gnutls_send', 'tls_gnutls_recv', 'tls_rustls_write', 'tls_rustls_writev', 'tls_rustls_read', 'tls_nss_write', 'tls_nss_read', 'tls_nss_send', 'tls_nss_recv', 'tls_lib_ret',
   'tls_go_write_reg', 'tls_go_read_reg', 'tls_go_ret_reg', 'tls_go_write_stack', 'tls_go_read_stack', 'tls_go_ret_stack',
   'tls_exit', 'tls_exec', 'tls_mmap',
 ];
 /** Programs attached to probed files (uprobe_multi needs them loaded for it). */
-const PROBE_PROGRAMS = COMMON_PROGRAMS.filter((p) => /^tls_(ssl|gnutls|rustls|lib|go)_/.test(p));
+const PROBE_PROGRAMS = COMMON_PROGRAMS.filter((p) => /^tls_(ssl|gnutls|rustls|nss|lib|go)_/.test(p));
 const SOCK_PROGRAMS = ['tls_sock_send', 'tls_sock_recv'];
 const SYSCALLS = ['write', 'writev', 'sendto', 'sendmsg', 'read', 'readv', 'recvfrom', 'recvmsg'];
 
@@ -543,11 +543,11 @@ export class TlsGadget implements AsyncIterable<TlsEvent[]>, ProcessWatcher {
   /** Processes whose kernel state user space had to sweep after their exit (see forgetProcess). */
   private swept = 0;
 
-  /** Kernel counters: calls with data, empty returns, nested entries skipped, read faults, records, truncated calls, hints. */
+  /** Kernel counters: calls with data, empty returns, nested entries skipped, read faults, records, truncated calls, hints, NSPR calls on other descriptors, NSPR calls not confirmed. */
   kernelStats(): Record<string, bigint> {
     if (this.finalKernelStats !== undefined) return this.finalKernelStats;
     const m = this.obj.map('tls_stats');
-    return { calls: m.sumU64(0), empty: m.sumU64(1), nested: m.sumU64(2), faults: m.sumU64(3), records: m.sumU64(4), truncated: m.sumU64(5), hints: m.sumU64(6) };
+    return { calls: m.sumU64(0), empty: m.sumU64(1), nested: m.sumU64(2), faults: m.sumU64(3), records: m.sumU64(4), truncated: m.sumU64(5), hints: m.sumU64(6), nssOther: m.sumU64(7), nssBusy: m.sumU64(8) };
   }
 
   /** @internal for tests: what the kernel's maps hold. */

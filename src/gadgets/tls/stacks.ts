@@ -2,7 +2,7 @@
 /**
  * Which TLS stacks a process maps and whether trace tls hooks each: the one decision the tls
  * gadget takes per mapped file (its probe plans, targets.ts), plus the stacks it finds but does
- * not probe (NSS, the JVM), each with its reason. The gadget attaches by this analysis and
+ * not probe (the JVM, stripped BoringSSL), each with its reason. The gadget attaches by this analysis and
  * `tlscope doctor -p` / `tlscope containers --tls` report it, so the two cannot disagree.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { hasBoringSsl } from './boringssl.js';
 import { fileIdentity, planFile, type ProbePlan, type ProbeSource } from './targets.js';
 
 /** The library sources trace tls probes by default. */
-export const PROBE_SOURCES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go', 'rustls'];
+export const PROBE_SOURCES: readonly ProbeSource[] = ['openssl', 'gnutls', 'go', 'rustls', 'nss'];
 
 /** Stacks found: the probed sources' and those found but not probed. */
 export type TlsStack = ProbeSource | 'boringssl' | 'nss' | 'java';
@@ -41,9 +41,31 @@ export interface FileAnalysis {
   findings: StackFinding[];
 }
 
-/** NSS's libraries: its libssl (SSL_*), libnss3 (the crypto) and NSPR (the I/O layer its records go through). */
-const NSS_LIBRARY = /^lib(ssl3|nss3|nspr4)\.so(\.\d+)*$/;
-export const NSS_REASON = 'NSS: not supported yet (no probes on its PR_Read/PR_Write or SSL layer)';
+/**
+ * NSS's SSL library. Its plaintext is read where the application hands it over: NSPR's
+ * PR_Write/PR_Read/PR_Send/PR_Recv in libnspr4.so (planned by targets.ts; the kernel side keeps
+ * the calls on descriptors that carry NSS's SSL layer), so libssl3 itself gets no probes but is
+ * what users look for. libnss3 (the crypto) is not a finding of its own.
+ */
+const NSS_SSL = /^libssl3\.so(\.\d+)*$/;
+const NSS_CRYPTO = /^libnss3\.so(\.\d+)*$/;
+const NSS_DETAIL = 'its plaintext is read at NSPR\'s PR_Write/PR_Read/PR_Send/PR_Recv (libnspr4.so), on SSL descriptors only';
+
+/** "3.87.1" (NSS) or "4.35" (NSPR): the version string their libraries carry alone in .rodata. */
+function bareVersion(path: string): string | undefined {
+  let elf: ElfFile | undefined;
+  try {
+    elf = ElfFile.open(path);
+    const b = elf.readSection('.rodata');
+    if (b === undefined) return undefined;
+    const m = /\0(\d+\.\d+(?:\.\d+)*)\0/.exec(b.toString('latin1'));
+    return m?.[1];
+  } catch {
+    return undefined;
+  } finally {
+    elf?.close();
+  }
+}
 export const JAVA_REASON = 'java: plaintext needs an in-process agent; not done (JSSE encrypts in Java code, so the JVM\'s native socket writes carry ciphertext and no native TLS function sees the plaintext)';
 
 const OPENSSL_VERSION = /OpenSSL (\d+\.\d+\.\d+[a-z]?(?:\+\w+)?) /;
@@ -122,6 +144,10 @@ function labelOf(plan: ProbePlan, probePath: string, name: string): { stack: Tls
     }
     case 'rustls':
       return { stack: 'rustls', label: `rustls (in ${base})` };
+    case 'nss': {
+      const v = /^libnspr4\.so/.test(base) ? bareVersion(probePath) : undefined;
+      return { stack: 'nss', label: `NSS's I/O layer: NSPR${v === undefined ? '' : ` ${v}`} (${base})` };
+    }
   }
 }
 
@@ -133,8 +159,12 @@ function labelOf(plan: ProbePlan, probePath: string, name: string): { stack: Tls
  */
 export function analyzeFile(probePath: string, name: string, sources: ReadonlySet<ProbeSource>, opts: { labels?: boolean } = {}): FileAnalysis {
   const base = basename(name);
-  if (NSS_LIBRARY.test(base)) {
-    return { plans: [], findings: [{ stack: 'nss', label: `NSS (${base})`, file: name, hook: false, probes: 0, detail: 'Mozilla NSS / NSPR', reason: NSS_REASON }] };
+  if (NSS_CRYPTO.test(base)) return { plans: [], findings: [] };
+  if (NSS_SSL.test(base)) {
+    const v = opts.labels === false ? undefined : bareVersion(probePath);
+    // like every source left out of --sources: not a finding (nor a "no hook" warning)
+    if (!sources.has('nss')) return { plans: [], findings: [] };
+    return { plans: [], findings: [{ stack: 'nss', label: `NSS${v === undefined ? '' : ` ${v}`} (${base})`, file: name, hook: true, probes: 0, detail: NSS_DETAIL }] };
   }
   if (base === 'libjvm.so') {
     const v = javaVersion(probePath);

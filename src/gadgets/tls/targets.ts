@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Which probes a file needs: OpenSSL-style SSL_* exports (libssl 1.1/3, BoringSSL, node and
- * other binaries that carry OpenSSL statically and export it), GnuTLS record functions, and Go
+ * other binaries that carry OpenSSL statically and export it), GnuTLS record functions, NSPR's
+ * PR_Write/PR_Read/PR_Send/PR_Recv (NSS; the kernel side keeps SSL descriptors only), and Go
  * crypto/tls methods (entry + every RET, by ABI). Read from the file's ELF symbols; for Go also
  * its build info and pclntab.
  */
@@ -18,7 +19,7 @@ import { planRustls } from './rustls.js';
 import { boringSslNoHook } from './boringssl.js';
 
 /** The library sources (probed per file); the kernel's is `ktls` (ktls.ts). */
-export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go' | 'rustls'>;
+export type ProbeSource = Extract<TlsSource, 'openssl' | 'gnutls' | 'go' | 'rustls' | 'nss'>;
 
 export interface PlannedProbe {
   /** BPF program in tls.bpf.c */
@@ -54,6 +55,13 @@ const GNUTLS: readonly (readonly [string, string])[] = [
   ['gnutls_record_send', 'tls_gnutls_send'],
   ['gnutls_record_recv', 'tls_gnutls_recv'],
 ];
+/** NSPR's I/O calls (libnspr4.so): the BPF side keeps only those on descriptors with NSS's SSL layer. */
+const NSPR: readonly (readonly [string, string])[] = [
+  ['PR_Write', 'tls_nss_write'],
+  ['PR_Read', 'tls_nss_read'],
+  ['PR_Send', 'tls_nss_send'],
+  ['PR_Recv', 'tls_nss_recv'],
+];
 const GO_WRITE = 'crypto/tls.(*Conn).Write';
 const GO_READ = 'crypto/tls.(*Conn).Read';
 
@@ -62,7 +70,7 @@ export function planFile(path: string, sources: ReadonlySet<ProbeSource>): Probe
   const elf = ElfFile.open(path);
   try {
     const plans: ProbePlan[] = [];
-    const names = new Set<string>([...OPENSSL, ...OPENSSL_INTERNAL, ...GNUTLS].map(([n]) => n));
+    const names = new Set<string>([...OPENSSL, ...OPENSSL_INTERNAL, ...GNUTLS, ...NSPR].map(([n]) => n));
     const syms: Map<string, { fileOffset: number }> = elf.functions((n) => names.has(n));
     let found: string[] = [];
     if (sources.has('openssl') && !OPENSSL_INTERNAL.every(([n]) => syms.has(n)) && hasOpenSsl3(elf)) {
@@ -100,6 +108,7 @@ export function planFile(path: string, sources: ReadonlySet<ProbeSource>): Probe
       if (boring !== undefined) plans.push(boring);
     }
     lib('gnutls', GNUTLS, 'gnutls_record_send/recv');
+    lib('nss', NSPR, 'PR_Write/PR_Read/PR_Send/PR_Recv on descriptors with NSS\'s SSL layer');
     if (sources.has('rustls')) {
       const p = planRustls(elf);
       if (p !== undefined) plans.push(p);
@@ -134,7 +143,8 @@ export const LIBRARY_DIRS: readonly string[] = [
   '/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib', '/usr/local/lib64',
 ];
 
-const TLS_LIBRARY = /^lib(ssl|gnutls)\.so(\.\d+)*$/;
+/** libssl (OpenSSL), GnuTLS, and NSPR (NSS's plaintext goes through its PR_* calls) */
+const TLS_LIBRARY = /^lib(ssl|gnutls|nspr4)\.so(\.\d+)*$/;
 
 /** TLS libraries present under a root (`/proc/PID/root`), whether mapped yet or not, as paths inside it. */
 export function tlsLibrariesUnder(root: string): string[] {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The open lock: this row's bytes came decrypted, from the named TLS stack. */
 
-const NAMES: Record<string, string> = { openssl: 'OpenSSL', gnutls: 'GnuTLS', go: 'Go crypto/tls', ktls: 'kernel TLS' };
+const NAMES: Record<string, string> = { openssl: 'OpenSSL', gnutls: 'GnuTLS', go: 'Go crypto/tls', rustls: 'rustls', nss: 'NSS', ktls: 'kernel TLS' };
 
 export function sourceName(source: string): string {
   return NAMES[source] ?? source;

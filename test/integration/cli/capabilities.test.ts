@@ -89,7 +89,7 @@ test('with the set the docs used to give (BPF, PERFMON, NET_ADMIN, SYS_ADMIN), d
   assert.match(d.stdout, /privileges\s+missing\s+capabilities CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN; missing: trace sni: CAP_NET_RAW/);
   assert.match(d.stdout, /gadget: trace sni\s+unavailable\s+needs CAP_NET_RAW/);
   assert.match(d.stdout, /gadget: capture\s+unavailable\s+needs CAP_NET_RAW/);
-  assert.match(d.stdout, /gadget: trace tls: OpenSSL, GnuTLS, node\s+unavailable\s+needs CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE/);
+  assert.match(d.stdout, /gadget: trace tls: OpenSSL, GnuTLS, node, NSS, rustls\s+unavailable\s+needs CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE/);
   assert.equal(d.code, 1);
   assert.match(d.stderr, /nothing can run on this host: not root and without the capabilities the gadgets need/);
   assert.doesNotMatch(d.stderr, /libbpf/);

@@ -206,17 +206,19 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
   }
   if (nss !== undefined) {
     const n = rep.get(nss.pid)?.stacks.filter((s) => s.stack === 'nss') ?? [];
-    // libssl3 and what it needs: libnss3, libnspr4
-    assert.deepEqual(n.map((s) => s.file).sort(), mappedExec(nss.pid).filter((p) => /\/lib(ssl3|nss3|nspr4)\.so$/.test(p)).sort());
-    assert.ok(n.some((s) => s.file === mappedMatching(nss.pid, /\/libssl3\.so$/)));
-    for (const s of n) {
-      assert.equal(s.hook, false);
-      assert.match(s.reason ?? '', /^NSS: not supported yet/);
-    }
+    // libssl3 (what users look for: no probes of its own) and libnspr4, where its plaintext is read
+    const ssl3 = mappedMatching(nss.pid, /\/libssl3\.so$/);
+    const nspr = mappedMatching(nss.pid, /\/libnspr4\.so$/);
+    assert.deepEqual(n.map((s) => [s.file, s.hook, s.probes]).sort(), [[nspr, true, 8], [ssl3, true, 0]].sort());
+    assert.match(n.find((s) => s.file === ssl3)?.label ?? '', /^NSS 3\.\d+(\.\d+)? \(libssl3\.so\)$/);
+    assert.match(n.find((s) => s.file === nspr)?.label ?? '', /^NSS's I\/O layer: NSPR 4\.\d+ \(libnspr4\.so\)$/);
+    const c = runCliSync(['doctor', '-p', String(nss.pid)]);
+    assert.match(c.stdout, /NSS \S+ \(libssl3\.so\)\s+\S+libssl3\.so\s+yes \(its plaintext is read at NSPR's PR_Write\/PR_Read\/PR_Send\/PR_Recv/);
   }
 
   // what trace tls -p attaches for the same processes is exactly what doctor said it would
-  const want = new Set(pids.flatMap((pid) => hooked(rep.get(pid)).map((s) => `${pid} ${s.stack === 'boringssl' ? 'openssl' : s.stack} ${s.file}`)));
+  // (a stack hooked through another file, NSS's libssl3 through libnspr4, has no probes of its own)
+  const want = new Set(pids.flatMap((pid) => hooked(rep.get(pid)).filter((s) => s.probes > 0).map((s) => `${pid} ${s.stack === 'boringssl' ? 'openssl' : s.stack} ${s.file}`)));
   const tracer = new CliProcess(['trace', 'tls', '-o', 'json', '-v', '-p', pids.join(','), '--timeout', '120']);
   try {
     const probing = (): Set<string> => new Set([...tracer.stderr.matchAll(/probing (\w+) in \/proc\/(\d+)\/root(\S+) for pid (\d+)/g)].map((m) => `${m[4]} ${m[1]} ${m[3]}`));
@@ -226,7 +228,7 @@ test('doctor -p: curl, python ssl, gnutls-cli, node, Go, java and a process with
     }, 120_000, () => tracer.stderr);
     assert.deepEqual([...probing()].sort(), [...want].sort());
     if (java !== undefined) assert.match(tracer.stderr, new RegExp(`TLS library found, no hook: java in /proc/${java.pid}/root\\S+libjvm\\.so: java: plaintext needs an in-process agent; not done`));
-    if (nss !== undefined) assert.match(tracer.stderr, new RegExp(`TLS library found, no hook: nss in /proc/${nss.pid}/root\\S+libssl3\\.so: NSS: not supported yet`));
+    assert.doesNotMatch(tracer.stderr, /TLS library found, no hook: nss/);
   } finally {
     await tracer.stop();
   }

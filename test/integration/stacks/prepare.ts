@@ -6,7 +6,7 @@
  * 27 Go binaries), under a second once cached; plus OpenSSL for musl (toolchains.ts muslOpenSsl:
  * 7 min 55 s wall, 5.5 min of CPU, the first time).
  */
-import { boringFixture, GO_RELEASES, GO_VARIANTS, goFixture, muslOpenSsl, opensslStaticFixture, rustlsFixture, tlsgetGlibc, tlsgetMusl, type GoVariant } from './toolchains.js';
+import { boringFixture, GO_RELEASES, GO_VARIANTS, goFixture, muslOpenSsl, nssFixture, nssSkipReason, opensslStaticFixture, rustlsFixture, tlsgetGlibc, tlsgetMusl, type GoVariant } from './toolchains.js';
 
 const started = Date.now();
 for (const r of GO_RELEASES) {
@@ -15,6 +15,10 @@ for (const r of GO_RELEASES) {
 }
 opensslStaticFixture('symbols');
 opensslStaticFixture('stripped');
+if (nssSkipReason() === false) {
+  nssFixture('peer');
+  nssFixture('curl');
+}
 console.log('stacks: static OpenSSL fixtures ready');
 rustlsFixture('symbols');
 rustlsFixture('stripped');

@@ -145,6 +145,34 @@ export function opensslStaticFixture(variant: 'symbols' | 'stripped'): string {
   return out;
 }
 
+/** Where Debian keeps libcurl's NSS flavour (libcurl3-nss). */
+export const CURL_NSS = '/usr/lib/x86_64-linux-gnu/libcurl-nss.so.4';
+
+/** Why the NSS fixtures cannot be built here, or false: Debian's libnss3-dev and libcurl3-nss (scripts/setup.sh --test). */
+export function nssSkipReason(): string | false {
+  if (!existsSync('/usr/include/nss/ssl.h')) return 'NSS headers missing (Debian package libnss3-dev, scripts/setup.sh --test)';
+  if (!existsSync(CURL_NSS)) return `no ${CURL_NSS} (Debian package libcurl3-nss, scripts/setup.sh --test)`;
+  return false;
+}
+
+/**
+ * The NSS fixtures (test/fixtures/stacks/nss): `peer`, a client on NSS's own API (PR_Write/PR_Read
+ * on an SSL descriptor, file writes through PR_Write between them), and `curl`, a client on
+ * libcurl's NSS flavour (PR_Send/PR_Recv inside libcurl). Dynamically linked against Debian's
+ * NSS; cached.
+ */
+export function nssFixture(which: 'peer' | 'curl'): string {
+  const src = join(FIXTURES, 'nss');
+  const out = join(CACHE, 'bin', `nss${which}-${sourceHash(src)}`);
+  if (existsSync(out)) return out;
+  mkdirSync(join(CACHE, 'bin'), { recursive: true });
+  const tmp = `${out}.tmp${process.pid}`;
+  if (which === 'peer') sh('gcc', ['-O2', '-o', tmp, join(src, 'nsspeer.c'), '-I/usr/include/nss', '-I/usr/include/nspr', '-lssl3', '-lnss3', '-lnspr4']);
+  else sh('gcc', ['-O2', '-o', tmp, join(src, 'nsscurl.c'), CURL_NSS]);
+  renameSync(tmp, out);
+  return out;
+}
+
 /** cargo: rustup's under ~/.cargo, else the one on PATH (Debian's cargo-web, scripts/setup.sh --test). */
 function cargoCommand(): string {
   const home = join(process.env.HOME ?? '/root', '.cargo', 'bin', 'cargo');
