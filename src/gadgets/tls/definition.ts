@@ -100,12 +100,14 @@ export function redactorOf(params: ParamValues): Redactor | undefined {
 
 export const tlsDefinition: GadgetDefinition<TraceTlsEvent, TlsEvent> = {
   name: 'trace tls',
-  oneLine: 'TLS plaintext of processes, containers and pods (OpenSSL, GnuTLS, node, Go)',
+  oneLine: 'TLS plaintext of processes, containers and pods (OpenSSL, GnuTLS, NSS, node, Go, rustls)',
   usage: 'tlscope trace tls [scope] [--http] [--hex] [--max-bytes N] [-o json] [--fields …] [--filter …] [--timeout S]',
-  summary: 'Show the plaintext that processes, containers and pods send and receive over TLS, as it\npasses through their TLS library (OpenSSL, GnuTLS, node, Go crypto/tls): no keys, no proxy.',
+  summary: 'Show the plaintext that processes, containers and pods send and receive over TLS, as it\npasses through their TLS library (OpenSSL, GnuTLS, NSS, node, Go crypto/tls,\nrustls, kTLS): no keys, no proxy.',
   about: `How: uprobes on SSL_write/SSL_read/SSL_write_ex/SSL_read_ex (libssl 1.1/3 and binaries
-that export them, such as node), gnutls_record_send/recv, and Go's crypto/tls (*Conn).Write
-and (*Conn).Read (a uprobe on each RET instruction: Go programs do not survive uretprobes);
+that export them, such as node), gnutls_record_send/recv, NSS through NSPR's PR_Write/
+PR_Read/PR_Send/PR_Recv (only on descriptors that carry NSS's SSL layer), rustls' Writer/
+Reader, and Go's crypto/tls (*Conn).Write and (*Conn).Read (a uprobe on each RET
+instruction: Go programs do not survive uretprobes);
 kernel TLS (kTLS) sockets at tls_sw_sendmsg/tls_sw_sendpage/tls_sw_recvmsg/tls_sw_splice_read
 (fentry/fexit, or kprobes; source "ktls", sendfile included) where the kernel has kTLS. A
 library call whose bytes also pass kTLS shows once, as source "openssl+ktls".
