@@ -283,6 +283,20 @@ export class ContainerIndex {
     return found;
   }
 
+  /**
+   * An event of `pid` carried the mount namespace inode of `c` but another network namespace:
+   * `c` may have exited and its inode been taken by a new container the index does not know
+   * yet. When c's first process is no longer in that namespace, c is forgotten now (not at the
+   * next rescan) and `pid` is looked at at once, so the new container can be named while the
+   * event waits. A `c` still running is kept.
+   */
+  recheck(c: ContainerInfo, pid: number): void {
+    if (this.lookup.byMntns(c.mntns) !== c || this.stillRunning(c)) return;
+    this.remove(c);
+    const mntns = this.pidCache.get(pid);
+    if (mntns !== undefined) this.scanner.suspect(pid, mntns);
+  }
+
   /** Tell the index a process exited, so its pid's cached namespace is not reused. */
   forgetPid(pid: number): void {
     this.pidCache.forget(pid);

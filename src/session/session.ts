@@ -97,7 +97,8 @@ const INDEX_CLOSE_MS = 2000;
 const START_BOUND_MS = 60_000;
 const WAKE = Symbol('wake');
 
-type Attribution = { kind: 'host' } | { kind: 'container'; c: ContainerInfo } | { kind: 'unknown'; mntns: number };
+/** unknown: `stale` is the indexed container whose mount namespace inode the event carried, with another network namespace */
+type Attribution = { kind: 'host' } | { kind: 'container'; c: ContainerInfo } | { kind: 'unknown'; mntns: number; stale?: ContainerInfo };
 
 /** A process id that is not running is a usage error, not a silent empty trace. */
 export function checkPids(selector: ContainerSelector, procRoot = '/proc'): void {
@@ -352,7 +353,10 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
       if (a.kind === 'unknown') {
         // the index may learn it from the process (its cgroup) on its next rescan
         const pid = (e as unknown as CommonEvent).proc.pid;
-        if (pid > 0) this.index.byPid(pid);
+        if (pid > 0) {
+          if (a.stale !== undefined) this.index.recheck(a.stale, pid);
+          else this.index.byPid(pid);
+        }
         for (const x of this.late.hold(e, a.mntns, now)) this.unattributed(x, out);
         continue;
       }
@@ -373,9 +377,10 @@ export class Session<E = CommonEvent> implements AsyncIterable<SessionMessage<E>
     // carry the inode of one that has just exited (seen: a pod on another node of the test
     // cluster, same kernel, named as this node's pod). Its network namespace tells them apart:
     // it waits as unknown rather than take the old one's name.
-    if (c !== undefined && !(e.proc.netns !== undefined && e.proc.netns !== 0 && c.netns !== 0 && e.proc.netns !== c.netns)) return { kind: 'container', c };
+    const otherNet = c !== undefined && e.proc.netns !== undefined && e.proc.netns !== 0 && c.netns !== 0 && e.proc.netns !== c.netns;
+    if (c !== undefined && !otherNet) return { kind: 'container', c };
     if (this.hostMnt === undefined) return { kind: 'host' }; // no host namespaces known: nothing to hold for
-    return { kind: 'unknown', mntns };
+    return otherNet ? { kind: 'unknown', mntns, stale: c } : { kind: 'unknown', mntns };
   }
 
   private scopeAll(events: E[]): E[] {

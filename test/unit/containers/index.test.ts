@@ -399,3 +399,29 @@ test('byPid of a process in an unknown namespace is looked at at once (no rescan
     proc.remove(910);
   }
 });
+
+test('recheck: a container whose mount namespace inode an event of another network namespace carried is forgotten once it has exited, and the new one named at once', async () => {
+  const containerd = new ScriptedRuntime('containerd');
+  const index = new ContainerIndex({ clients: [containerd], procRoot: proc.root, rescanIntervalMs: 0, sessionTiming: fast });
+  try {
+    await index.start();
+    proc.add({ pid: 600, mnt: 5010, net: 6010, cgroup: '/default/old' });
+    containerd.containers.set('old', container('containerd', 'old', 600, { name: 'old', runtimeNamespace: 'default' }));
+    index.rescan();
+    await until('old indexed', () => index.byMntns(5010)?.name === 'old');
+    const old = index.byMntns(5010)!;
+    // still running: an event of another network namespace does not unseat it
+    proc.add({ pid: 601, mnt: 5010, net: 6011, cgroup: '/default/new' });
+    index.recheck(old, 601);
+    assert.equal(index.byMntns(5010)?.name, 'old');
+    // old exits; its inode is new's now (as the kernel recycles them): no rescan needed
+    proc.remove(600);
+    containerd.containers.set('new', container('containerd', 'new', 601, { name: 'new', runtimeNamespace: 'default' }));
+    index.recheck(old, 601);
+    await until('new indexed', () => index.byMntns(5010)?.name === 'new');
+    assert.equal(index.byMntns(5010)?.netns, 6011);
+  } finally {
+    await index.close();
+    proc.remove(601);
+  }
+});
