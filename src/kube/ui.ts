@@ -18,7 +18,7 @@ import { redactorOf, tlsDefinition } from '../gadgets/tls/definition.js';
 import { UiHub, type SourceMessage, type SourceSpec } from '../ui/hub.js';
 import type { UiSessionStats } from '../ui/protocol.js';
 import { EntryRing } from '../ui/ring.js';
-import { checkQuery, serveHub, uiListen, uiParams } from '../ui/run.js';
+import { checkQuery, serveHub, UI_SERVE_OPTIONS, uiListen, uiParams } from '../ui/run.js';
 import type { UiServer } from '../ui/server.js';
 import { uiGadgetFields } from '../ui/sources.js';
 import { clusterOptions, flag, help, parseFlags, str, traceOptions, type Specs, type Values } from './flags.js';
@@ -30,12 +30,7 @@ const { output: _output, fields: _fields, ...scopeOptions } = traceOptions;
 
 const uiOptions: Specs = {
   ...scopeOptions,
-  port: { type: 'string', arg: 'N', description: 'port to serve on (default 7483; 0: any free port)' },
-  listen: { type: 'string', arg: 'ADDR', description: 'address to serve on instead of 127.0.0.1 (needs --tls-cert/--tls-key, or --insecure)' },
-  'tls-cert': { type: 'string', arg: 'FILE', description: 'PEM certificate: serve HTTPS' },
-  'tls-key': { type: 'string', arg: 'FILE', description: 'PEM private key of --tls-cert' },
-  insecure: { type: 'boolean', description: 'allow --listen without TLS (the token then crosses the network in clear)' },
-  ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
+  ...UI_SERVE_OPTIONS,
   query: { type: 'string', short: 'q', arg: 'EXPR', description: 'the query the page opens with (CEL, e.g. k8s.node == "n1" && http.status >= 500)' },
   'no-redact': { type: 'boolean', description: 'show credentials: by default the agents mask Authorization, Proxy-Authorization, Cookie, Set-Cookie and gRPC *-bin metadata, and so does the page' },
   ...clusterOptions,

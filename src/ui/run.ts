@@ -48,6 +48,16 @@ export interface UiListenFlags {
 
 export const DEFAULT_UI_PORT = 7483;
 
+/** Where and how the page is served: the flags of `tlscope ui` and `kubectl tlscope ui` alike. */
+export const UI_SERVE_OPTIONS = {
+  port: { type: 'string', arg: 'N', description: `port to serve on (default ${DEFAULT_UI_PORT}; 0: any free port)` },
+  listen: { type: 'string', arg: 'ADDR', description: 'address to serve on instead of 127.0.0.1 (needs --tls-cert/--tls-key, or --insecure)' },
+  'tls-cert': { type: 'string', arg: 'FILE', description: 'PEM certificate: serve HTTPS' },
+  'tls-key': { type: 'string', arg: 'FILE', description: 'PEM private key of --tls-cert' },
+  insecure: { type: 'boolean', description: 'allow --listen without TLS (the token then crosses the network in clear)' },
+  ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
+} as const;
+
 /** The flags checked (usage errors), the certificate and key read. */
 export function uiListen(f: UiListenFlags): { host: string; port: number; tls: { cert: Buffer; key: Buffer } | undefined } {
   if ((f.certFile === undefined) !== (f.keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');

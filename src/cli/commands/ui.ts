@@ -1,19 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /** `tlscope ui`: a live web UI of every gadget, on 127.0.0.1 behind a token. */
-import { runUi, uiListen } from '../../ui/run.js';
+import { runUi, UI_SERVE_OPTIONS, uiListen } from '../../ui/run.js';
 import { bool, helpText, int, parse, str, type OptionSpecs } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { scopeOptions, selectorFrom } from '../scope.js';
 
 const options: OptionSpecs = {
   ...scopeOptions,
-  port: { type: 'string', arg: 'N', description: 'port to serve on (default 7483; 0: any free port)' },
-  listen: { type: 'string', arg: 'ADDR', description: 'address to serve on instead of 127.0.0.1 (needs --tls-cert/--tls-key, or --insecure)' },
-  'tls-cert': { type: 'string', arg: 'FILE', description: 'PEM certificate: serve HTTPS' },
-  'tls-key': { type: 'string', arg: 'FILE', description: 'PEM private key of --tls-cert' },
-  insecure: { type: 'boolean', description: 'allow --listen without TLS (the token then crosses the network in clear)' },
+  ...UI_SERVE_OPTIONS,
   capture: { type: 'string', arg: 'EXPR', description: "also capture packets (tcpdump's filter, e.g. 'tcp port 443'; '' for all) and show one row per packet; the UI's own port is left out" },
-  ring: { type: 'string', arg: 'N', description: 'entries kept for the page (default 10000; at most 256 MiB of them)' },
   query: { type: 'string', short: 'q', arg: 'EXPR', description: 'the query the page opens with' },
   timeout: { type: 'string', short: 't', arg: 'SECONDS', description: 'stop after this many seconds (default: until Ctrl-C)' },
   'no-redact': { type: 'boolean', description: 'show credentials: by default Authorization, Proxy-Authorization, Cookie, Set-Cookie and gRPC *-bin metadata are masked in every view, the JSON lines and the pcapng download' },
