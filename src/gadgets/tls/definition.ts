@@ -71,7 +71,7 @@ export function httpStage(redactor?: Redactor, describeMessage?: DescribeMessage
       const rawText = raw === undefined ? undefined : redactionSummary(raw);
       const parts = [
         ...(n > 0 ? [`${n} header value${n === 1 ? '' : 's'} masked in the exchanges`] : []),
-        ...(rawText === undefined ? [] : [`in -w's raw calls: ${rawText.replace(/^redaction: /, '')}`]),
+        ...(rawText === undefined ? [] : [`in the raw calls kept for -w (of every connection, before --query and --filter choose what is written): ${rawText.replace(/^redaction: /, '')}`]),
       ];
       return parts.length === 0 ? undefined : `redaction: ${parts.join('; ')}`;
     },

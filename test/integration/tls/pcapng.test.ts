@@ -96,7 +96,7 @@ test('--http --query --redact: the file holds the raw calls of the shown exchang
   } finally {
     const s = await tracer.stop();
     assert.equal(s.code, 0, s.stderr);
-    assert.match(s.stderr, /^tlscope: redaction: 2 header values masked in the exchanges; in -w's raw calls: [1-9]\d* HTTP\/1 header values? and 0 HTTP\/2 header values masked in the raw data$/m, s.stderr);
+    assert.match(s.stderr, /^tlscope: redaction: 2 header values masked in the exchanges; in the raw calls kept for -w \(of every connection, before --query and --filter choose what is written\): [1-9]\d* HTTP\/1 header values? and 0 HTTP\/2 header values masked in the raw data$/m, s.stderr);
   }
   const raw = execFileSync('tshark', ['-r', file, '-Y', 'frame contains "GET /keep "', '-T', 'fields', '-e', 'tcp.payload'], { encoding: 'utf8' }).trim().split('\n').map((h) => Buffer.from(h, 'hex').toString('latin1'));
   assert.equal(raw.length, 2);
