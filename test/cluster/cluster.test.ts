@@ -175,7 +175,7 @@ test('kubectl tlscope capture -w: ONE pcapng of both nodes; each pod (first act 
       assert.match(mine[0]?.[1] ?? '', new RegExp(`^node ${node}: pod ${NS}/cap-${i + 1}, container cap \\(containerd\\), interface eth0$`));
       // its connection from its first packet (the SYN: its first act), both ways, on its own interface
       const syn = mine.find((r) => r[4] === serverIp && r[6] === '8443' && r[7] === '1' && r[8] === '0');
-      assert.ok(syn !== undefined, `no SYN of cap-${i + 1} to ${serverIp}:8443 on ${ifname}: ${JSON.stringify(mine.slice(0, 5))}`);
+      assert.ok(syn !== undefined, `no SYN of cap-${i + 1} to ${serverIp}:8443 on ${ifname}: ${JSON.stringify(mine.slice(0, 5))}\n${p.stderr()}`);
       assert.ok(mine.some((r) => r[3] === serverIp && r[5] === '8443' && r[4] === syn[3]), `no reply to cap-${i + 1} on ${ifname}`);
       clientSrc.push(syn[3] as string);
       // and on no other node's interface
@@ -215,11 +215,12 @@ test('kubectl tlscope capture: a bad filter is the agents\' usage error, said on
   const node = NODES[1] as string;
   const p = plugin(['capture', '-n', NS, '-v', '--timeout', '120', 'tcp port 8443']);
   for (const n of NODES) await p.waitFor(new RegExp(`node ${n}: capture started`), 60_000);
-  startClient(NS, 'captxt-2', node, images.test, 'captxt-2.test', serverIp);
+  // (its request 1 s after its start: the first-packet race is the -w test's; this one is the lines')
+  startClient(NS, 'captxt-2', node, images.test, 'captxt-2.test', serverIp, 1);
   waitSucceeded(NS, 'captxt-2');
   await sleep(4000);
   assert.equal(await stop(p), 0, p.stderr());
-  assert.match(p.stdout(), new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} ${node} ${NS}/captxt-2 eth0 Out IP \\S+ > ${serverIp.replace(/[.]/g, '\\.')}\\.8443: Flags \\[S\\]`, 'm'), p.stdout().slice(0, 3000));
+  assert.match(p.stdout(), new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} ${node} ${NS}/captxt-2 eth0 Out IP \\S+ > ${serverIp.replace(/[.]/g, '\\.')}\\.8443: Flags \\[S\\]`, 'm'), `${p.stdout().slice(0, 3000)}\n${p.stderr()}`);
 });
 
 test('kubectl tlscope ui: the token is required; a pod\'s HTTPS exchange shows with method, path, status, the lock, its node and pod; both nodes\' agents are shown running, one gone and back', { skip: chromiumSkip }, async () => {
