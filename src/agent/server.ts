@@ -19,6 +19,8 @@ import { gadgetByName } from '../gadgets/registry.js';
 import { encodeEvent } from '../output/event-wire.js';
 import { Session, type SessionStats } from '../session/session.js';
 import { hostNamespaces, namespaceInode } from '../proc/namespaces.js';
+import type { CapturedPacket } from '../gadgets/capture/definition.js';
+import { CaptureRelay } from './capture-relay.js';
 import { ClientStream, DEFAULT_CLIENT_LIMITS, type ClientLimits } from './client-stream.js';
 import { agentPackage, AGENT_SERVICE, HEALTH_SERVICE } from './proto.js';
 
@@ -232,6 +234,7 @@ export class Agent {
     call.on('cancelled', onGone);
     call.on('error', onGone);
     let session: Session<CommonEvent> | undefined;
+    const cleanups: (() => void)[] = [];
     try {
       if (this.stopping !== undefined) throw new TlscopeError('ERR_AGENT', `node ${node}: the agent is stopping`);
       const def = gadgetByName(req.gadget);
@@ -243,6 +246,19 @@ export class Agent {
       }
       if (def.name === 'trace tls') Object.assign(params, sessionRedaction(params, this.opts.redact !== false));
       const scope = scopeFrom(req.scope);
+      // capture's packets are copied into wire packets (and, for pods not known yet, held) by the relay
+      const relay = def.name === 'capture' ? new CaptureRelay({
+        node, selector: scope, byNetns: (i) => this.index.byNetns(i), hostNetns: () => this.index.hostNamespaces?.net ?? hostNamespaces()?.net,
+        everyNamespace: !this.index.hookStatus().active, ownNetns: ownPodNetns(this.index), send: (packets) => out.events(packets.map((w) => encodeEvent(w))),
+      }) : undefined;
+      const relayTick = relay === undefined ? undefined : setInterval(() => relay.tick(Date.now()), 100);
+      if (relay !== undefined) {
+        for (const c of this.index.all()) relay.learn(c);
+        cleanups.push(this.index.subscribe((e) => { if (e.type !== 'removed') relay.learn(e.container); }));
+      }
+      const counters = (sess: Session<CommonEvent>): Record<string, number> => (relay === undefined ? sess.gadgetCounters() : { ...sess.gadgetCounters(), sent: relay.counters.sent, notInScope: relay.counters.outOfScope, ownNamespace: relay.counters.own, unattributed: relay.counters.unattributed, heldNow: relay.counters.held });
+      const endRelay = (): void => { if (relayTick !== undefined) clearInterval(relayTick); relay?.close(); };
+      cleanups.push(endRelay);
       session = await Session.start(def as never, {
         params,
         scope,
@@ -254,7 +270,9 @@ export class Agent {
         view: { json: req.json_view },
         // synchronous: capture's packets are views of its ring, valid only during the call. The
         // node goes on here, not as an operator: capture's packets (processEvents false) skip them.
-        sink: { events: (batch: CommonEvent[]) => out.events(batch.map((e) => encodeEvent(withNode(e, node)))) },
+        sink: relay === undefined
+          ? { events: (batch: CommonEvent[]) => out.events(batch.map((e) => encodeEvent(withNode(e, node)))) }
+          : { events: (batch: CommonEvent[]) => relay.packets(batch as unknown as CapturedPacket[], Date.now()) },
       }) as Session<CommonEvent>;
       this.sessions.add(session);
       out.control({ started: { node, gadget: def.name, version: this.opts.version } });
@@ -272,7 +290,8 @@ export class Agent {
         else if (m.type === 'info') out.control({ info: { code: m.code, text: m.text, verbose: m.verbose } });
         else if (m.type === 'stats') {
           if (m.final) {
-            const last = statsMessage(node, m.stats, out.dropped, true, s.gadgetCounters());
+            endRelay();
+            const last = statsMessage(node, m.stats, out.dropped, true, counters(s));
             if (this.stopping === undefined) out.end(last);
             else {
               // the session ended because the agent is going (SIGTERM: its pod is deleted or
@@ -282,18 +301,20 @@ export class Agent {
             }
             return;
           }
-          out.control(statsMessage(node, m.stats, out.dropped, false, s.gadgetCounters()));
+          out.control(statsMessage(node, m.stats, out.dropped, false, counters(s)));
         }
       }
       if (!gone) {
         const st = await s.stop();
-        out.end(statsMessage(node, st, out.dropped, true, s.gadgetCounters()));
+        endRelay();
+        out.end(statsMessage(node, st, out.dropped, true, counters(s)));
       }
     } catch (e) {
       const err = e instanceof TlscopeError ? e : new TlscopeError('ERR_INTERNAL', errorMessage(e));
       this.log(`node ${node}: ${req.gadget}: ${err.message}`);
       out.end({ error: { code: err.code, text: err.message, hint: err.hint ?? '', exit_code: err.exitCode } });
     } finally {
+      for (const c of cleanups) c();
       if (session !== undefined) {
         await session.stop().catch(() => undefined);
         this.sessions.delete(session);
@@ -320,6 +341,12 @@ export class Agent {
     })();
     return this.stopping;
   }
+}
+
+/** The agent's network namespace when it is not the host's (a pod's): its loopback carries the clients' streams. */
+function ownPodNetns(index: ContainerIndex): number | undefined {
+  const own = namespaceInode(process.pid, 'net');
+  return own !== undefined && own !== (index.hostNamespaces?.net ?? hostNamespaces()?.net) ? own : undefined;
 }
 
 /** The redaction parameters of a trace tls session: --redact by default unless no-redact was asked. */

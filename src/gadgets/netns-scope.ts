@@ -41,6 +41,10 @@ export class NetnsScope {
       this.discovery = new NetnsDiscovery({
         onAdded: (ns) => this.add(`netns:${ns.inode}`, ns.path, ns.inode),
         onRemoved: (inode) => this.remove(`netns:${inode}`, inode),
+        // scoped to containers without the start hook, the point is a new pod's first packets:
+        // its namespace (held by its pause process, its CNI pin not visible from an agent's pod)
+        // must be found before its first container runs, so /proc is read every 100 ms, not 1 s
+        ...(hasContainerFilter(this.selector) ? { procIntervalMs: 100 } : {}),
       });
       this.discovery.start();
     }

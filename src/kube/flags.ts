@@ -43,7 +43,7 @@ export function paramSpecs(params: readonly GadgetParam[]): Specs {
   const out: Specs = {};
   for (const p of params) {
     if (p.hidden) continue;
-    out[p.name] = { type: p.type === 'bool' ? 'boolean' : 'string', ...(p.short === undefined ? {} : { short: p.short }), ...(p.type === 'list' ? { multiple: true } : {}), description: p.description };
+    out[p.name] = { type: p.type === 'bool' ? 'boolean' : 'string', ...(p.short === undefined ? {} : { short: p.short }), ...(p.arg === undefined ? {} : { arg: p.arg }), ...(p.type === 'list' ? { multiple: true } : {}), description: p.description };
   }
   return out;
 }

@@ -44,6 +44,8 @@ export interface NodeState {
   filtered: number;
   held: number;
   dropped: number;
+  /** the gadget's own counters over the whole stream (capture: captured, received, dropped, …) */
+  counters: Record<string, number>;
 }
 
 /** A line the stream says; `text` is the line as `kubectl tlscope trace` prints it (after "tlscope: "). */
@@ -52,6 +54,8 @@ export interface StreamSay {
   level: 'warning' | 'info';
   node: string | undefined;
   text: string;
+  /** set when the line is a node's error (its session could not run) */
+  error?: true;
 }
 
 export type ClusterMessage<E> =
@@ -94,6 +98,8 @@ export interface ClusterStreamOptions {
   timeout: number | undefined;
   signal: AbortSignal;
   emit(m: ClusterMessage<NodeEvent>): void;
+  /** how long an event waits for earlier ones of slower nodes (default 250 ms) */
+  mergeWindowMs?: number;
 }
 
 interface NodeRun {
@@ -182,7 +188,7 @@ export async function openCluster(v: Values): Promise<{ cluster: Cluster; allNod
 }
 
 function emptyState(node: string): NodeState {
-  return { node, state: 'starting', pod: undefined, reason: undefined, gone: 0, shown: 0, lost: 0, misses: {}, outOfScope: 0, filtered: 0, held: 0, dropped: 0 };
+  return { node, state: 'starting', pod: undefined, reason: undefined, gone: 0, shown: 0, lost: 0, misses: {}, outOfScope: 0, filtered: 0, held: 0, dropped: 0, counters: {} };
 }
 
 function addStats(to: NodeState, st: AgentStats): void {
@@ -192,6 +198,7 @@ function addStats(to: NodeState, st: AgentStats): void {
   to.filtered += st.filtered;
   to.dropped += st.dropped_slow_client;
   for (const [k, n] of Object.entries(st.misses)) to.misses[k] = (to.misses[k] ?? 0) + n;
+  for (const [k, n] of Object.entries(st.gadget_counters ?? {})) to.counters[k] = (to.counters[k] ?? 0) + n;
 }
 
 /** The stream's closing line, as `kubectl tlscope trace` says it. */
@@ -226,14 +233,14 @@ export async function runClusterStream(o: ClusterStreamOptions): Promise<Cluster
     return nodes;
   }
 
-  const merger = new TimeMerger<NodeEvent>();
+  const merger = new TimeMerger<NodeEvent>(o.mergeWindowMs);
   const runs = new Map<string, NodeRun>();
   const gone: { node: string; reason: string }[] = [];
   const finals: AgentStats[] = [];
   const everStarted = new Set<string>();
   let stopping = false;
   let problem: TlscopeError | undefined;
-  const say = (level: StreamSay['level'], node: string | undefined, text: string): void => o.emit({ type: 'say', level, node, text });
+  const say = (level: StreamSay['level'], node: string | undefined, text: string, error = false): void => o.emit({ type: 'say', level, node, text, ...(error ? { error: true as const } : {}) });
 
   // each node's state; `ended` holds the counts of its agents' runs that are over
   const states = new Map<string, NodeState>();
@@ -252,6 +259,7 @@ export async function runClusterStream(o: ClusterStreamOptions): Promise<Cluster
       if (base !== undefined) {
         total.shown += base.shown; total.lost += base.lost; total.outOfScope += base.outOfScope; total.filtered += base.filtered; total.dropped += base.dropped;
         for (const [k, n] of Object.entries(base.misses)) total.misses[k] = (total.misses[k] ?? 0) + n;
+        for (const [k, n] of Object.entries(base.counters)) total.counters[k] = (total.counters[k] ?? 0) + n;
       }
       const live = runs.get(node);
       if (live?.stats !== undefined && !live.done) addStats(total, live.stats);
@@ -340,7 +348,7 @@ export async function runClusterStream(o: ClusterStreamOptions): Promise<Cluster
               break;
             }
             problem ??= new TlscopeError(m.error?.code ?? 'ERR_AGENT', `node ${a.node}: ${m.error?.text}`, { ...(m.error?.hint ? { hint: m.error.hint } : {}), ...(m.error?.exit_code ? { exitCode: m.error.exit_code } : {}) });
-            say('warning', a.node, `node ${a.node}: ${m.error?.text}`);
+            say('warning', a.node, `node ${a.node}: ${m.error?.text}`, true);
             break;
         }
       });

@@ -20,6 +20,11 @@ export interface PacketRecord {
   readonly targetId: number;
   readonly label: { readonly short: string; readonly long: string };
   readonly interfaceName: string;
+  /**
+   * the pcapng interface's if_name and if_description, when the writer's own ("eth0", "label
+   * eth0") are not enough (a cluster's packets: node, pod and containers)
+   */
+  readonly pcapngInterface?: { readonly name: string; readonly description: string };
   comment(): { text: string; bytes: Uint8Array } | undefined;
 }
 
@@ -95,8 +100,9 @@ export class PcapngPacketWriter {
     if (perTarget === undefined) this.idbs.set(r.targetId, (perTarget = new Map()));
     let id = perTarget.get(r.p.ifindex);
     if (id === undefined) {
-      const name = r.interfaceName;
-      id = this.writer.addInterface({ linkType: r.linkType, snaplen: this.opts.snaplen, name, description: `${r.label.long} ${name}`, filter: this.opts.filter, os: `Linux ${release()}` });
+      const name = r.pcapngInterface?.name ?? r.interfaceName;
+      const description = r.pcapngInterface?.description ?? `${r.label.long} ${name}`;
+      id = this.writer.addInterface({ linkType: r.linkType, snaplen: this.opts.snaplen, name, description, filter: this.opts.filter, ...(r.pcapngInterface === undefined ? { os: `Linux ${release()}` } : {}) });
       perTarget.set(r.p.ifindex, id);
     }
     return id;

@@ -8,6 +8,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +145,84 @@ test('kubectl tlscope trace tls: the request plaintext of a pod on each node (it
 // method, path, status, the lock, and each side's own node and pod; the nodes' line says both
 // agents run, then that the client node's agent is gone when its pod is deleted, and back when
 // the DaemonSet's next one is ready. Without the token: 401.
+/** tshark's fields of every packet of a pcapng, one array per packet (tshark failing throws: an invalid file fails). */
+function tsharkFields(file: string, fields: string[]): string[][] {
+  const out = execFileSync('tshark', ['-r', file, '-T', 'fields', '-E', 'separator=\t', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return out.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+}
+
+test('kubectl tlscope capture -w: ONE pcapng of both nodes; each pod (first act a TLS request) on its own interface named node/namespace/pod/container, in time order', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlscope-kcap-'));
+  const file = join(dir, 'cluster.pcapng');
+  try {
+    const p = plugin(['capture', '-n', NS, '-v', '--timeout', '120', '-w', file, 'tcp port 8443']);
+    for (const n of NODES) await p.waitFor(new RegExp(`node ${n}: capture started`), 60_000);
+    NODES.forEach((node, i) => startClient(NS, `cap-${i + 1}`, node, images.test, `cap-${i + 1}.test`, serverIp));
+    NODES.forEach((_, i) => waitSucceeded(NS, `cap-${i + 1}`));
+    await sleep(5000); // a pod's first packets wait on its node until the pod is known, then the merge window
+    assert.equal(await stop(p), 0, p.stderr());
+    // valid: tshark and capinfos read it to its end
+    const info = execFileSync('capinfos', [file], { encoding: 'utf8' });
+    assert.match(info, /File type:\s+Wireshark\/\.\.\. - pcapng/, info);
+    const rows = tsharkFields(file, ['frame.interface_name', 'frame.interface_description', 'frame.time_epoch', 'ip.src', 'ip.dst', 'tcp.srcport', 'tcp.dstport', 'tcp.flags.syn', 'tcp.flags.ack']);
+    assert.ok(rows.length > 0, `no packet in the file\n${p.stderr()}`);
+    const names = [...new Set(rows.map((r) => r[0] as string))];
+    const clientSrc: string[] = [];
+    NODES.forEach((node, i) => {
+      const ifname = `${node}/${NS}/cap-${i + 1}/cap eth0`;
+      const mine = rows.filter((r) => r[0] === ifname);
+      assert.ok(mine.length > 0, `no interface ${ifname}; interfaces: ${names.join(' | ')}\n${p.stderr()}`);
+      assert.match(mine[0]?.[1] ?? '', new RegExp(`^node ${node}: pod ${NS}/cap-${i + 1}, container cap \\(containerd\\), interface eth0$`));
+      // its connection from its first packet (the SYN: its first act), both ways, on its own interface
+      const syn = mine.find((r) => r[4] === serverIp && r[6] === '8443' && r[7] === '1' && r[8] === '0');
+      assert.ok(syn !== undefined, `no SYN of cap-${i + 1} to ${serverIp}:8443 on ${ifname}: ${JSON.stringify(mine.slice(0, 5))}\n${p.stderr()}`);
+      assert.ok(mine.some((r) => r[3] === serverIp && r[5] === '8443' && r[4] === syn[3]), `no reply to cap-${i + 1} on ${ifname}`);
+      clientSrc.push(syn[3] as string);
+      // and on no other node's interface
+      assert.ok(!rows.some((r) => r[3] === syn[3] && /\/cap-\d\/cap /.test(r[0] ?? '') && r[0] !== ifname), `cap-${i + 1}'s packets on another pod's interface`);
+    });
+    assert.notEqual(clientSrc[0], clientSrc[1]);
+    // the server pod (on the first node) saw both clients' connections on its interface
+    const web = rows.filter((r) => r[0] === `${NODES[0]}/${NS}/web/web eth0`);
+    for (const src of clientSrc) assert.ok(web.some((r) => r[3] === src && r[6] === '8443' && r[7] === '1'), `the server's interface lacks the SYN from ${src}; interfaces: ${names.join(' | ')}`);
+    // every interface names its node; no packet of a namespace out of scope (the agents' pods, say)
+    for (const n of names) assert.match(n, new RegExp(`^(${NODES.join('|')})/${NS}/[^/]+/[^/ ]+ \\S+$`), `interface ${n}`);
+    // one time order across the nodes
+    const times = rows.map((r) => Number(r[2]));
+    for (let k = 1; k < times.length; k++) assert.ok((times[k] as number) >= (times[k - 1] as number), `packet ${k + 1} is earlier than packet ${k}`);
+    // the summary: packets per node, and the file
+    for (const n of NODES) assert.match(p.stderr(), new RegExp(`node ${n}: [1-9]\\d* packets? written, \\d+ captured, \\d+ received by filter, 0 dropped by kernel`));
+    assert.match(p.stderr(), new RegExp(`${rows.length} packets from 2 nodes written to ${file.replace(/[.]/g, '\\.')} \\(${names.length} interfaces\\)`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kubectl tlscope capture: a bad filter is the agents\' usage error, said once with its node (exit 2); without -w, tcpdump lines with node and pod', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlscope-kcap-'));
+  try {
+    const bad = await pluginRun(['capture', '-n', NS, '--timeout', '30', '-w', join(dir, 'x.pcapng'), 'tcp', 'port']);
+    assert.equal(bad.code, 2, bad.stderr);
+    const said = bad.stderr.split('\n').filter((l) => l.includes('bad filter expression'));
+    assert.equal(said.length, 1, bad.stderr);
+    assert.match(said[0] as string, new RegExp(`^kubectl tlscope: node (${NODES.join('|')}): bad filter expression "tcp port"`));
+    const unwritable = await pluginRun(['capture', '-n', NS, '-w', join(dir, 'no', 'such', 'dir.pcapng')]);
+    assert.equal(unwritable.code, 2, unwritable.stderr);
+    assert.match(unwritable.stderr, /-w \S+no\/such\/dir\.pcapng: cannot write it/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const node = NODES[1] as string;
+  const p = plugin(['capture', '-n', NS, '-v', '--timeout', '120', 'tcp port 8443']);
+  for (const n of NODES) await p.waitFor(new RegExp(`node ${n}: capture started`), 60_000);
+  // (its request 1 s after its start: the first-packet race is the -w test's; this one is the lines')
+  startClient(NS, 'captxt-2', node, images.test, 'captxt-2.test', serverIp, 1);
+  waitSucceeded(NS, 'captxt-2');
+  await sleep(4000);
+  assert.equal(await stop(p), 0, p.stderr());
+  assert.match(p.stdout(), new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} ${node} ${NS}/captxt-2 eth0 Out IP \\S+ > ${serverIp.replace(/[.]/g, '\\.')}\\.8443: Flags \\[S\\]`, 'm'), `${p.stdout().slice(0, 3000)}\n${p.stderr()}`);
+});
+
 test('kubectl tlscope ui: the token is required; a pod\'s HTTPS exchange shows with method, path, status, the lock, its node and pod; both nodes\' agents are shown running, one gone and back', { skip: chromiumSkip }, async () => {
   const apiIp = startApiServer(NS, 'api', NODES[0] as string, images.test);
   const p = plugin(['ui', '-n', NS, '--port', '0', '-v']);

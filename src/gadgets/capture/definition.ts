@@ -30,6 +30,8 @@ export interface CapturedPacket {
   linkType: number;
   /** the (namespace) capture it came from: a new id each time a namespace is watched */
   targetId: number;
+  /** the inode of that network namespace */
+  netns: number;
   label: NamespaceLabel;
   interfaceName: string;
   /** who sent and who receives it ("sender: pid 42 curl on the host; receiver: …"), when known */
@@ -191,6 +193,7 @@ Examples:
       get p() { return current.p; },
       get linkType() { return current.linkType; },
       get targetId() { return (currentTarget as CaptureTarget).id; },
+      get netns() { return (currentTarget as CaptureTarget).netns; },
       get label() { const t = currentTarget as CaptureTarget; return labels.get(t.id) ?? labelOf(t); },
       get interfaceName() { return (currentTarget as CaptureTarget).socket.interfaceName(current.p.ifindex); },
       comment: () => commentFor(current.p, current.linkType),

@@ -48,7 +48,7 @@ test('kubectl tlscope ui --help; ui is in kubectl tlscope\'s usage', async () =>
 
 test('nodeStats: the nodes\' counts added up, one line per node with its state and why', () => {
   const n = (node: string, state: NodeState['state'], shown: number, extra: Partial<NodeState> = {}): NodeState => ({
-    node, state, pod: `agent-${node}`, reason: undefined, gone: 0, shown, lost: 1, misses: { 'no socket': 2 }, outOfScope: 3, filtered: 4, held: 0, dropped: 0, ...extra,
+    node, state, pod: `agent-${node}`, reason: undefined, gone: 0, shown, lost: 1, misses: { 'no socket': 2 }, outOfScope: 3, filtered: 4, held: 0, dropped: 0, counters: {}, ...extra,
   });
   const s = nodeStats([n('n1', 'running', 10), n('n2', 'gone', 5, { reason: 'pod deleted', gone: 1 })]);
   assert.equal(s.shown, 15);
