@@ -107,7 +107,7 @@ describe('--http keeping the raw calls for -w', () => {
     assert.match(raw, /Authorization: \*{13}\r\n/);
     assert.doesNotMatch(raw, /SECRET/);
     assert.equal(out[0]?.requestHeaders.find((f) => f.name.toLowerCase() === 'authorization')?.value, '[redacted]');
-    assert.equal(stage.summary?.(), 'redaction: 1 header value masked in the exchanges; in -w\'s raw calls: 1 HTTP/1 header value and 0 HTTP/2 header values masked in the raw data');
+    assert.equal(stage.summary?.(), 'redaction: 1 header value masked in the exchanges; in the raw calls kept for -w (of every connection, before --query and --filter choose what is written): 1 HTTP/1 header value and 0 HTTP/2 header values masked in the raw data');
     const plain = httpStage(new Redactor(), undefined, false);
     assert.equal(plain.summary?.(), undefined, 'nothing masked yet: nothing said');
     plain.process([call({ dir: 'write', data: 'GET /s HTTP/1.1\r\nCookie: a=b\r\n\r\n', conn: 'p' }), call({ dir: 'read', data: 'HTTP/1.1 204 No Content\r\nSet-Cookie: c=d\r\n\r\n', conn: 'p' })]);
