@@ -191,14 +191,16 @@ function emptyState(node: string): NodeState {
   return { node, state: 'starting', pod: undefined, reason: undefined, gone: 0, shown: 0, lost: 0, misses: {}, outOfScope: 0, filtered: 0, held: 0, dropped: 0, counters: {} };
 }
 
-function addStats(to: NodeState, st: AgentStats): void {
+/** An agent's final counts added to a node's (with its gadget counters) or to the cluster's sum. */
+function addStats(to: ClusterSum & { counters?: Record<string, number> }, st: AgentStats): void {
   to.shown += st.shown;
   to.lost += st.lost;
   to.outOfScope += st.out_of_scope;
   to.filtered += st.filtered;
   to.dropped += st.dropped_slow_client;
   for (const [k, n] of Object.entries(st.misses)) to.misses[k] = (to.misses[k] ?? 0) + n;
-  for (const [k, n] of Object.entries(st.gadget_counters ?? {})) to.counters[k] = (to.counters[k] ?? 0) + n;
+  const counters = to.counters;
+  if (counters !== undefined) for (const [k, n] of Object.entries(st.gadget_counters ?? {})) counters[k] = (counters[k] ?? 0) + n;
 }
 
 /** The stream's closing line, as `kubectl tlscope trace` says it. */
@@ -426,12 +428,7 @@ export async function runClusterStream(o: ClusterStreamOptions): Promise<Cluster
   // the summary: every node's counts added up, and every node lost on the way
   const sum: ClusterSum = { shown: 0, lost: 0, outOfScope: 0, filtered: 0, dropped: 0, misses: {} };
   for (const st of finals) {
-    sum.shown += st.shown;
-    sum.lost += st.lost;
-    sum.outOfScope += st.out_of_scope;
-    sum.filtered += st.filtered;
-    sum.dropped += st.dropped_slow_client;
-    for (const [k, n] of Object.entries(st.misses)) sum.misses[k] = (sum.misses[k] ?? 0) + n;
+    addStats(sum, st);
     for (const p of st.problems) problem ??= new TlscopeError(p.code, `node ${st.node}: ${p.text}`, p.hint ? { hint: p.hint } : {});
   }
   const nodes = [...states.keys()].sort().map((n) => states.get(n) as NodeState);
