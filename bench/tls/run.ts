@@ -26,26 +26,38 @@
  *
  *   npm run build && node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096]
  *       [--modes none,tlscope,tlscope-200,bpftrace] [--quiet-pct 15] [--quiet-wait 60]
+ *       [--tlscope-bin OTHER/dist/src/cli/bin.js] [--tracer-profile DIR]
+ *
+ * --tlscope-bin: another build of tlscope (e.g. a checkout of the commit before a change, built),
+ * run as the mode `tlscope-base` with the same flags as `tlscope`; the order of the modes rotates
+ * between reps, so the two builds alternate. The summary then gives each build's tracer CPU per
+ * MB of plaintext and this build's JSON throughput per core against the base's (issue 15's
+ * target: ≥ 4× at 4 KiB bodies, 100 % of the bytes).
+ * --tracer-profile DIR: each tlscope run writes a .cpuprofile there (TLSCOPE_CPU_PROFILE, which
+ * starts sampling once the programs are loaded: `node --cpu-prof` breaks the verifier's loads).
  *
  * Before each run it waits until the machine was at most --quiet-pct busy for half a second.
  * Needs root, openssl, bpftool, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, release } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { OUT_DIR, ROOT, benchOptions, listOption, markdownTable, median as medianOf, numberOption, sleep, statCpuNs, waitQuiet, writeResults } from '../common.js';
 import { bpfIdsHeldBy, bpfObjectsNow } from '../../test/helpers/bpf-held.js';
 import { request, response } from './load.js';
 
 const BIN = join(ROOT, 'dist/src/cli/bin.js');
+/** tlscope-base: the build given by --tlscope-bin */
 const LOAD = join(ROOT, 'dist/bench/tls/load.js');
 
 /** tlscope-200: tlscope with --max-bytes 200, the same bytes per call as bpftrace's buf() (equal work). */
-type Mode = 'none' | 'tlscope' | 'tlscope-200' | 'bpftrace';
-const MODES: Mode[] = ['none', 'tlscope', 'tlscope-200', 'bpftrace'];
-const isTlscope = (m: Mode): boolean => m === 'tlscope' || m === 'tlscope-200';
+type Mode = 'none' | 'tlscope' | 'tlscope-200' | 'tlscope-base' | 'bpftrace';
+const MODES: Mode[] = ['none', 'tlscope', 'tlscope-200', 'tlscope-base', 'bpftrace'];
+const isTlscope = (m: Mode): boolean => m === 'tlscope' || m === 'tlscope-200' || m === 'tlscope-base';
+/** issue 15: JSON throughput per core at 4 KiB bodies, this build against today's */
+const THROUGHPUT_TARGET = 4;
 
 interface Options {
   requests: number;
@@ -55,16 +67,23 @@ interface Options {
   /** before each run, wait (up to quietWaitS) until the machine was at most this % busy for half a second */
   quietPct: number;
   quietWaitS: number;
+  /** --tlscope-bin: the base build's bin.js (mode tlscope-base) */
+  baseBin: string | undefined;
+  /** --tracer-profile: a directory for each tlscope run's .cpuprofile */
+  profileDir: string | undefined;
 }
 
 function options(argv: string[]): Options {
   const v = benchOptions(argv, {
     quick: { type: 'boolean' }, requests: { type: 'string' }, reps: { type: 'string' }, body: { type: 'string' }, modes: { type: 'string' },
-    'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' },
-  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,tlscope-200,bpftrace] [--quiet-pct 15] [--quiet-wait 60]');
+    'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' }, 'tlscope-bin': { type: 'string' }, 'tracer-profile': { type: 'string' },
+  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,tlscope-200,tlscope-base,bpftrace] [--quiet-pct 15] [--quiet-wait 60] [--tlscope-bin OTHER/dist/src/cli/bin.js] [--tracer-profile DIR]');
   const quick = v['quick'] === true; // 300 requests, one rep
-  const modes = (listOption(v['modes']) ?? MODES).map((m) => {
+  const baseBin = typeof v['tlscope-bin'] === 'string' ? resolve(v['tlscope-bin']) : undefined;
+  if (baseBin !== undefined && !existsSync(baseBin)) throw new Error(`--tlscope-bin ${baseBin}: no such file`);
+  const modes = (listOption(v['modes']) ?? MODES.filter((m) => m !== 'tlscope-base' || baseBin !== undefined)).map((m) => {
     if (!(MODES as string[]).includes(m)) throw new Error(`unknown mode ${m}: ${MODES.join(', ')}`);
+    if (m === 'tlscope-base' && baseBin === undefined) throw new Error('mode tlscope-base needs --tlscope-bin');
     return m as Mode;
   });
   return {
@@ -74,6 +93,8 @@ function options(argv: string[]): Options {
     modes,
     quietPct: numberOption('quiet-pct', v['quiet-pct']) ?? 15,
     quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? 60,
+    baseBin,
+    profileDir: typeof v['tracer-profile'] === 'string' ? resolve(v['tracer-profile']) : undefined,
   };
 }
 
@@ -113,16 +134,19 @@ interface Proc {
   head: string;
   err: string;
   exited: Promise<void>;
+  /** when standard output (to a file) last got data, ms */
+  lastOut: number;
 }
 
 function start(cmd: string, args: string[], opts: { stdout?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
-  const p: Proc = { child, out: [], head: '', err: '', exited: new Promise((r) => child.on('close', () => r())) };
+  const p: Proc = { child, out: [], head: '', err: '', exited: new Promise((r) => child.on('close', () => r())), lastOut: Date.now() };
   if (opts.stdout !== undefined) {
     const file = opts.stdout;
     const chunks: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => {
       chunks.push(d);
+      p.lastOut = Date.now();
       if (p.head.length < 4096) p.head += d.toString('latin1', 0, Math.min(d.length, 4096));
     });
     p.exited = p.exited.then(() => writeFileSync(file, Buffer.concat(chunks)));
@@ -196,6 +220,12 @@ interface Run {
   busyBefore: number;
   /** tlscope: ns the BPF programs ran per probed call (entry + return programs), from bpf_stats */
   bpfNsPerCall: number | undefined;
+  /** the tracer's CPU from the client's start until its output had been quiet for 300 ms (all the run's bytes written), ns */
+  tracerCpuToDrainedNs: number | undefined;
+  /** the end of the tracer's standard error (its summary) */
+  tracerErr: string | undefined;
+  /** how the tracer ended: its exit code, or the signal that ended it */
+  tracerExit: string | undefined;
 }
 
 async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: string): Promise<Run> {
@@ -207,9 +237,15 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const pids = [server.child.pid ?? 0, client.child.pid ?? 0];
   const outFile = join(work, `${mode}-${body}-${rep}.out`);
   let tracer: Proc | undefined;
-  if (mode === 'tlscope' || mode === 'tlscope-200') {
+  if (isTlscope(mode)) {
     const cut = mode === 'tlscope-200' ? ['--max-bytes', '200'] : [];
-    tracer = start(process.execPath, [BIN, 'trace', 'tls', '-v', ...cut, ...pids.flatMap((p) => ['-p', String(p)]), '-o', 'json', '--fields', 'proc.pid,len,lostBytes,data,dataEncoding'], { stdout: outFile });
+    const bin = mode === 'tlscope-base' ? o.baseBin ?? BIN : BIN;
+    let env = process.env;
+    if (o.profileDir !== undefined) {
+      mkdirSync(o.profileDir, { recursive: true });
+      env = { ...process.env, TLSCOPE_CPU_PROFILE: join(o.profileDir, `${mode}-${body}-${rep}.cpuprofile`) };
+    }
+    tracer = start(process.execPath, [bin, 'trace', 'tls', '-v', ...cut, ...pids.flatMap((p) => ['-p', String(p)]), '-o', 'json', '--fields', 'proc.pid,len,lostBytes,data,dataEncoding'], { stdout: outFile, env });
     await until('tlscope', () => /tlscope: tracing \d+ file/.test(tracer!.err) || tracer!.child.exitCode !== null, 120_000);
   } else if (mode === 'bpftrace') {
     const script = join(work, 'trace.bt');
@@ -228,7 +264,10 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const wall = (Date.now() - t0) / 1000;
   const cpu1 = tracer === undefined ? 0 : cpuNs(tracer.child.pid ?? 0);
   const result = JSON.parse(client.out.find((l) => l.startsWith('{')) ?? '{}') as { requests: number; seconds: number; requestBytes: number; responseBytes: number };
-  await sleep(300); // let the tracer drain
+  // let the tracer drain: its output quiet for 300 ms (the CPU to here is what the run's bytes cost)
+  if (tracer !== undefined) await until('the tracer to drain', () => Date.now() - tracer!.lastOut >= 300, 120_000);
+  else await sleep(300);
+  const cpuDrained = tracer === undefined ? 0 : cpuNs(tracer.child.pid ?? 0);
   const stats1 = isTlscope(mode) ? bpfStats(tracer?.child.pid ?? 0) : [];
   if (tracer !== undefined) await stop(tracer);
   await stop(client, 'SIGTERM');
@@ -255,6 +294,9 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
     movedBytes: moved,
     capturedBytes: cap.bytes,
     tracerCpuPct: tracer === undefined ? undefined : ((cpu1 - cpu0) / 1e9 / wall) * 100,
+    tracerCpuToDrainedNs: tracer === undefined ? undefined : cpuDrained - cpu0,
+    tracerErr: tracer?.err.slice(-2000),
+    tracerExit: tracer === undefined ? undefined : String(tracer.child.exitCode ?? tracer.child.signalCode),
     callsWithData: k === null ? undefined : Number(k[1]),
     callsWithout: k === null ? undefined : Number(k[2]),
     lostEvents: lostEv === null ? undefined : Number(lostEv[1]),
@@ -263,6 +305,12 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
 
 /** The lower median (of an even count, the lower middle value), as these tables always had. */
 const median = (xs: number[]): number => medianOf(xs, 'lower');
+
+/** Tracer CPU ms per MB (10^6 bytes) of plaintext written out, from its start to drained: the median of the runs. */
+function msPerMb(rs: readonly Run[]): number {
+  const xs = rs.filter((r) => r.tracerCpuToDrainedNs !== undefined && r.capturedBytes > 0).map((r) => (r.tracerCpuToDrainedNs ?? 0) / 1e6 / (r.capturedBytes / 1e6));
+  return xs.length === 0 ? NaN : median(xs);
+}
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
@@ -293,7 +341,7 @@ async function main(): Promise<void> {
     const base = median(of('none').map((r) => r.rate));
     const calls = median(of('tlscope').map((r) => ((r.callsWithData ?? 0) + (r.callsWithout ?? 0)) / r.requests));
     console.log(`\n**body ${body} B** (request ${request(0).length} B, response ${response(body).length} B; ${o.requests} requests × ${o.reps} reps)\n`);
-    const head = ['tracer', 'req/s', 'vs untraced', 'plaintext captured', 'lost', 'tracer CPU % of one core', 'calls/request', 'added µs/call', 'BPF µs/call'];
+    const head = ['tracer', 'req/s', 'vs untraced', 'plaintext captured', 'lost', 'tracer CPU % of one core', 'tracer CPU ms/MB', 'MB/s per core', 'calls/request', 'added µs/call', 'BPF µs/call'];
     const rows: string[][] = [];
     for (const m of o.modes) {
       const rs = of(m);
@@ -305,9 +353,10 @@ async function main(): Promise<void> {
       const added = m === 'none' || !Number.isFinite(calls) || calls === 0 ? '–' : (((1 / rate - 1 / base) * 1e6) / calls).toFixed(1);
       const bpfNs = rs.map((r) => r.bpfNsPerCall).filter((x): x is number => x !== undefined);
       const bpf = bpfNs.length === 0 ? '–' : (median(bpfNs) / 1000).toFixed(2);
-      rows.push([m, rate.toFixed(0), m === 'none' ? '1.00' : (rate / base).toFixed(2), share, lost, cpu, m === 'none' ? '–' : calls.toFixed(1), added, bpf]);
+      const perMb = m === 'none' ? NaN : msPerMb(rs);
+      rows.push([m, rate.toFixed(0), m === 'none' ? '1.00' : (rate / base).toFixed(2), share, lost, cpu, Number.isNaN(perMb) ? '–' : perMb.toFixed(2), Number.isNaN(perMb) ? '–' : (1000 / perMb).toFixed(1), m === 'none' ? '–' : calls.toFixed(1), added, bpf]);
     }
-    console.log(markdownTable(head, 'lrrrrrrrr', rows, 2));
+    console.log(markdownTable(head, 'lrrrrrrrrrr', rows, 2));
     // issue 15's targets: tlscope adds at most bpftrace's latency per call on the same probes (at
     // equal work: tlscope-200 copies the 200 bytes a call that bpftrace's buf() does), 100 % of bytes
     const addedOf = (m: Mode): number => {
@@ -322,6 +371,19 @@ async function main(): Promise<void> {
     }
     const full = of('tlscope').map((r) => r.capturedBytes / r.movedBytes);
     if (full.length > 0) console.log(`target body ${body} tlscope: ${(median(full) * 100).toFixed(1)} % of bytes (target 100 %: ${median(full) >= 1 ? 'met' : 'not met'})`);
+    // issue 15: JSON throughput per core (plaintext MB per second of tracer CPU), this build
+    // against the --tlscope-bin build in the same run; the target is for 4 KiB bodies
+    const now = msPerMb(of('tlscope'));
+    const was = msPerMb(of('tlscope-base'));
+    if (!Number.isNaN(now) && !Number.isNaN(was)) {
+      const ratio = was / now;
+      const pairs = of('tlscope').map((r) => {
+        const b = of('tlscope-base').find((x) => x.rep === r.rep);
+        return b === undefined ? NaN : msPerMb([b]) / msPerMb([r]);
+      }).filter((x) => !Number.isNaN(x));
+      const verdict = body === 4096 ? ` (target ≥ ${THROUGHPUT_TARGET}× at 4 KiB: ${ratio >= THROUGHPUT_TARGET ? 'met' : 'not met'})` : ' (the target is for 4 KiB bodies)';
+      console.log(`target body ${body} JSON throughput per core: tlscope ${(1000 / now).toFixed(1)} MB/s vs tlscope-base ${(1000 / was).toFixed(1)} MB/s per core = ${ratio.toFixed(2)}×${pairs.length > 1 ? `, per rep ${pairs.map((x) => x.toFixed(2)).join(' ')}` : ''}${verdict}`);
+    }
   }
   console.log(`\nruns: ${file}`);
 }

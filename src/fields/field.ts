@@ -24,6 +24,13 @@ export interface Field<E> {
   /** Shown without --fields. */
   visible: boolean;
   get(e: E): FieldValue;
+  /**
+   * Optional, for -o json's line encoder: the value as JSON text, exactly
+   * `JSON.stringify` of what `get` returns (bigints as the JSON writer turns them), or
+   * undefined when `get` gives undefined. A field whose value is costly to build (a
+   * payload encoded as text) writes it straight from its bytes here.
+   */
+  json?(e: E): string | undefined;
 }
 
 /** Looks a field up by JSON name, column header or the last part of its name (case-insensitive). */

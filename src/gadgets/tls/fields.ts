@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Fields of `trace tls` (plaintext events) and `trace tls --http` (request/response pairs), and how data is shown. */
+import { isUtf8 } from 'node:buffer';
 import { commonFields, type CommonEvent, type CommonField } from '../../fields/common.js';
 import type { TlsEvent } from './gadget.js';
 import type { TlsHttpEvent } from './http.js';
@@ -20,6 +21,27 @@ export function encodeData(data: Uint8Array, hex = false): { text: string; encod
   } catch {
     return { text: b.toString('base64'), encoding: 'base64' };
   }
+}
+
+const asBuffer = (data: Uint8Array): Buffer => (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+
+/** Starts with a UTF-8 byte order mark, which the strict decoder of encodeData drops. */
+const bom = (b: Uint8Array): boolean => b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
+
+/**
+ * What encodeData gives, as JSON text, straight from the bytes: `JSON.stringify(encodeData(data,
+ * hex).text)`, without the decoder's exception on binary data or any object.
+ */
+export function dataJson(data: Uint8Array, hex = false): string {
+  const b = asBuffer(data);
+  if (hex) return `"${b.toString('hex')}"`;
+  if (isUtf8(b)) return bom(b) ? JSON.stringify(encodeData(data).text) : JSON.stringify(b.toString('utf8'));
+  return `"${b.toString('base64')}"`;
+}
+
+/** The dataEncoding of encodeData, as JSON text. */
+export function dataEncodingJson(data: Uint8Array, hex = false): string {
+  return hex ? '"hex"' : isUtf8(asBuffer(data)) ? '"utf8"' : '"base64"';
 }
 
 /** One printable line: \r \n \t shown escaped, other control bytes and invalid UTF-8 as '.'. */
@@ -104,8 +126,8 @@ export function tlsDataFields(opts: TlsFieldOptions): CommonField<TraceTlsEvent>
     { name: 'truncated', type: 'bool', column: 'TRUNC', width: 5, description: 'true when --max-bytes cut the data (data is shorter than len)', visible: false, get: (e) => data(e)?.truncated },
     { name: 'lostBytes', type: 'int', column: 'LOST', width: 7, align: 'right', description: 'captured bytes lost because the ring buffer was full (zeros in data)', visible: false, get: (e) => data(e)?.lostBytes },
     { name: 'conn', column: 'CONN', width: 14, description: 'the TLS session within the process (SSL*, gnutls session, *tls.Conn), hex', visible: false, get: (e) => data(e)?.conn },
-    { name: 'data', column: 'DATA', width: 40, description: 'the plaintext, encoded as dataEncoding says', visible: false, get: (e) => encoded(e)?.text },
-    { name: 'dataEncoding', column: 'ENC', width: 6, description: 'utf8 (the bytes are valid UTF-8, shown as text), base64 (they are not), hex (--hex)', visible: false, get: (e) => encoded(e)?.encoding },
+    { name: 'data', column: 'DATA', width: 40, description: 'the plaintext, encoded as dataEncoding says', visible: false, get: (e) => encoded(e)?.text, json: (e) => { const d = data(e); return d === undefined ? undefined : dataJson(d.data, opts.hex); } },
+    { name: 'dataEncoding', column: 'ENC', width: 6, description: 'utf8 (the bytes are valid UTF-8, shown as text), base64 (they are not), hex (--hex)', visible: false, get: (e) => encoded(e)?.encoding, json: (e) => { const d = data(e); return d === undefined ? undefined : dataEncodingJson(d.data, opts.hex); } },
   ];
   if (!opts.json) {
     fields.push({ name: 'preview', column: 'DATA', width: 64, description: 'the start of the plaintext, printable (\\r \\n escaped, other control bytes as .)', visible: true, get: (e) => { const d = data(e); return d === undefined ? undefined : preview(d.data); } });
