@@ -26,7 +26,7 @@
  *
  *   npm run build && node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096]
  *       [--modes none,tlscope,tlscope-200,bpftrace] [--quiet-pct 15] [--quiet-wait 60]
- *       [--tlscope-bin OTHER/dist/src/cli/bin.js] [--tracer-profile DIR]
+ *       [--tlscope-bin OTHER/dist/src/cli/bin.js] [--tracer-profile DIR] [--ring-size MIB]
  *
  * --tlscope-bin: another build of tlscope (e.g. a checkout of the commit before a change, built),
  * run as the mode `tlscope-base` with the same flags as `tlscope`; the order of the modes rotates
@@ -35,6 +35,8 @@
  * target: ≥ 4× at 4 KiB bodies, 100 % of the bytes).
  * --tracer-profile DIR: each tlscope run writes a .cpuprofile there (TLSCOPE_CPU_PROFILE, which
  * starts sampling once the programs are loaded: `node --cpu-prof` breaks the verifier's loads).
+ * --ring-size MIB: tlscope's ring for every tlscope run (default: its own, 16 MiB); a tracer that
+ * falls behind the load loses records, and then its CPU per MB says little.
  *
  * Before each run it waits until the machine was at most --quiet-pct busy for half a second.
  * Needs root, openssl, bpftool, bpftrace (for the bpftrace column). Writes JSON to bench/out/.
@@ -71,13 +73,15 @@ interface Options {
   baseBin: string | undefined;
   /** --tracer-profile: a directory for each tlscope run's .cpuprofile */
   profileDir: string | undefined;
+  /** --ring-size MIB for every tlscope run (both builds alike); its default when undefined */
+  ringMiB: number | undefined;
 }
 
 function options(argv: string[]): Options {
   const v = benchOptions(argv, {
     quick: { type: 'boolean' }, requests: { type: 'string' }, reps: { type: 'string' }, body: { type: 'string' }, modes: { type: 'string' },
-    'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' }, 'tlscope-bin': { type: 'string' }, 'tracer-profile': { type: 'string' },
-  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,tlscope-200,tlscope-base,bpftrace] [--quiet-pct 15] [--quiet-wait 60] [--tlscope-bin OTHER/dist/src/cli/bin.js] [--tracer-profile DIR]');
+    'quiet-pct': { type: 'string' }, 'quiet-wait': { type: 'string' }, 'tlscope-bin': { type: 'string' }, 'tracer-profile': { type: 'string' }, 'ring-size': { type: 'string' },
+  }, 'node dist/bench/tls/run.js [--quick] [--requests 3000] [--reps 3] [--body 64,4096] [--modes none,tlscope,tlscope-200,tlscope-base,bpftrace] [--quiet-pct 15] [--quiet-wait 60] [--tlscope-bin OTHER/dist/src/cli/bin.js] [--tracer-profile DIR] [--ring-size MIB]');
   const quick = v['quick'] === true; // 300 requests, one rep
   const baseBin = typeof v['tlscope-bin'] === 'string' ? resolve(v['tlscope-bin']) : undefined;
   if (baseBin !== undefined && !existsSync(baseBin)) throw new Error(`--tlscope-bin ${baseBin}: no such file`);
@@ -95,6 +99,7 @@ function options(argv: string[]): Options {
     quietWaitS: numberOption('quiet-wait', v['quiet-wait']) ?? 60,
     baseBin,
     profileDir: typeof v['tracer-profile'] === 'string' ? resolve(v['tracer-profile']) : undefined,
+    ringMiB: numberOption('ring-size', v['ring-size'], 1),
   };
 }
 
@@ -222,6 +227,8 @@ interface Run {
   bpfNsPerCall: number | undefined;
   /** the tracer's CPU from the client's start until its output had been quiet for 300 ms (all the run's bytes written), ns */
   tracerCpuToDrainedNs: number | undefined;
+  /** tlscope: the plaintext bytes it says it turned into JSON ("N bytes in M calls" of its summary) */
+  tracerBytes: number | undefined;
   /** the end of the tracer's standard error (its summary) */
   tracerErr: string | undefined;
   /** how the tracer ended: its exit code, or the signal that ended it */
@@ -238,7 +245,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const outFile = join(work, `${mode}-${body}-${rep}.out`);
   let tracer: Proc | undefined;
   if (isTlscope(mode)) {
-    const cut = mode === 'tlscope-200' ? ['--max-bytes', '200'] : [];
+    const cut = [...(mode === 'tlscope-200' ? ['--max-bytes', '200'] : []), ...(o.ringMiB === undefined ? [] : ['--ring-size', String(o.ringMiB)])];
     const bin = mode === 'tlscope-base' ? o.baseBin ?? BIN : BIN;
     let env = process.env;
     if (o.profileDir !== undefined) {
@@ -275,7 +282,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
   const moved = 2 * (result.requestBytes + result.responseBytes);
   const cap = tracer === undefined ? { bytes: 0, lost: 0 } : await capturedBytes(mode, outFile, new Set(pids));
   const k = /kernel: (\d+) calls with data, (\d+) without/.exec(tracer?.err ?? '');
-  const lostEv = /tlscope: \d+ events?, (\d+) lost/.exec(tracer?.err ?? '');
+  const lostEv = /tlscope: \d+ events? shown, (\d+) lost/.exec(tracer?.err ?? '');
   rmSync(outFile, { force: true });
   // per probed call: one entry program run and one return program run (uretprobe or RET uprobe)
   const probeProgs = (xs: ProgStat[]): ProgStat[] => xs.filter((p) => /^tls_(ssl|gnutls|go|lib)_/.test(p.name));
@@ -296,6 +303,7 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
     tracerCpuPct: tracer === undefined ? undefined : ((cpu1 - cpu0) / 1e9 / wall) * 100,
     tracerCpuToDrainedNs: tracer === undefined ? undefined : cpuDrained - cpu0,
     tracerErr: tracer?.err.slice(-2000),
+    tracerBytes: /; (\d+) bytes in \d+ calls/.exec(tracer?.err ?? '')?.[1] === undefined ? undefined : Number(/; (\d+) bytes in \d+ calls/.exec(tracer?.err ?? '')?.[1]),
     tracerExit: tracer === undefined ? undefined : String(tracer.child.exitCode ?? tracer.child.signalCode),
     callsWithData: k === null ? undefined : Number(k[1]),
     callsWithout: k === null ? undefined : Number(k[2]),
@@ -306,9 +314,13 @@ async function runOnce(mode: Mode, body: number, rep: number, o: Options, work: 
 /** The lower median (of an even count, the lower middle value), as these tables always had. */
 const median = (xs: number[]): number => medianOf(xs, 'lower');
 
-/** Tracer CPU ms per MB (10^6 bytes) of plaintext written out, from its start to drained: the median of the runs. */
+/**
+ * Tracer CPU ms per MB (10^6 bytes) of plaintext it encoded (its own summary's byte count; the
+ * bytes the bench read back when it has none), from the client's start until its output was
+ * quiet for 300 ms: the median of the runs.
+ */
 function msPerMb(rs: readonly Run[]): number {
-  const xs = rs.filter((r) => r.tracerCpuToDrainedNs !== undefined && r.capturedBytes > 0).map((r) => (r.tracerCpuToDrainedNs ?? 0) / 1e6 / (r.capturedBytes / 1e6));
+  const xs = rs.filter((r) => r.tracerCpuToDrainedNs !== undefined && (r.tracerBytes ?? r.capturedBytes) > 0).map((r) => (r.tracerCpuToDrainedNs ?? 0) / 1e6 / ((r.tracerBytes ?? r.capturedBytes) / 1e6));
   return xs.length === 0 ? NaN : median(xs);
 }
 
