@@ -338,7 +338,7 @@ EOF
   done
   wait "$QPID" 2>/dev/null || true
   QPID=
-  # A guest kernel that panics before its script ends (6.12.118 under TCG did, twice in CI, at
+  # A guest kernel that panics before its script ends (6.12.118 under TCG did in CI, at
   # 13-14 s of uptime with "Fatal exception in interrupt"; 12 doctor runs in one guest and the
   # whole kTLS file passed on the next boots) is booted once more (KM_PANIC_BOOTS, default 2
   # boots in all); the panic's oops is kept in the notes either way, never dropped.
