@@ -6,13 +6,24 @@
  * Client so that every call is typed without generated code.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Client, credentials, Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { loadSync, type MethodDefinition, type PackageDefinition } from '@grpc/proto-loader';
+import type { Client, ClientReadableStream, Metadata, ServiceError } from '@grpc/grpc-js';
+import type { MethodDefinition, PackageDefinition } from '@grpc/proto-loader';
 import { TlscopeError } from '../errors.js';
 import { asObject, type Json } from './narrow.js';
 
-export { GrpcStatus };
+/** The gRPC status codes the runtime clients test for (grpc/doc/statuscodes.md). */
+export const GrpcStatus = { CANCELLED: 1, NOT_FOUND: 5, UNIMPLEMENTED: 12 } as const;
+
+/**
+ * grpc-js and proto-loader load with the first runtime connection, not with the module: ~15 MB
+ * resident that a host without containerd or CRI-O (and every command that never asks a
+ * runtime) need not pay.
+ */
+const lazyRequire = createRequire(import.meta.url);
+let grpcModule: typeof import('@grpc/grpc-js') | undefined;
+const grpcJs = (): typeof import('@grpc/grpc-js') => (grpcModule ??= lazyRequire('@grpc/grpc-js') as typeof import('@grpc/grpc-js'));
 
 /**
  * Where the .proto files are. Compiled code runs from dist/src/containers/ while the protos stay
@@ -35,6 +46,7 @@ const packageCache = new Map<string, PackageDefinition>();
 function loadProto(file: string): PackageDefinition {
   let def = packageCache.get(file);
   if (def === undefined) {
+    const { loadSync } = lazyRequire('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
     def = loadSync(file, {
       includeDirs: [protoDirectory()],
       keepCase: true, // field names as in the .proto (snake_case), as the runtimes document them
@@ -81,6 +93,7 @@ export class GrpcConnection {
 
   constructor(readonly socketPath: string, protoFile: string) {
     this.def = loadProto(protoFile);
+    const { Client, credentials } = grpcJs();
     this.client = new Client(`unix://${socketPath}`, credentials.createInsecure(), {
       // Container lists carry each container's labels and more; 4 MiB (the default) is tight on a busy node.
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -88,7 +101,7 @@ export class GrpcConnection {
   }
 
   private metadata(values: Readonly<Record<string, string>> | undefined): Metadata {
-    const md = new Metadata();
+    const md = new (grpcJs().Metadata)();
     for (const [key, value] of Object.entries(values ?? {})) md.set(key, value);
     return md;
   }
