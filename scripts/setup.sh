@@ -52,12 +52,13 @@ fi
 . scripts/apt-ensure.sh
 apt_ensure setup "${pkgs[@]}"
 
-# Node.js ≥ 20: the distribution's package when it is new enough, otherwise the official
-# build published on the npm registry.
-node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-if [ "$(node_major)" -lt 20 ]; then
+# Node.js ≥ 20.19 (it requires an ES module synchronously: the query engine): the
+# distribution's package when it is new enough, otherwise the official build published on the
+# npm registry.
+node_ok() { node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; }
+if ! node_ok; then
   command -v npm >/dev/null 2>&1 || apt-get install -y -q --no-install-recommends nodejs npm
-  if [ "$(node_major)" -lt 20 ]; then
+  if ! node_ok; then
     npm install -g --no-audit --no-fund node@20
     hash -r
   fi

@@ -6,11 +6,11 @@
  * Client so that every call is typed without generated code.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Client, ClientReadableStream, Metadata, ServiceError } from '@grpc/grpc-js';
 import type { MethodDefinition, PackageDefinition } from '@grpc/proto-loader';
 import { TlscopeError } from '../errors.js';
+import { lazyModule } from '../lazy-module.js';
 import { asObject, type Json } from './narrow.js';
 
 /** The gRPC status codes the runtime clients test for (grpc/doc/statuscodes.md). */
@@ -21,9 +21,8 @@ export const GrpcStatus = { CANCELLED: 1, NOT_FOUND: 5, UNIMPLEMENTED: 12 } as c
  * resident that a host without containerd or CRI-O (and every command that never asks a
  * runtime) need not pay.
  */
-const lazyRequire = createRequire(import.meta.url);
-let grpcModule: typeof import('@grpc/grpc-js') | undefined;
-const grpcJs = (): typeof import('@grpc/grpc-js') => (grpcModule ??= lazyRequire('@grpc/grpc-js') as typeof import('@grpc/grpc-js'));
+const grpcJs = lazyModule<typeof import('@grpc/grpc-js')>('@grpc/grpc-js');
+const protoLoader = lazyModule<typeof import('@grpc/proto-loader')>('@grpc/proto-loader');
 
 /**
  * Where the .proto files are. Compiled code runs from dist/src/containers/ while the protos stay
@@ -46,7 +45,7 @@ const packageCache = new Map<string, PackageDefinition>();
 function loadProto(file: string): PackageDefinition {
   let def = packageCache.get(file);
   if (def === undefined) {
-    const { loadSync } = lazyRequire('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
+    const { loadSync } = protoLoader();
     def = loadSync(file, {
       includeDirs: [protoDirectory()],
       keepCase: true, // field names as in the .proto (snake_case), as the runtimes document them

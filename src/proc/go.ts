@@ -6,7 +6,7 @@
  * (iced-x86). Uprobes on each RET stand in for a uretprobe, which Go programs do not survive.
  * amd64 only (ELF64 little-endian, x86-64 code).
  */
-import { createRequire } from 'node:module';
+import { lazyModule } from '../lazy-module.js';
 import { TlscopeError } from '../errors.js';
 import type { ElfFile } from '../elf/elf.js';
 
@@ -208,15 +208,11 @@ export function goFunctions(elf: ElfFile, names: readonly string[]): Map<string,
 }
 
 type Iced = typeof import('iced-x86');
-let iced: Iced | undefined;
 /**
  * The disassembler is loaded on the first Go binary: its WebAssembly module adds ~25 MB of
  * resident memory, which a tracer that never meets a Go program should not pay.
  */
-function disassembler(): Iced {
-  iced ??= createRequire(import.meta.url)('iced-x86') as Iced;
-  return iced;
-}
+const disassembler = lazyModule<Iced>('iced-x86');
 
 /** File offsets of every RET instruction in `code`, which is loaded at `address` and read from `fileOffset`. */
 export function returnOffsets(code: Uint8Array, address: bigint, fileOffset: number): number[] {

@@ -14,9 +14,9 @@
  * source ranges). @bufbuild/cel 0.6 was tried first: its checker is not exported, so
  * `proc.comm == 3` was silently false instead of an error.
  */
-import { createRequire } from 'node:module';
 import type { ASTNode, Environment } from '@marcbachmann/cel-js';
 import { UsageError } from '../errors.js';
+import { lazyModule } from '../lazy-module.js';
 import type { Field, FieldType, FieldValue } from '../fields/field.js';
 import { pushdownOf, type QueryPushdown } from './pushdown.js';
 
@@ -156,16 +156,9 @@ function translate(source: string, err: unknown, names: readonly string[]): Usag
   return queryError(source, summary, offset, known);
 }
 
-let environmentClass: typeof Environment | undefined;
-
-/**
- * The CEL engine, loaded with the first query (ESM, required synchronously: Node.js >= 20.19):
- * ~7 MB resident that a trace without --query need not pay.
- */
-function celEnvironment(): typeof Environment {
-  environmentClass ??= (createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js')).Environment;
-  return environmentClass;
-}
+/** The CEL engine, loaded with the first query (ESM, required synchronously: Node.js >= 20.19). */
+const celJs = lazyModule<typeof import('@marcbachmann/cel-js')>('@marcbachmann/cel-js');
+const celEnvironment = (): typeof Environment => celJs().Environment;
 
 /**
  * Compiles a CEL expression over these fields (their JSON names; `aliases` adds more).

@@ -14,7 +14,7 @@ const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
  * front ends never import each other. A new top-level folder must be added here (and to
  * docs/architecture.md) before anything in it may be imported.
  */
-const BASE = ['errors', 'constants'];
+const BASE = ['errors', 'constants', 'lazy-module'];
 const PURE = [...BASE, 'net', 'protocols', 'elf'];
 const BELOW_GADGETS = [...PURE, 'fields', 'proc', 'ebpf', 'containers', 'query'];
 const FRONT_END_MAY = [...BELOW_GADGETS, 'gadgets', 'session', 'output'];
@@ -22,6 +22,8 @@ export const LAYERS: Record<string, readonly string[]> = {
   errors: [],
   // Linux, libpcap and file-format numbers: one definition each, for every layer
   constants: [],
+  // a dependency required on first use (the heavy ones: iced-x86, grpc-js, proto-loader, cel-js)
+  'lazy-module': ['errors'],
   net: BASE,
   elf: BASE,
   protocols: [...BASE, 'net'],

@@ -8,10 +8,12 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { createRequire } from 'node:module';
 import type { MethodDefinition, PackageDefinition } from '@grpc/proto-loader';
 import { errorMessage, UsageError } from '../../errors.js';
 import { decodeProtobuf } from '../../protocols/protobuf-wire.js';
+import { lazyModule } from '../../lazy-module.js';
+
+const protoLoader = lazyModule<typeof import('@grpc/proto-loader')>('@grpc/proto-loader');
 
 export type DescribeMessage = (service: string, method: string, side: 'request' | 'response', bytes: Uint8Array) => string | undefined;
 
@@ -48,7 +50,7 @@ export function loadProtoDir(dir: string): ProtoSchema {
     // imports resolve from DIR (import "demo/greeter.proto";) as protoc -I DIR would
     // proto-loader (and protobufjs under it) load with the first --proto: ~9 MB resident that
     // every other trace tls run, and trace sni through the gadget catalog, need not pay
-    const { loadSync } = createRequire(import.meta.url)('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
+    const { loadSync } = protoLoader();
     def = loadSync(files.map((f) => relative(dir, f)), { includeDirs: [dir], keepCase: true, longs: String, enums: String, bytes: String, defaults: false, oneofs: true });
   } catch (e) {
     throw new UsageError(`--proto ${dir}: the .proto files do not load: ${errorMessage(e)}`);
